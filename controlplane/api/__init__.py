@@ -1,0 +1,1 @@
+"""API conventions shared by every app: errors, authentication, permissions, pagination, throttling."""

@@ -1,0 +1,109 @@
+"""One error shape everywhere: ``{"error": {"code": ..., "message": ..., "details": [...]}}``.
+
+Services raise ``DomainError`` (or a subclass); DRF's own exceptions and Django's 404/500 handlers are
+reshaped here, so a client parses every error the same way.
+"""
+
+from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+class DomainError(Exception):
+    """A rule of the domain was broken; carries the status and code the API answers with."""
+
+    status = status.HTTP_400_BAD_REQUEST
+    code = "invalid"
+
+    def __init__(self, message: str, *, code: str | None = None, details: list | None = None, status=None):
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.code
+        self.details = details or []
+        self.status = status or self.status
+
+
+class NotFound(DomainError):
+    status = status.HTTP_404_NOT_FOUND
+    code = "not_found"
+
+
+class Forbidden(DomainError):
+    status = status.HTTP_403_FORBIDDEN
+    code = "permission_denied"
+
+
+class Conflict(DomainError):
+    status = status.HTTP_409_CONFLICT
+    code = "conflict"
+
+
+def error_body(code: str, message: str, details: list | None = None) -> dict:
+    return {"error": {"code": code, "message": message, "details": details or []}}
+
+
+def error_response(status_code: int, code: str, message: str, details: list | None = None) -> JsonResponse:
+    """For plain Django code paths (middleware, URL-level handlers) that have no DRF response."""
+    return JsonResponse(error_body(code, message, details), status=status_code)
+
+
+def _flatten(detail, field: str | None = None) -> list[dict]:
+    """DRF's nested validation errors as a flat list of ``{"field", "message", "code"}``."""
+    if isinstance(detail, dict):
+        items = []
+        for key, value in detail.items():
+            name = key if key != "non_field_errors" else None
+            items += _flatten(value, f"{field}.{name}" if field and name else (name or field))
+        return items
+    if isinstance(detail, list):
+        items = []
+        for index, value in enumerate(detail):
+            nested = isinstance(value, dict | list)
+            items += _flatten(value, f"{field}[{index}]" if nested and field else field)
+        return items
+    return [{"field": field, "message": str(detail), "code": getattr(detail, "code", "invalid")}]
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, DomainError):
+        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
+    if isinstance(exc, RequestDataTooBig):
+        return Response(
+            error_body("payload_too_large", "The request body is larger than this endpoint accepts."),
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
+    if isinstance(exc, DjangoValidationError):
+        exc = exceptions.ValidationError(exc.messages)
+
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None  # a real bug: Django's handler500 answers with the same shape
+    if isinstance(exc, exceptions.ValidationError):
+        body = error_body("invalid", "The request is not valid.", _flatten(exc.detail))
+    else:
+        detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
+        code = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
+        if isinstance(code, dict | list):
+            code = "error"
+        body = error_body(code, str(detail))
+    response.data = body
+    return response
+
+
+def handler400(request, exception=None):
+    return error_response(400, "bad_request", "The request could not be understood.")
+
+
+def handler403(request, exception=None):
+    return error_response(403, "permission_denied", "You may not do this.")
+
+
+def handler404(request, exception=None):
+    return error_response(404, "not_found", "Nothing is here.")
+
+
+def handler500(request):
+    return error_response(500, "server_error", "Something went wrong on our side; it has been logged.")

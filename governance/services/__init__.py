@@ -1,0 +1,1 @@
+"""Services: the functions that change governed state, each in one transaction (STYLE.md)."""
