@@ -107,6 +107,7 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True  # development: no collectstatic needed
 
 # Redis: the Celery broker, the cache behind throttling. Without it tasks run in process.
 REDIS_URL = env.string("REDIS_URL", "")

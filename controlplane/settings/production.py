@@ -20,3 +20,4 @@ SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 STORAGES["staticfiles"]["BACKEND"] = "whitenoise.storage.CompressedManifestStaticFilesStorage"  # noqa: F405
 WHITENOISE_USE_FINDERS = False
+WHITENOISE_AUTOREFRESH = False

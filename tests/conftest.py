@@ -1,0 +1,105 @@
+"""Persona fixtures and the rules for tests that need the real services.
+
+Tests marked ``postgres`` or ``redis`` (or ``worker``) are skipped with a reason when the service is not
+configured, and fail instead of skipping when ``CI=true``.
+"""
+
+import os
+
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+
+from governance.access import Principal
+from governance.models import Role
+from governance.services.access import project_create, role_grant
+from governance.services.api_keys import api_key_issue
+from tests.factories import UserFactory
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def _require(item, marker: str, available: bool, reason: str) -> None:
+    if item.get_closest_marker(marker) is None or available:
+        return
+    if IN_CI:
+        pytest.fail(f"{reason}; CI=true never skips it", pytrace=False)
+    pytest.skip(reason)
+
+
+def pytest_runtest_setup(item):
+    on_postgres = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+    _require(item, "postgres", on_postgres, "needs PostgreSQL: set DATABASE_URL")
+    _require(item, "redis", bool(settings.REDIS_URL), "needs Redis: set REDIS_URL")
+    _require(item, "worker", bool(settings.REDIS_URL), "needs Redis for a real Celery worker: set REDIS_URL")
+
+
+@pytest.fixture
+def staff(db):
+    return UserFactory(username="staff", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def admin_user(db):
+    return UserFactory(username="admin")
+
+
+@pytest.fixture
+def project(db, staff, admin_user):
+    return project_create(actor=Principal(staff), slug="fraud", name="Fraud detection", admin=admin_user)
+
+
+def _member(project, admin_user, username, role):
+    user = UserFactory(username=username)
+    role_grant(actor=Principal(admin_user), project=project, principal=user, role=role)
+    return user
+
+
+@pytest.fixture
+def ml_engineer(project, admin_user):
+    return _member(project, admin_user, "mlengineer", Role.ML_ENGINEER)
+
+
+@pytest.fixture
+def officer(project, admin_user):
+    return _member(project, admin_user, "officer", Role.GOVERNANCE_OFFICER)
+
+
+@pytest.fixture
+def officer2(project, admin_user):
+    return _member(project, admin_user, "officer2", Role.GOVERNANCE_OFFICER)
+
+
+@pytest.fixture
+def auditor(project, admin_user):
+    return _member(project, admin_user, "auditor", Role.AUDITOR)
+
+
+@pytest.fixture
+def other_project(db, staff):
+    other_admin = UserFactory(username="other-admin")
+    return project_create(actor=Principal(staff), slug="other", name="Other team", admin=other_admin)
+
+
+@pytest.fixture
+def outsider(other_project):
+    """An ML engineer of another project: everything in ``project`` must be invisible to them."""
+    user = UserFactory(username="outsider")
+    role_grant(actor=Principal.system(), project=other_project, principal=user, role=Role.ML_ENGINEER)
+    return user
+
+
+@pytest.fixture
+def api():
+    """``api(user, project=None, read_only=False)``: an API client sending a fresh Bearer key of ``user``."""
+
+    def make(user=None, *, project=None, read_only=False):
+        client = APIClient()
+        if user is not None:
+            _, raw_key = api_key_issue(
+                owner=user, project=project, name="test", read_only=read_only, expires_at=None, created_by=user
+            )
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+        return client
+
+    return make
