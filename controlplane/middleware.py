@@ -4,8 +4,19 @@ import uuid
 from django.conf import settings
 
 from controlplane.api.errors import error_response
+from controlplane.context import RequestContext, current_request
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def client_address(request) -> str:
+    """REMOTE_ADDR, or, behind ``TOLLGATE_PROXY_COUNT`` trusted proxies, the address they saw."""
+    hops = settings.TOLLGATE_PROXY_COUNT
+    if hops:
+        forwarded = [a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if a.strip()]
+        if len(forwarded) >= hops:
+            return forwarded[-hops][:64]
+    return request.META.get("REMOTE_ADDR", "")[:64]
 
 
 class RequestIdMiddleware:
@@ -17,7 +28,12 @@ class RequestIdMiddleware:
     def __call__(self, request):
         incoming = request.headers.get("X-Request-ID", "")
         request.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        response = self.get_response(request)
+        request.client_address = client_address(request)
+        token = current_request.set(RequestContext(request.request_id, request.client_address))
+        try:
+            response = self.get_response(request)
+        finally:
+            current_request.reset(token)
         response["X-Request-ID"] = request.request_id
         return response
 

@@ -91,8 +91,8 @@ def require_role(
     using a read-only key). ``action`` names the refused operation in the message."""
     roles = tuple(roles)
     if write and principal.read_only:
-        raise Forbidden(f"This API key is read-only; it may not {action}.", code="read_only_key")
+        raise Forbidden(f"This API key is read-only; it may not {action}.", code="read_only_key", project=project)
     if principal.has_role(project, roles):
         return
     wanted = " or ".join(roles)
-    raise Forbidden(f"Only a project's {wanted} may {action}.", code="permission_denied")
+    raise Forbidden(f"Only a project's {wanted} may {action}.", code="permission_denied", project=project)

@@ -97,7 +97,7 @@ def api():
         client = APIClient()
         if user is not None:
             _, raw_key = api_key_issue(
-                owner=user, project=project, name="test", read_only=read_only, expires_at=None, created_by=user
+                actor=Principal(user), owner=user, project=project, name="test", read_only=read_only, expires_at=None
             )
             client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
         return client

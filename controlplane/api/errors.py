@@ -18,12 +18,15 @@ class DomainError(Exception):
     status = status.HTTP_400_BAD_REQUEST
     code = "invalid"
 
-    def __init__(self, message: str, *, code: str | None = None, details: list | None = None, status=None):
+    def __init__(
+        self, message: str, *, code: str | None = None, details: list | None = None, status=None, project=None
+    ):
         super().__init__(message)
         self.message = message
         self.code = code or self.code
         self.details = details or []
         self.status = status or self.status
+        self.project = project  # where a refusal is audited (None: the system chain)
 
 
 class NotFound(DomainError):
@@ -67,8 +70,26 @@ def _flatten(detail, field: str | None = None) -> list[dict]:
     return [{"field": field, "message": str(detail), "code": getattr(detail, "code", "invalid")}]
 
 
+def _audit_refusal(exc, context, message: str) -> None:
+    """A 403 to an authenticated principal is an ``access.denied`` audit event, in its own transaction."""
+    request = context.get("request")
+    if request is None or not getattr(request.user, "is_authenticated", False):
+        return
+    from governance.access import Principal
+    from governance.audit import audit_denied
+
+    audit_denied(
+        actor=Principal.from_request(request),
+        project=getattr(exc, "project", None),
+        operation=f"{request.method} {request.path}",
+        reason=message,
+    )
+
+
 def exception_handler(exc, context):
     if isinstance(exc, DomainError):
+        if exc.status == status.HTTP_403_FORBIDDEN:
+            _audit_refusal(exc, context, exc.message)
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
     if isinstance(exc, RequestDataTooBig):
         return Response(
@@ -81,6 +102,8 @@ def exception_handler(exc, context):
     response = drf_exception_handler(exc, context)
     if response is None:
         return None  # a real bug: Django's handler500 answers with the same shape
+    if isinstance(exc, exceptions.PermissionDenied):
+        _audit_refusal(exc, context, str(exc.detail))
     if isinstance(exc, exceptions.ValidationError):
         body = error_body("invalid", "The request is not valid.", _flatten(exc.detail))
     else:

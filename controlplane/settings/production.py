@@ -8,6 +8,7 @@ SECRET_KEY = env.string("DJANGO_SECRET_KEY")
 DEBUG = False
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+TOLLGATE_PROXY_COUNT = env.integer("TOLLGATE_PROXY_COUNT", 1, minimum=0)
 SECURE_SSL_REDIRECT = env.boolean("TOLLGATE_SSL_REDIRECT", True)
 # Plain-HTTP probes of the health endpoints must not be redirected.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]

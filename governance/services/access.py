@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from controlplane.api.errors import Conflict, DomainError, Forbidden
 from governance.access import SYSTEM_USERNAME, Principal, require_role
+from governance.audit import audit_record, changes
 from governance.models import ApiKey, Project, Role, RoleBinding, User
 from governance.models.access import SERVICE_ACCOUNT_ROLES
 
@@ -21,6 +22,13 @@ def project_create(*, actor: Principal, slug: str, name: str, admin: User, descr
     if Project.objects.filter(slug=slug).exists():
         raise Conflict(f"A project with the slug '{slug}' exists.", details=[{"field": "slug"}])
     project = Project.objects.create(slug=slug, name=name, description=description, created_by=actor.user)
+    audit_record(
+        action="project.created",
+        actor=actor,
+        project=project,
+        target=project,
+        diff={"slug": slug, "name": name, "description": description},
+    )
     role_grant(actor=actor, project=project, principal=admin, role=Role.ADMIN)
     return project
 
@@ -28,11 +36,16 @@ def project_create(*, actor: Principal, slug: str, name: str, admin: User, descr
 @transaction.atomic
 def project_update(*, actor: Principal, project: Project, name: str | None, description: str | None) -> Project:
     require_role(actor, project, [Role.ADMIN], action="edit the project")
+    project = Project.objects.select_for_update().get(pk=project.pk)
+    before = {"name": project.name, "description": project.description}
     if name is not None:
         project.name = name
     if description is not None:
         project.description = description
-    project.save(update_fields=["name", "description"])
+    diff = changes(before, {"name": project.name, "description": project.description})
+    if diff:
+        project.save(update_fields=["name", "description"])
+        audit_record(action="project.updated", actor=actor, project=project, target=project, diff=diff)
     return project
 
 
@@ -49,7 +62,7 @@ def role_grant(
 ) -> RoleBinding:
     _require_granter(actor, project, role, "grant")
     if principal.pk == actor.user.pk:
-        raise Forbidden("Nobody grants a role to themselves.", code="self_grant")
+        raise Forbidden("Nobody grants a role to themselves.", code="self_grant", project=project)
     if not principal.is_active:
         raise DomainError(f"The user '{principal.username}' is deactivated.", details=[{"field": "principal"}])
     if principal.is_service_account:
@@ -77,7 +90,7 @@ def role_grant(
         current.save(update_fields=["revoked_at", "revoked_by"])
     try:
         with transaction.atomic():
-            return RoleBinding.objects.create(
+            binding = RoleBinding.objects.create(
                 principal=principal,
                 project=project,
                 role=role,
@@ -87,6 +100,14 @@ def role_grant(
             )
     except IntegrityError:
         raise Conflict(f"'{principal.username}' already holds the role {role} in this project.") from None
+    audit_record(
+        action="role.granted",
+        actor=actor,
+        project=project,
+        target=binding,
+        diff={"principal": principal.username, "role": role, "expires_at": expires_at},
+    )
+    return binding
 
 
 @transaction.atomic
@@ -102,6 +123,13 @@ def role_revoke(*, actor: Principal, binding: RoleBinding) -> RoleBinding:
     binding.revoked_at = timezone.now()
     binding.revoked_by = actor.user
     binding.save(update_fields=["revoked_at", "revoked_by"])
+    audit_record(
+        action="role.revoked",
+        actor=actor,
+        project=binding.project,
+        target=binding,
+        diff={"principal": binding.principal.username, "role": binding.role},
+    )
     return binding
 
 
@@ -119,9 +147,16 @@ def service_account_create(
     account = User(username=username, service_project=project, description=description)
     account.set_unusable_password()
     account.save()
+    audit_record(
+        action="service_account.created",
+        actor=actor,
+        project=project,
+        target=account,
+        diff={"username": username, "description": description},
+    )
     role_grant(actor=actor, project=project, principal=account, role=role)
     key, raw_key = api_key_issue(
-        owner=account, project=project, name=f"{name} key", read_only=False, expires_at=None, created_by=actor.user
+        actor=actor, owner=account, project=project, name=f"{name} key", read_only=False, expires_at=None
     )
     return account, key, raw_key
 
@@ -139,4 +174,5 @@ def user_create(*, actor: Principal, username: str, email: str = "", password: s
     else:
         user.set_unusable_password()
     user.save()
+    audit_record(action="user.created", actor=actor, target=user, diff={"username": username, "email": email})
     return user

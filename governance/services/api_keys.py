@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from controlplane.api.errors import DomainError, Forbidden, NotFound
 from governance.access import Principal, require_role
+from governance.audit import audit_record
 from governance.models import ApiKey, Project, Role, User
 
 KEY_PREFIX = "tg_"
@@ -59,7 +60,10 @@ def _check_expiry(expires_at: datetime | None) -> datetime:
     return expires_at
 
 
-def api_key_issue(*, owner: User, project: Project | None, name: str, read_only: bool, expires_at, created_by: User):
+def api_key_issue(
+    *, actor: Principal, owner: User, project: Project | None, name: str, read_only: bool, expires_at
+) -> tuple[ApiKey, str]:
+    """Create a key and audit it. Callers have already decided that ``actor`` may issue it."""
     raw_key, prefix = _new_secret()
     key = ApiKey.objects.create(
         owner=owner,
@@ -69,7 +73,20 @@ def api_key_issue(*, owner: User, project: Project | None, name: str, read_only:
         hashed=_hash(raw_key),
         read_only=read_only,
         expires_at=_check_expiry(expires_at),
-        created_by=created_by,
+        created_by=actor.user,
+    )
+    audit_record(
+        action="api_key.created",
+        actor=actor,
+        project=project,
+        target=key,
+        diff={
+            "owner": owner.username,
+            "name": name,
+            "prefix": prefix,
+            "read_only": read_only,
+            "expires_at": key.expires_at,
+        },
     )
     return key, raw_key
 
@@ -89,7 +106,7 @@ def api_key_create(
     if project is not None and not actor.roles(project) and not actor.is_staff:
         raise NotFound("No such project.")
     return api_key_issue(
-        owner=actor.user, project=project, name=name, read_only=read_only, expires_at=expires_at, created_by=actor.user
+        actor=actor, owner=actor.user, project=project, name=name, read_only=read_only, expires_at=expires_at
     )
 
 
@@ -101,12 +118,7 @@ def service_account_key_create(
     project = service_account.service_project
     require_role(actor, project, [Role.ADMIN], action="issue service account keys")
     return api_key_issue(
-        owner=service_account,
-        project=project,
-        name=name,
-        read_only=read_only,
-        expires_at=expires_at,
-        created_by=actor.user,
+        actor=actor, owner=service_account, project=project, name=name, read_only=read_only, expires_at=expires_at
     )
 
 
@@ -114,7 +126,9 @@ def service_account_key_create(
 def api_key_revoke(*, actor: Principal, key: ApiKey) -> ApiKey:
     key = ApiKey.objects.select_for_update().get(pk=key.pk)
     own = key.owner_id == actor.user.pk
-    if not own:
+    if actor.is_system:
+        pass
+    elif not own:
         project = key.owner.service_project
         if project is None:
             raise NotFound("No such API key.")
@@ -124,4 +138,11 @@ def api_key_revoke(*, actor: Principal, key: ApiKey) -> ApiKey:
     if key.revoked_at is None:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
+        audit_record(
+            action="api_key.revoked",
+            actor=actor,
+            project=key.project,
+            target=key,
+            diff={"owner": key.owner.username, "prefix": key.prefix},
+        )
     return key

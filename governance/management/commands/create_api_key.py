@@ -35,6 +35,6 @@ class Command(BaseCommand):
             role_grant(actor=system, project=target, principal=owner, role=role)
             self.stderr.write(f"granted {role} in {project} to {user}")
         _, raw_key = api_key_issue(
-            owner=owner, project=target, name=name, read_only=read_only, expires_at=None, created_by=system.user
+            actor=system, owner=owner, project=target, name=name, read_only=read_only, expires_at=None
         )
         self.stdout.write(raw_key)

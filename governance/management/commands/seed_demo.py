@@ -8,12 +8,12 @@ import secrets
 
 from django.core.management.base import BaseCommand
 from django.db import transaction
-from django.utils import timezone
 
 from governance.access import Principal
+from governance.audit import audit_record
 from governance.models import ApiKey, Project, Role, RoleBinding, User
 from governance.services.access import project_create, role_grant, service_account_create
-from governance.services.api_keys import api_key_issue
+from governance.services.api_keys import api_key_issue, api_key_revoke
 
 PROJECT = "fraud-detection"
 PERSONAS = [
@@ -85,18 +85,16 @@ class Command(BaseCommand):
 
     def _reset(self, user: User, what: str, *, project: Project | None, password: bool = True):
         """A fresh password and a fresh demo key; earlier demo keys of this user are revoked."""
+        system = Principal.system()
         new_password = None
         if password:
             new_password = secrets.token_urlsafe(9)
             user.set_password(new_password)
             user.save(update_fields=["password"])
-        ApiKey.objects.filter(owner=user, name=DEMO_KEY_NAME, revoked_at__isnull=True).update(revoked_at=timezone.now())
+            audit_record(action="user.password_set", actor=system, target=user, diff={"password": "new"})
+        for old in ApiKey.objects.filter(owner=user, name=DEMO_KEY_NAME, revoked_at__isnull=True):
+            api_key_revoke(actor=system, key=old)
         _, raw_key = api_key_issue(
-            owner=user,
-            project=project,
-            name=DEMO_KEY_NAME,
-            read_only=False,
-            expires_at=None,
-            created_by=Principal.system().user,
+            actor=system, owner=user, project=project, name=DEMO_KEY_NAME, read_only=False, expires_at=None
         )
         return user.username, what, new_password, raw_key

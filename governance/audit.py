@@ -1,0 +1,184 @@
+"""Writing the audit trail: one hash chain per project plus the system chain (DESIGN §4, Audit).
+
+``audit_record`` appends an event in the caller's transaction, so a change and its event commit together.
+The hashed bytes are RFC 8785 canonical JSON (sorted keys, no whitespace), stored verbatim in
+``AuditEvent.payload``: the verifier re-hashes that text and never re-serialises a JSON column.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import hashlib
+import logging
+import uuid
+
+import rfc8785
+from django.db import models, transaction
+from django.utils import timezone
+
+from controlplane.context import current_request
+
+from .models import AuditChainHead, AuditEvent, Project
+from .models.audit import GENESIS_HASH, chain_of
+
+log = logging.getLogger(__name__)
+
+REDACTED = "[redacted]"
+# Field names whose values never enter the audit trail: secrets, and personal data.
+SECRET_FIELDS = ("password", "secret", "token", "hashed", "signing_key", "raw_key")
+PERSONAL_FIELDS = ("email", "first_name", "last_name", "phone")
+
+
+def _plain(value):
+    """A JSON-safe value for the diff (canonical JSON knows no dates, decimals or models)."""
+    if isinstance(value, datetime.datetime | datetime.date):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal | uuid.UUID):
+        return str(value)
+    if isinstance(value, models.Model):
+        return value.pk
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and value != value:  # NaN has no JSON form
+        return "NaN"
+    return value
+
+
+def redact(diff: dict) -> dict:
+    clean = {}
+    for field, value in diff.items():
+        name = field.lower()
+        if any(word in name for word in SECRET_FIELDS) or any(word in name for word in PERSONAL_FIELDS):
+            clean[field] = REDACTED
+        elif isinstance(value, dict):
+            clean[field] = redact(value)
+        else:
+            clean[field] = _plain(value)
+    return clean
+
+
+def changes(before: dict, after: dict) -> dict:
+    """A field-level diff: ``{field: {"from": old, "to": new}}`` for the fields that differ."""
+    return {
+        field: {"from": before.get(field), "to": after.get(field)}
+        for field in sorted(set(before) | set(after))
+        if before.get(field) != after.get(field)
+    }
+
+
+def canonical(body: dict) -> str:
+    return rfc8785.dumps(body).decode("utf-8")
+
+
+def digest(payload: str) -> str:
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def _actor_fields(actor, project: Project | None) -> dict:
+    """Who acted and as what. ``actor`` is a ``Principal`` (or None for an unattributed system job)."""
+    if actor is None:
+        return {"id": None, "name": "system", "role": "system", "key": None}
+    return {
+        "id": actor.user.pk,
+        "name": actor.user.username,
+        "role": _role_of(actor, project),
+        "key": actor.key.prefix if actor.key else None,
+    }
+
+
+def _role_of(actor, project: Project | None) -> str:
+    if actor is None or actor.is_system:
+        return "system"
+    roles = sorted(actor.roles(project)) if project is not None else []
+    if not roles and actor.user.is_staff:
+        roles = ["staff"]
+    if actor.user.is_service_account:
+        roles = [f"service_account:{r}" for r in roles] or ["service_account"]
+    return ",".join(roles)
+
+
+def audit_record(
+    *,
+    action: str,
+    actor,
+    project: Project | None = None,
+    target: models.Model | tuple[str, object] | None = None,
+    diff: dict | None = None,
+) -> AuditEvent:
+    """Append one event to the project's chain (or the system chain), in the current transaction.
+
+    The chain's head row is locked first, so concurrent writers queue up instead of forking the chain.
+    """
+    if isinstance(target, models.Model):
+        target_type, target_id = target._meta.model_name, str(target.pk)
+    elif target is not None:
+        target_type, target_id = target[0], str(target[1])
+    else:
+        target_type, target_id = "", ""
+    context = current_request.get()
+    actor_fields = _actor_fields(actor, project)
+    chain = chain_of(project.pk if project else None)
+    clean_diff = redact(diff or {})
+
+    with transaction.atomic():
+        AuditChainHead.objects.bulk_create([AuditChainHead(chain=chain)], ignore_conflicts=True)
+        head = AuditChainHead.objects.select_for_update().get(chain=chain)
+        occurred_at = timezone.now()
+        body = {
+            "v": 1,
+            "chain": chain,
+            "sequence": head.sequence + 1,
+            "occurred_at": occurred_at.isoformat(),
+            "project": {"id": project.pk, "slug": project.slug} if project else None,
+            "actor": actor_fields,
+            "action": action,
+            "target": {"type": target_type, "id": target_id},
+            "request_id": context.request_id,
+            "client_address": context.client_address,
+            "diff": clean_diff,
+            "prev_hash": head.hash,
+        }
+        payload = canonical(body)
+        event = AuditEvent.objects.create(
+            chain=chain,
+            sequence=body["sequence"],
+            occurred_at=occurred_at,
+            project=project,
+            actor_id=actor_fields["id"],
+            actor_name=actor_fields["name"],
+            actor_role=actor_fields["role"],
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            request_id=context.request_id,
+            client_address=context.client_address,
+            diff=clean_diff,
+            prev_hash=head.hash,
+            hash=digest(payload),
+            payload=payload,
+        )
+        head.sequence, head.hash = event.sequence, event.hash
+        head.save(update_fields=["sequence", "hash"])
+    return event
+
+
+def audit_denied(*, actor, project: Project | None, operation: str, reason: str) -> None:
+    """Record ``access.denied`` in its own transaction, after the refused operation rolled back.
+
+    Called by the API's exception handler; a failure to record is logged, never turned into a 500."""
+    try:
+        with transaction.atomic():
+            audit_record(
+                action="access.denied",
+                actor=actor,
+                project=project,
+                diff={"operation": operation, "reason": reason},
+            )
+    except Exception:  # noqa: BLE001
+        log.exception("could not record access.denied for %s", operation)
+
+
+__all__ = ["GENESIS_HASH", "audit_denied", "audit_record", "canonical", "changes", "digest", "redact"]
