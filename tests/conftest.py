@@ -46,6 +46,15 @@ def _flush_in_audit_maintenance():
     BaseDatabaseOperations.execute_sql_flush = original
 
 
+@pytest.fixture(autouse=True)
+def _private_storage(settings, tmp_path):
+    """Each test gets its own storage folder: files (checkpoints, uploads) never leak between tests."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {**settings.STORAGES["default"], "OPTIONS": {"location": str(tmp_path / "storage")}},
+    }
+
+
 def pytest_runtest_setup(item):
     on_postgres = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
     _require(item, "postgres", on_postgres, "needs PostgreSQL: set DATABASE_URL")

@@ -1,10 +1,16 @@
 from django.urls import path
 
-from . import views
+from . import audit_verify, views
 
 project = "projects/<slug:project>/"
 
 urlpatterns = [
+    path(f"{project}audit-events/verify/", audit_verify.AuditVerifyView.as_view(), name="audit-verify"),
+    path(
+        f"{project}audit-events/verify/<int:pk>/",
+        audit_verify.AuditVerificationDetailView.as_view(),
+        name="audit-verification-detail",
+    ),
     path("me/", views.MeView.as_view(), name="me"),
     path("users/", views.UserListView.as_view(), name="user-list"),
     path("api-keys/", views.ApiKeyListView.as_view(), name="api-key-list"),
