@@ -1,0 +1,251 @@
+"""Provenance and registry: datasets and their immutable versions, models, versions, metrics and model cards
+(DESIGN §4, Provenance and Registry)."""
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Classification(models.TextChoices):
+    PUBLIC = "public"
+    INTERNAL = "internal"
+    CONFIDENTIAL = "confidential"
+    RESTRICTED = "restricted"
+
+
+class RiskTier(models.TextChoices):
+    MINIMAL = "minimal"
+    LIMITED = "limited"
+    HIGH = "high"
+    UNACCEPTABLE = "unacceptable"
+
+
+class Dataset(models.Model):
+    """Identified like an OpenLineage dataset: (namespace, name) within a project."""
+
+    project = models.ForeignKey("Project", on_delete=models.PROTECT, related_name="datasets")
+    namespace = models.CharField(max_length=255)
+    name = models.CharField(max_length=255)
+    owner = models.ForeignKey("User", on_delete=models.PROTECT, null=True, related_name="+")
+    description = models.TextField(blank=True)
+    license = models.CharField(max_length=200, blank=True)
+    classification = models.CharField(max_length=16, choices=Classification.choices, blank=True)
+    contains_pii = models.BooleanField(default=False)
+    pii_justification = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["namespace", "name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "namespace", "name"], name="dataset_identity_in_project")
+        ]
+
+    def __str__(self):
+        return f"{self.namespace}/{self.name}"
+
+
+class DatasetVersion(models.Model):
+    """Immutable once registered. ``uploaded``: stored as Parquet under the project's prefix; ``uri``:
+    registered by reference with its hash; ``observed``: seen only through OpenLineage, with no hash."""
+
+    class Kind(models.TextChoices):
+        UPLOADED = "uploaded"
+        URI = "uri"
+        OBSERVED = "observed"
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="versions")
+    version = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    uri = models.CharField(max_length=2000, blank=True)
+    storage_path = models.CharField(max_length=1000, blank=True)
+    sha256 = models.CharField(max_length=64, null=True, blank=True)
+    size_bytes = models.BigIntegerField(null=True, blank=True)
+    row_count = models.BigIntegerField(null=True, blank=True)
+    schema = models.JSONField(default=list, blank=True)
+    motivation = models.TextField(blank=True)
+    composition = models.TextField(blank=True)
+    collection_process = models.TextField(blank=True)
+    known_biases = models.TextField(blank=True)
+    created_by = models.ForeignKey("User", on_delete=models.PROTECT, null=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["dataset_id", "created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "version"], name="dataset_version_label_unique"),
+            models.UniqueConstraint(
+                fields=["dataset", "sha256"], condition=Q(sha256__isnull=False), name="dataset_version_hash_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="observed") | Q(sha256__isnull=False), name="registered_versions_have_a_hash"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.dataset}@{self.version}"
+
+    @property
+    def is_stored(self) -> bool:
+        """Stored under the project's prefix, so workers may read it (uploaded, or a prefix URI)."""
+        return bool(self.storage_path)
+
+
+class RegisteredModel(models.Model):
+    project = models.ForeignKey("Project", on_delete=models.PROTECT, related_name="models")
+    name = models.CharField(max_length=200)
+    owner = models.ForeignKey("User", on_delete=models.PROTECT, null=True, related_name="+")
+    description = models.TextField(blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="model_name_in_project")]
+
+    def __str__(self):
+        return self.name
+
+
+class ModelVersion(models.Model):
+    """Artifact uri, sha256 and signature are immutable. The control plane stores references and hashes;
+    it never downloads or unpickles an artifact."""
+
+    class Status(models.TextChoices):
+        REGISTERED = "registered"
+        ARCHIVED = "archived"
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="versions")
+    version = models.PositiveIntegerField()
+    artifact_uri = models.CharField(max_length=2000)
+    artifact_sha256 = models.CharField(max_length=64)
+    framework = models.CharField(max_length=100, blank=True)
+    signature = models.JSONField(default=dict)
+    params = models.JSONField(default=dict, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    description = models.TextField(blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.REGISTERED)
+    created_by = models.ForeignKey("User", on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["model_id", "version"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "version"], name="model_version_number_unique"),
+            models.UniqueConstraint(fields=["model", "artifact_sha256"], name="model_version_artifact_unique"),
+        ]
+
+    def __str__(self):
+        return f"{self.model.name} v{self.version}"
+
+
+class Metric(models.Model):
+    """One measured value, as a row so it can be filtered and indexed."""
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="metrics")
+    name = models.CharField(max_length=100)
+    value = models.FloatField()
+    dataset_version = models.ForeignKey(
+        DatasetVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    subgroup = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["model_version_id", "name", "subgroup", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model_version", "name", "dataset_version", "subgroup"],
+                condition=Q(dataset_version__isnull=False),
+                name="metric_unique_per_dataset",
+            ),
+            models.UniqueConstraint(
+                fields=["model_version", "name", "subgroup"],
+                condition=Q(dataset_version__isnull=True),
+                name="metric_unique_without_dataset",
+            ),
+        ]
+        indexes = [models.Index(fields=["name", "value"], name="metric_name_value_idx")]
+
+    def __str__(self):
+        return f"{self.name}={self.value}"
+
+
+class DatasetRole(models.TextChoices):
+    TRAINED_ON = "trained_on"
+    VALIDATED_ON = "validated_on"
+    TESTED_ON = "tested_on"
+    REFERENCE = "reference"
+
+
+class ModelVersionDataset(models.Model):
+    """The lineage edge dataset version → model version, with the role the data played."""
+
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="dataset_links")
+    dataset_version = models.ForeignKey(DatasetVersion, on_delete=models.PROTECT, related_name="model_links")
+    role = models.CharField(max_length=16, choices=DatasetRole.choices)
+    created_by = models.ForeignKey("User", on_delete=models.PROTECT, null=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["model_version_id", "role", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model_version", "dataset_version", "role"], name="dataset_link_unique"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.dataset_version_id} {self.role} {self.model_version_id}"
+
+
+MODEL_CARD_FIELDS = (
+    "intended_use",
+    "out_of_scope_uses",
+    "users_and_affected_persons",
+    "limitations",
+    "ethical_considerations",
+    "evaluation_data",
+    "metrics_by_subgroup",
+    "human_oversight",
+    "proposed_risk_tier",
+    "risk_tier_rationale",
+)
+
+
+class ModelCard(models.Model):
+    """The current card of a version. ``content`` holds the fields of MODEL_CARD_FIELDS; every edit is a
+    ``ModelCardRevision`` with its author and hash. The confirmed tier is set only by a governance officer."""
+
+    model_version = models.OneToOneField(ModelVersion, on_delete=models.PROTECT, related_name="card")
+    content = models.JSONField(default=dict)
+    revision = models.PositiveIntegerField(default=0)
+    content_hash = models.CharField(max_length=64, blank=True)
+    confirmed_risk_tier = models.CharField(max_length=16, choices=RiskTier.choices, blank=True)
+    confirmed_by = models.ForeignKey("User", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    confirmation_comment = models.TextField(blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"card of {self.model_version_id} r{self.revision}"
+
+    @property
+    def effective_risk_tier(self) -> str:
+        """The tier gates use: the confirmed one; an unconfirmed tier counts as high (DESIGN §4)."""
+        return self.confirmed_risk_tier or RiskTier.HIGH
+
+
+class ModelCardRevision(models.Model):
+    card = models.ForeignKey(ModelCard, on_delete=models.PROTECT, related_name="revisions")
+    revision = models.PositiveIntegerField()
+    content = models.JSONField()
+    content_hash = models.CharField(max_length=64)
+    author = models.ForeignKey("User", on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["card_id", "revision"]
+        constraints = [models.UniqueConstraint(fields=["card", "revision"], name="card_revision_unique")]
+
+    def __str__(self):
+        return f"{self.card_id} r{self.revision}"
