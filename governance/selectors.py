@@ -1,11 +1,13 @@
 """Selectors: reads, always scoped to the requesting principal (STYLE.md). Out of scope is 404."""
 
-from django.db.models import QuerySet
+from django.db import connection
+from django.db.models import Count, Exists, OuterRef, Prefetch, QuerySet
 
 from controlplane.api.errors import DomainError, NotFound
 
 from .access import Principal, require_role
-from .models import ApiKey, Project, Role, RoleBinding, User
+from .models import AccessLogEntry, ApiKey, AuditEvent, Project, Role, RoleBinding, User
+from .models.audit import chain_of
 
 
 def project_list(*, principal: Principal) -> QuerySet[Project]:
@@ -76,3 +78,101 @@ def user_by_username(username: str) -> User:
     if user is None:
         raise DomainError(f"No user '{username}'.", details=[{"field": "principal", "message": "unknown user"}])
     return user
+
+
+# --- The auditor's view (DESIGN §4 and §8): the project's audit chain and access log. ---
+
+AUDIT_READERS = (Role.AUDITOR, Role.ADMIN)
+
+
+def audit_event_list(*, principal: Principal, project: Project) -> QuerySet[AuditEvent]:
+    """The project's chain in sequence order; its auditors and admins only (403 for other members)."""
+    require_role(principal, project, AUDIT_READERS, action="read the audit trail", write=False)
+    return AuditEvent.objects.filter(chain=chain_of(project.pk), project=project).order_by("sequence")
+
+
+def audit_event_get(*, principal: Principal, project: Project, sequence: int) -> AuditEvent:
+    event = audit_event_list(principal=principal, project=project).filter(sequence=sequence).first()
+    if event is None:
+        raise NotFound(f"No audit event #{sequence} in this project.")
+    return event
+
+
+def access_log_list(*, principal: Principal, project: Project) -> QuerySet[AccessLogEntry]:
+    """Requests made under the project's URLs, newest first; its auditors and admins only."""
+    require_role(principal, project, AUDIT_READERS, action="read the access log", write=False)
+    return AccessLogEntry.objects.filter(project_slug=project.slug).order_by("-id")
+
+
+# Registry -------------------------------------------------------------------------------------------------
+
+
+def model_list(*, principal: Principal, project: Project, filters: dict | None = None) -> QuerySet:
+    from .models import RegisteredModel
+
+    filters = filters or {}
+    models = RegisteredModel.objects.filter(project=project, project__in=principal.project_ids()).select_related(
+        "owner"
+    )
+    if filters.get("q"):
+        models = models.filter(name__icontains=filters["q"])
+    if filters.get("tag"):
+        models = _with_tag(models, filters["tag"])
+    if filters.get("owner"):
+        models = models.filter(owner__username=filters["owner"])
+    return models.annotate(version_count=Count("versions")).order_by("name", "id")
+
+
+def model_get(*, principal: Principal, project: Project, name: str):
+    from .models import RegisteredModel
+
+    model = (
+        RegisteredModel.objects.filter(project=project, project__in=principal.project_ids(), name=name)
+        .select_related("owner", "project")
+        .first()
+    )
+    if model is None:
+        raise NotFound(f"No model '{name}' in this project.")
+    return model
+
+
+def _with_tag(queryset: QuerySet, tag: str) -> QuerySet:
+    """Rows whose JSON ``tags`` list holds ``tag``: a containment query on PostgreSQL (indexable); SQLite
+    has no JSON containment, and tags are plain tokens, so the quoted token is matched in the text."""
+    if connection.vendor == "postgresql":
+        return queryset.filter(tags__contains=[tag])
+    return queryset.filter(tags__icontains=f'"{tag}"')
+
+
+def model_version_list(*, principal: Principal, model, filters: dict | None = None) -> QuerySet:
+    from .models import Metric, ModelVersion, ModelVersionDataset
+
+    filters = filters or {}
+    versions = ModelVersion.objects.filter(model=model, model__project__in=principal.project_ids())
+    if filters.get("tag"):
+        versions = _with_tag(versions, filters["tag"])
+    if filters.get("created_by"):
+        versions = versions.filter(created_by__username=filters["created_by"])
+    if filters.get("status"):
+        versions = versions.filter(status=filters["status"])
+    if filters.get("metric"):
+        bounds = {}
+        if filters.get("metric_min") is not None:
+            bounds["value__gte"] = filters["metric_min"]
+        if filters.get("metric_max") is not None:
+            bounds["value__lte"] = filters["metric_max"]
+        versions = versions.filter(
+            Exists(Metric.objects.filter(model_version=OuterRef("pk"), name=filters["metric"], **bounds))
+        )
+    links = ModelVersionDataset.objects.select_related("dataset_version__dataset")
+    return versions.select_related("model", "created_by", "card").prefetch_related(
+        "metrics", Prefetch("dataset_links", queryset=links)
+    )
+
+
+def model_version_get(*, principal: Principal, model, version: int):
+    found = model_version_list(principal=principal, model=model).filter(version=version).first()
+    if found is None:
+        raise NotFound(f"No version {version} of '{model.name}'.")
+    found.model = model
+    return found

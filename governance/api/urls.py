@@ -1,8 +1,9 @@
 from django.urls import path
 
-from . import audit_verify, views
+from . import audit_verify, auditing, registry, views
 
 project = "projects/<slug:project>/"
+version = f"{project}models/<str:model>/versions/<int:version>/"
 
 urlpatterns = [
     path(f"{project}audit-events/verify/", audit_verify.AuditVerifyView.as_view(), name="audit-verify"),
@@ -11,6 +12,9 @@ urlpatterns = [
         audit_verify.AuditVerificationDetailView.as_view(),
         name="audit-verification-detail",
     ),
+    path(f"{project}audit-events/", auditing.AuditEventListView.as_view(), name="audit-event-list"),
+    path(f"{project}audit-events/<int:sequence>/", auditing.AuditEventDetailView.as_view(), name="audit-event-detail"),
+    path(f"{project}access-log/", auditing.AccessLogListView.as_view(), name="access-log-list"),
     path("me/", views.MeView.as_view(), name="me"),
     path("users/", views.UserListView.as_view(), name="user-list"),
     path("api-keys/", views.ApiKeyListView.as_view(), name="api-key-list"),
@@ -34,5 +38,19 @@ urlpatterns = [
         f"{project}service-accounts/<int:pk>/keys/<int:key_id>/revoke/",
         views.ServiceAccountKeyRevokeView.as_view(),
         name="service-account-key-revoke",
+    ),
+    path(f"{project}models/", registry.ModelListView.as_view(), name="model-list"),
+    path(f"{project}models/<str:model>/", registry.ModelDetailView.as_view(), name="model-detail"),
+    path(f"{project}models/<str:model>/versions/", registry.ModelVersionListView.as_view(), name="model-version-list"),
+    path(f"{version}", registry.ModelVersionDetailView.as_view(), name="model-version-detail"),
+    path(f"{version}archive/", registry.ModelVersionArchiveView.as_view(), name="model-version-archive"),
+    path(f"{version}metrics/", registry.MetricListView.as_view(), name="model-version-metrics"),
+    path(f"{version}datasets/", registry.DatasetLinkListView.as_view(), name="model-version-datasets"),
+    path(f"{version}model-card/", registry.ModelCardView.as_view(), name="model-card"),
+    path(f"{version}model-card/history/", registry.ModelCardHistoryView.as_view(), name="model-card-history"),
+    path(
+        f"{version}model-card/confirm-risk-tier/",
+        registry.RiskTierConfirmView.as_view(),
+        name="model-card-confirm-risk-tier",
     ),
 ]

@@ -1,0 +1,430 @@
+"""Models, versions, metrics, dataset links and model cards under ``/api/v1/projects/{p}/models/``."""
+
+import re
+from functools import cached_property
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+
+from controlplane.api.errors import Conflict
+from controlplane.api.serializers import StrictSerializer
+from controlplane.api.views import ProjectApiView
+from governance import selectors
+from governance.models import (
+    DatasetRole,
+    Metric,
+    ModelCard,
+    ModelCardRevision,
+    ModelVersion,
+    ModelVersionDataset,
+    RegisteredModel,
+)
+from governance.models.registry import MODEL_CARD_FIELDS
+from governance.services import registry as services
+
+NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
+TAG_PATTERN = r"^[A-Za-z0-9._:=/-]{1,64}$"
+SHA256 = r"^[0-9a-f]{64}$"
+TYPES = ["integer", "float", "string", "boolean", "datetime", "category"]
+
+
+def _validated(request, serializer_class, **kwargs):
+    serializer = serializer_class(data=request.data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+# Serializers ----------------------------------------------------------------------------------------------
+
+
+class ColumnSerializer(StrictSerializer):
+    name = serializers.CharField(max_length=200)
+    type = serializers.ChoiceField(choices=TYPES)
+
+
+class SignatureSerializer(StrictSerializer):
+    inputs = ColumnSerializer(many=True, allow_empty=False)
+    outputs = ColumnSerializer(many=True, allow_empty=False)
+
+    def validate(self, data):
+        for side in ("inputs", "outputs"):
+            names = [column["name"] for column in data[side]]
+            if len(names) != len(set(names)):
+                raise serializers.ValidationError({side: "Column names must be unique."})
+        return data
+
+
+class MetricInSerializer(StrictSerializer):
+    name = serializers.RegexField(r"^[A-Za-z0-9_.:-]{1,100}$")
+    value = serializers.FloatField()
+    dataset_version = serializers.IntegerField(required=False, allow_null=True, default=None)
+    subgroup = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+
+class DatasetLinkInSerializer(StrictSerializer):
+    dataset_version = serializers.IntegerField()
+    role = serializers.ChoiceField(choices=DatasetRole.choices)
+
+
+class MetricSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Metric
+        fields = ["name", "value", "dataset_version", "subgroup", "created_at"]
+        read_only_fields = fields
+
+
+class DatasetLinkSerializer(serializers.ModelSerializer):
+    dataset = serializers.SerializerMethodField()
+    version = serializers.CharField(source="dataset_version.version")
+    sha256 = serializers.CharField(source="dataset_version.sha256")
+
+    class Meta:
+        model = ModelVersionDataset
+        fields = ["dataset_version", "role", "dataset", "version", "sha256"]
+        read_only_fields = fields
+
+    def get_dataset(self, link) -> dict:
+        dataset = link.dataset_version.dataset
+        return {"id": dataset.pk, "namespace": dataset.namespace, "name": dataset.name}
+
+
+class ModelSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="owner.username", default=None, read_only=True)
+    version_count = serializers.IntegerField(read_only=True, default=None)
+
+    class Meta:
+        model = RegisteredModel
+        fields = ["name", "description", "tags", "owner", "created_at", "version_count"]
+        read_only_fields = fields
+
+
+class ModelCreateSerializer(StrictSerializer):
+    name = serializers.RegexField(NAME)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    tags = serializers.ListField(child=serializers.RegexField(TAG_PATTERN), required=False, default=list, max_length=50)
+
+
+class ModelUpdateSerializer(StrictSerializer):
+    description = serializers.CharField(required=False, allow_blank=True)
+    tags = serializers.ListField(child=serializers.RegexField(TAG_PATTERN), required=False, max_length=50)
+
+
+class ModelVersionSerializer(serializers.ModelSerializer):
+    model = serializers.CharField(source="model.name")
+    created_by = serializers.CharField(source="created_by.username")
+    metrics = MetricSerializer(many=True)
+    datasets = DatasetLinkSerializer(source="dataset_links", many=True)
+    risk_tier = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ModelVersion
+        fields = [
+            "model", "version", "artifact_uri", "artifact_sha256", "framework", "signature", "params", "tags",
+            "description", "status", "created_by", "created_at", "metrics", "datasets", "risk_tier",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_risk_tier(self, version) -> dict:
+        card = getattr(version, "card", None)
+        proposed = card.content.get("proposed_risk_tier", "") if card else ""
+        confirmed = card.confirmed_risk_tier if card else ""
+        return {"proposed": proposed, "confirmed": confirmed, "effective": confirmed or "high"}
+
+
+class ModelVersionRegisterSerializer(StrictSerializer):
+    artifact_uri = serializers.CharField(max_length=2000)
+    artifact_sha256 = serializers.RegexField(SHA256, help_text="Lowercase hex SHA-256 of the artifact.")
+    framework = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    signature = SignatureSerializer()
+    params = serializers.DictField(required=False, default=None, allow_null=True)
+    tags = serializers.ListField(child=serializers.RegexField(TAG_PATTERN), required=False, default=list, max_length=50)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    metrics = MetricInSerializer(many=True, required=False, default=list, max_length=1000)
+    datasets = DatasetLinkInSerializer(many=True, required=False, default=list, max_length=1000)
+
+
+class ModelVersionUpdateSerializer(StrictSerializer):
+    description = serializers.CharField(required=False, allow_blank=True)
+    tags = serializers.ListField(child=serializers.RegexField(TAG_PATTERN), required=False, max_length=50)
+
+
+IMMUTABLE_VERSION_FIELDS = ("artifact_uri", "artifact_sha256", "signature", "params", "framework", "version")
+
+
+class ModelCardSerializer(serializers.ModelSerializer):
+    model_version = serializers.SerializerMethodField()
+    content = serializers.SerializerMethodField()
+    filled = serializers.SerializerMethodField()
+    missing = serializers.SerializerMethodField()
+    proposed_risk_tier = serializers.SerializerMethodField()
+    confirmed_by = serializers.CharField(source="confirmed_by.username", default=None)
+    effective_risk_tier = serializers.CharField()
+
+    class Meta:
+        model = ModelCard
+        fields = [
+            "model_version", "revision", "content", "content_hash", "filled", "missing", "proposed_risk_tier",
+            "confirmed_risk_tier", "confirmed_by", "confirmed_at", "confirmation_comment", "effective_risk_tier",
+            "updated_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_model_version(self, card) -> dict:
+        version = card.model_version
+        return {"model": version.model.name, "version": version.version}
+
+    def get_content(self, card) -> dict:
+        return {field: card.content.get(field, "") for field in MODEL_CARD_FIELDS}
+
+    def get_filled(self, card) -> list[str]:
+        return [field for field in MODEL_CARD_FIELDS if card.content.get(field) not in (None, "", [], {})]
+
+    def get_missing(self, card) -> list[str]:
+        return [field for field in MODEL_CARD_FIELDS if card.content.get(field) in (None, "", [], {})]
+
+    def get_proposed_risk_tier(self, card) -> str:
+        return card.content.get("proposed_risk_tier", "")
+
+
+def _card_field(field: str) -> serializers.Field:
+    if field == "metrics_by_subgroup":
+        return serializers.JSONField(required=False)
+    if field == "proposed_risk_tier":
+        return serializers.CharField(required=False, allow_blank=True, max_length=16)
+    return serializers.CharField(required=False, allow_blank=True, max_length=20000)
+
+
+ModelCardEditSerializer = type(
+    "ModelCardEditSerializer",
+    (StrictSerializer,),
+    {field: _card_field(field) for field in MODEL_CARD_FIELDS},
+)
+
+
+class RiskTierConfirmSerializer(StrictSerializer):
+    risk_tier = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="Default: the proposed tier."
+    )
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+
+
+class ModelCardRevisionSerializer(serializers.Serializer):
+    revision = serializers.IntegerField()
+    content = serializers.JSONField()
+    content_hash = serializers.CharField()
+    author = serializers.CharField(source="author.username")
+    created_at = serializers.DateTimeField()
+
+
+# Views ----------------------------------------------------------------------------------------------------
+
+
+class ModelListView(ProjectApiView):
+    serializer_class = ModelSerializer
+
+    @extend_schema(
+        parameters=[OpenApiParameter("q", str), OpenApiParameter("tag", str), OpenApiParameter("owner", str)]
+    )
+    def get(self, request, project):
+        models = selectors.model_list(principal=self.principal, project=self.project, filters=request.query_params)
+        page = self.paginate_queryset(models)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    @extend_schema(request=ModelCreateSerializer, responses={201: ModelSerializer})
+    def post(self, request, project):
+        data = _validated(request, ModelCreateSerializer)
+        model = services.model_create(actor=self.principal, project=self.project, **data)
+        return Response(self.get_serializer(model).data, status=status.HTTP_201_CREATED)
+
+
+class ModelMixin:
+    @cached_property
+    def model(self):
+        return selectors.model_get(principal=self.principal, project=self.project, name=self.kwargs["model"])
+
+
+class ModelDetailView(ModelMixin, ProjectApiView):
+    serializer_class = ModelSerializer
+
+    def get(self, request, project, model):
+        return Response(self.get_serializer(self.model).data)
+
+    @extend_schema(request=ModelUpdateSerializer, responses={200: ModelSerializer})
+    def patch(self, request, project, model):
+        data = _validated(request, ModelUpdateSerializer)
+        return Response(self.get_serializer(services.model_update(actor=self.principal, model=self.model, **data)).data)
+
+
+class ModelVersionListView(ProjectApiView):
+    serializer_class = ModelVersionSerializer
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("tag", str),
+            OpenApiParameter("created_by", str),
+            OpenApiParameter("status", enum=ModelVersion.Status.values),
+            OpenApiParameter("metric", str, description="Only versions with this metric (use with the bounds)."),
+            OpenApiParameter("metric_min", float),
+            OpenApiParameter("metric_max", float),
+        ]
+    )
+    def get(self, request, project, model):
+        model = selectors.model_get(principal=self.principal, project=self.project, name=model)
+        filters = dict(request.query_params.items())
+        for bound in ("metric_min", "metric_max"):
+            if bound in filters:
+                try:
+                    filters[bound] = float(filters[bound])
+                except ValueError:
+                    raise serializers.ValidationError({bound: "A number is required."}) from None
+        versions = selectors.model_version_list(principal=self.principal, model=model, filters=filters)
+        page = self.paginate_queryset(versions.order_by("version"))
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    @extend_schema(
+        request=ModelVersionRegisterSerializer, responses={201: ModelVersionSerializer, 200: ModelVersionSerializer}
+    )
+    def post(self, request, project, model):
+        """Register the next version (the model is created on first use). Repeating a registration with the
+        same artifact hash answers 200 with the existing version."""
+        if not re.match(NAME, model):
+            raise serializers.ValidationError({"model": "Model names are letters, digits, '.', '_' and '-'."})
+        data = _validated(request, ModelVersionRegisterSerializer)
+        version, created = services.model_version_register(
+            actor=self.principal, project=self.project, model_name=model, **data
+        )
+        version = selectors.model_version_get(principal=self.principal, model=version.model, version=version.version)
+        return Response(
+            self.get_serializer(version).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+
+class VersionMixin(ModelMixin):
+    @cached_property
+    def version(self):
+        return selectors.model_version_get(principal=self.principal, model=self.model, version=self.kwargs["version"])
+
+
+class ModelVersionDetailView(VersionMixin, ProjectApiView):
+    serializer_class = ModelVersionSerializer
+
+    def get(self, request, project, model, version):
+        return Response(self.get_serializer(self.version).data)
+
+    @extend_schema(request=ModelVersionUpdateSerializer, responses={200: ModelVersionSerializer})
+    def patch(self, request, project, model, version):
+        """Description and tags only. Sending an immutable field with another value answers 409."""
+        body = request.data
+        if isinstance(body, dict):
+            current = self.get_serializer(self.version).data
+            changed = [name for name in IMMUTABLE_VERSION_FIELDS if name in body and body[name] != current[name]]
+            if changed:
+                raise Conflict(
+                    f"Registered versions are immutable: {', '.join(changed)} cannot change.",
+                    details=[{"field": name} for name in changed],
+                )
+            body = {name: value for name, value in body.items() if name not in IMMUTABLE_VERSION_FIELDS}
+        serializer = ModelVersionUpdateSerializer(data=body)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        services.model_version_update(actor=self.principal, version=self.version, **data)
+        fresh = selectors.model_version_get(principal=self.principal, model=self.model, version=self.version.version)
+        return Response(self.get_serializer(fresh).data)
+
+
+class ModelVersionArchiveView(VersionMixin, ProjectApiView):
+    serializer_class = ModelVersionSerializer
+
+    @extend_schema(request=None, responses={200: ModelVersionSerializer})
+    def post(self, request, project, model, version):
+        services.model_version_archive(actor=self.principal, version=self.version)
+        fresh = selectors.model_version_get(principal=self.principal, model=self.model, version=self.version.version)
+        return Response(self.get_serializer(fresh).data)
+
+
+class MetricListView(VersionMixin, ProjectApiView):
+    serializer_class = MetricSerializer
+    pagination_class = None
+
+    def get(self, request, project, model, version):
+        return Response(self.get_serializer(self.version.metrics.all(), many=True).data)
+
+    @extend_schema(request=MetricInSerializer(many=True), responses={201: MetricSerializer(many=True)})
+    def post(self, request, project, model, version):
+        serializer = MetricInSerializer(data=request.data, many=True, max_length=1000)
+        serializer.is_valid(raise_exception=True)
+        added = services.model_version_metrics_add(
+            actor=self.principal, version=self.version, metrics=serializer.validated_data
+        )
+        return Response(self.get_serializer(added, many=True).data, status=status.HTTP_201_CREATED)
+
+
+class DatasetLinkListView(VersionMixin, ProjectApiView):
+    serializer_class = DatasetLinkSerializer
+    pagination_class = None
+
+    def get(self, request, project, model, version):
+        return Response(self.get_serializer(self.version.dataset_links.all(), many=True).data)
+
+    @extend_schema(request=DatasetLinkInSerializer(many=True), responses={201: DatasetLinkSerializer(many=True)})
+    def post(self, request, project, model, version):
+        serializer = DatasetLinkInSerializer(data=request.data, many=True, max_length=1000)
+        serializer.is_valid(raise_exception=True)
+        added = services.model_version_datasets_link(
+            actor=self.principal, version=self.version, links=serializer.validated_data
+        )
+        return Response(self.get_serializer(added, many=True).data, status=status.HTTP_201_CREATED)
+
+
+class ModelCardView(VersionMixin, ProjectApiView):
+    serializer_class = ModelCardSerializer
+
+    def card(self) -> ModelCard:
+        card = ModelCard.objects.filter(model_version=self.version).select_related("confirmed_by").first()
+        if card is None:  # not written yet: an empty card, so the client sees every field as missing
+            card = ModelCard(model_version=self.version, content={})
+        card.model_version = self.version
+        return card
+
+    def get(self, request, project, model, version):
+        return Response(self.get_serializer(self.card()).data)
+
+    def _edit(self, request, replace: bool):
+        data = _validated(request, ModelCardEditSerializer)
+        services.model_card_edit(actor=self.principal, version=self.version, fields=data, replace=replace)
+        return Response(self.get_serializer(self.card()).data)
+
+    @extend_schema(request=ModelCardEditSerializer, responses={200: ModelCardSerializer})
+    def put(self, request, project, model, version):
+        return self._edit(request, replace=True)
+
+    @extend_schema(request=ModelCardEditSerializer, responses={200: ModelCardSerializer})
+    def patch(self, request, project, model, version):
+        return self._edit(request, replace=False)
+
+
+class ModelCardHistoryView(VersionMixin, ProjectApiView):
+    serializer_class = ModelCardRevisionSerializer
+
+    def get(self, request, project, model, version):
+        revisions = (
+            ModelCardRevision.objects.filter(card__model_version=self.version)
+            .select_related("author")
+            .order_by("revision")
+        )
+        page = self.paginate_queryset(revisions)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+
+class RiskTierConfirmView(VersionMixin, ProjectApiView):
+    serializer_class = ModelCardSerializer
+
+    @extend_schema(request=RiskTierConfirmSerializer, responses={200: ModelCardSerializer})
+    def post(self, request, project, model, version):
+        data = _validated(request, RiskTierConfirmSerializer)
+        card = services.model_card_confirm_risk_tier(
+            actor=self.principal, version=self.version, risk_tier=data["risk_tier"], comment=data["comment"]
+        )
+        card.model_version = self.version
+        return Response(self.get_serializer(card).data)
