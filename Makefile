@@ -22,10 +22,11 @@ $(STAMP): requirements.txt requirements-dev.txt
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-migrate: install
+migrate:
 	$(PY) manage.py migrate --noinput
 
-run: migrate
+run: install
+	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
 	@echo "Tollgate: console http://$(BIND)/console/  API http://$(BIND)/api/v1/  docs http://$(BIND)/api/docs/"
 	$(PY) manage.py runserver --noreload $(BIND)

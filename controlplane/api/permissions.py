@@ -6,6 +6,7 @@ class ReadOnlyKeyPermission(BasePermission):
     DESIGN §6) declare ``read_like = True``."""
 
     message = "This API key is read-only."
+    code = "read_only_key"
 
     def has_permission(self, request, view):
         key = request.auth
