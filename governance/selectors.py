@@ -57,7 +57,11 @@ def service_account_key_list(*, principal: Principal, account: User) -> QuerySet
 
 
 def api_key_list(*, principal: Principal) -> QuerySet[ApiKey]:
-    return ApiKey.objects.filter(owner=principal.user).select_related("project")
+    """The caller's own keys; a caller on a pinned key sees only the keys pinned to that project."""
+    keys = ApiKey.objects.filter(owner=principal.user).select_related("project")
+    if principal.pinned_project_id:
+        keys = keys.filter(project_id=principal.pinned_project_id)
+    return keys
 
 
 def api_key_get(*, principal: Principal, key_id: int) -> ApiKey:
@@ -73,10 +77,10 @@ def user_list(*, principal: Principal) -> QuerySet[User]:
     return User.objects.filter(service_project__isnull=True).order_by("username")
 
 
-def user_by_username(username: str) -> User:
+def user_by_username(username: str, *, field: str = "principal") -> User:
     user = User.objects.filter(username=username).first()
     if user is None:
-        raise DomainError(f"No user '{username}'.", details=[{"field": "principal", "message": "unknown user"}])
+        raise DomainError(f"No user '{username}'.", details=[{"field": field, "message": "unknown user"}])
     return user
 
 
@@ -176,3 +180,59 @@ def model_version_get(*, principal: Principal, model, version: int):
         raise NotFound(f"No version {version} of '{model.name}'.")
     found.model = model
     return found
+
+
+# Provenance: datasets and their versions ------------------------------------------------------------------
+
+
+def dataset_list(*, principal: Principal, project: Project, filters: dict | None = None) -> QuerySet:
+    """The project's datasets, if the caller holds a role there (staff see every project, as in
+    ``project_list``). Filters: namespace, name, classification, contains_pii, and ``q`` (a search)."""
+    from django.db.models import Q
+
+    from .models import Dataset
+
+    filters = filters or {}
+    datasets = Dataset.objects.filter(project=project, project__in=project_list(principal=principal))
+    for field in ("namespace", "name", "classification", "contains_pii"):
+        if filters.get(field) not in (None, ""):
+            datasets = datasets.filter(**{field: filters[field]})
+    if filters.get("q"):
+        q = filters["q"]
+        datasets = datasets.filter(Q(name__icontains=q) | Q(namespace__icontains=q) | Q(description__icontains=q))
+    return (
+        datasets.select_related("owner", "project")
+        .annotate(version_count=Count("versions"))
+        .order_by("namespace", "name", "id")
+    )
+
+
+def dataset_get(*, principal: Principal, project: Project, dataset_id: int):
+    dataset = dataset_list(principal=principal, project=project).filter(pk=dataset_id).first()
+    if dataset is None:
+        raise NotFound("No such dataset in this project.")
+    return dataset
+
+
+def dataset_version_list(*, principal: Principal, dataset, filters: dict | None = None) -> QuerySet:
+    """A dataset's versions, newest first. Filters: version (label), sha256, kind."""
+    from .models import DatasetVersion
+
+    filters = filters or {}
+    versions = DatasetVersion.objects.filter(
+        dataset=dataset, dataset__project__in=project_list(principal=principal)
+    ).select_related("created_by", "dataset__project")
+    if filters.get("version"):
+        versions = versions.filter(version=filters["version"])
+    if filters.get("sha256"):
+        versions = versions.filter(sha256=filters["sha256"].lower())
+    if filters.get("kind"):
+        versions = versions.filter(kind=filters["kind"])
+    return versions.order_by("-created_at", "-id")
+
+
+def dataset_version_get(*, principal: Principal, dataset, version_id: int):
+    version = dataset_version_list(principal=principal, dataset=dataset).filter(pk=version_id).first()
+    if version is None:
+        raise NotFound("No such version of this dataset.")
+    return version

@@ -16,6 +16,8 @@ from governance.services.access import project_create, role_grant
 from governance.services.api_keys import api_key_issue
 from tests.factories import UserFactory
 
+pytest_plugins = ["tests.worker"]
+
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
@@ -131,3 +133,11 @@ def api():
         return client
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _generous_throttles(settings):
+    """Throttle counters outlive a test (they sit in the cache for a minute) and user ids repeat between
+    tests, so a long run would trip the production rates. Throttling tests set their own with override_settings."""
+    settings.TOLLGATE_THROTTLE_USER = "1000000/min"
+    settings.TOLLGATE_THROTTLE_ANON = "1000000/min"

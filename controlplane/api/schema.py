@@ -1,5 +1,7 @@
 """OpenAPI: document the one error shape and the error statuses every operation can answer."""
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+
 ERROR_SCHEMA = {
     "type": "object",
     "required": ["error"],
@@ -42,3 +44,13 @@ def add_error_responses(result, generator, request, public):
             for code, description in codes.items():
                 responses.setdefault(code, {"description": description, "content": ref})
     return result
+
+
+class BearerKeyScheme(OpenApiAuthenticationExtension):
+    """Documents ``Authorization: Bearer <api key>`` as the ``bearerAuth`` scheme."""
+
+    target_class = "controlplane.api.authentication.BearerKeyAuthentication"
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "description": "A Tollgate API key (`tg_...`)."}

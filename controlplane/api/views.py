@@ -2,7 +2,7 @@
 
 from functools import cached_property
 
-from rest_framework import generics
+from rest_framework import generics, mixins
 
 from governance.access import Principal
 from governance.models import Project
@@ -31,4 +31,30 @@ class ApiView(PrincipalMixin, generics.GenericAPIView):
 
 
 class ProjectApiView(ProjectMixin, generics.GenericAPIView):
+    pass
+
+
+class ListMixin(mixins.ListModelMixin):
+    """GET lists ``scoped_queryset()``, filtered and paginated (and documented as a page of results).
+
+    Each list view sets ``queryset = Model.objects.none()``: the schema generator, which has no caller and
+    no project, reads the model from it."""
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return self.queryset
+        return self.scoped_queryset()
+
+    def scoped_queryset(self):
+        raise NotImplementedError
+
+    def get(self, request, *args, **kwargs):
+        return self.list(request, *args, **kwargs)
+
+
+class ListApiView(ListMixin, ApiView):
+    pass
+
+
+class ProjectListApiView(ListMixin, ProjectApiView):
     pass

@@ -22,3 +22,4 @@ X_FRAME_OPTIONS = "DENY"
 STORAGES["staticfiles"]["BACKEND"] = "whitenoise.storage.CompressedManifestStaticFilesStorage"  # noqa: F405
 WHITENOISE_USE_FINDERS = False
 WHITENOISE_AUTOREFRESH = False
+REST_FRAMEWORK = {**REST_FRAMEWORK, "NUM_PROXIES": TOLLGATE_PROXY_COUNT}  # noqa: F405

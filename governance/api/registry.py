@@ -9,7 +9,7 @@ from rest_framework.response import Response
 
 from controlplane.api.errors import Conflict
 from controlplane.api.serializers import StrictSerializer
-from controlplane.api.views import ProjectApiView
+from controlplane.api.views import ProjectApiView, ProjectListApiView
 from governance import selectors
 from governance.models import (
     DatasetRole,
@@ -38,14 +38,14 @@ def _validated(request, serializer_class, **kwargs):
 # Serializers ----------------------------------------------------------------------------------------------
 
 
-class ColumnSerializer(StrictSerializer):
+class SignatureColumnSerializer(StrictSerializer):
     name = serializers.CharField(max_length=200)
     type = serializers.ChoiceField(choices=TYPES)
 
 
 class SignatureSerializer(StrictSerializer):
-    inputs = ColumnSerializer(many=True, allow_empty=False)
-    outputs = ColumnSerializer(many=True, allow_empty=False)
+    inputs = SignatureColumnSerializer(many=True, allow_empty=False)
+    outputs = SignatureColumnSerializer(many=True, allow_empty=False)
 
     def validate(self, data):
         for side in ("inputs", "outputs"):
@@ -220,16 +220,18 @@ class ModelCardRevisionSerializer(serializers.Serializer):
 # Views ----------------------------------------------------------------------------------------------------
 
 
-class ModelListView(ProjectApiView):
+class ModelListView(ProjectListApiView):
     serializer_class = ModelSerializer
+    queryset = RegisteredModel.objects.none()
+
+    def scoped_queryset(self):
+        return selectors.model_list(principal=self.principal, project=self.project, filters=self.request.query_params)
 
     @extend_schema(
         parameters=[OpenApiParameter("q", str), OpenApiParameter("tag", str), OpenApiParameter("owner", str)]
     )
-    def get(self, request, project):
-        models = selectors.model_list(principal=self.principal, project=self.project, filters=request.query_params)
-        page = self.paginate_queryset(models)
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+    def get(self, request, *args, **kwargs):
+        return self.list(request, *args, **kwargs)
 
     @extend_schema(request=ModelCreateSerializer, responses={201: ModelSerializer})
     def post(self, request, project):
@@ -256,8 +258,21 @@ class ModelDetailView(ModelMixin, ProjectApiView):
         return Response(self.get_serializer(services.model_update(actor=self.principal, model=self.model, **data)).data)
 
 
-class ModelVersionListView(ProjectApiView):
+class ModelVersionListView(ProjectListApiView):
     serializer_class = ModelVersionSerializer
+    queryset = ModelVersion.objects.none()
+
+    def scoped_queryset(self):
+        model = selectors.model_get(principal=self.principal, project=self.project, name=self.kwargs["model"])
+        filters = dict(self.request.query_params.items())
+        for bound in ("metric_min", "metric_max"):
+            if bound in filters:
+                try:
+                    filters[bound] = float(filters[bound])
+                except ValueError:
+                    raise serializers.ValidationError({bound: "A number is required."}) from None
+        versions = selectors.model_version_list(principal=self.principal, model=model, filters=filters)
+        return versions.order_by("version")
 
     @extend_schema(
         parameters=[
@@ -269,18 +284,8 @@ class ModelVersionListView(ProjectApiView):
             OpenApiParameter("metric_max", float),
         ]
     )
-    def get(self, request, project, model):
-        model = selectors.model_get(principal=self.principal, project=self.project, name=model)
-        filters = dict(request.query_params.items())
-        for bound in ("metric_min", "metric_max"):
-            if bound in filters:
-                try:
-                    filters[bound] = float(filters[bound])
-                except ValueError:
-                    raise serializers.ValidationError({bound: "A number is required."}) from None
-        versions = selectors.model_version_list(principal=self.principal, model=model, filters=filters)
-        page = self.paginate_queryset(versions.order_by("version"))
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+    def get(self, request, *args, **kwargs):
+        return self.list(request, *args, **kwargs)
 
     @extend_schema(
         request=ModelVersionRegisterSerializer, responses={201: ModelVersionSerializer, 200: ModelVersionSerializer}
@@ -345,6 +350,7 @@ class ModelVersionArchiveView(VersionMixin, ProjectApiView):
 
 class MetricListView(VersionMixin, ProjectApiView):
     serializer_class = MetricSerializer
+    queryset = Metric.objects.none()
     pagination_class = None
 
     def get(self, request, project, model, version):
@@ -362,6 +368,7 @@ class MetricListView(VersionMixin, ProjectApiView):
 
 class DatasetLinkListView(VersionMixin, ProjectApiView):
     serializer_class = DatasetLinkSerializer
+    queryset = ModelVersionDataset.objects.none()
     pagination_class = None
 
     def get(self, request, project, model, version):
@@ -404,17 +411,13 @@ class ModelCardView(VersionMixin, ProjectApiView):
         return self._edit(request, replace=False)
 
 
-class ModelCardHistoryView(VersionMixin, ProjectApiView):
+class ModelCardHistoryView(VersionMixin, ProjectListApiView):
     serializer_class = ModelCardRevisionSerializer
+    queryset = ModelCardRevision.objects.none()
 
-    def get(self, request, project, model, version):
-        revisions = (
-            ModelCardRevision.objects.filter(card__model_version=self.version)
-            .select_related("author")
-            .order_by("revision")
-        )
-        page = self.paginate_queryset(revisions)
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+    def scoped_queryset(self):
+        revisions = ModelCardRevision.objects.filter(card__model_version=self.version)
+        return revisions.select_related("author").order_by("revision")
 
 
 class RiskTierConfirmView(VersionMixin, ProjectApiView):

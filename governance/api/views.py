@@ -3,9 +3,10 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
-from controlplane.api.views import ApiView, ProjectApiView
+from controlplane.api.errors import Forbidden
+from controlplane.api.views import ApiView, ListApiView, ProjectApiView, ProjectListApiView
 from governance import selectors
-from governance.models import Project
+from governance.models import ApiKey, Project, RoleBinding, User
 from governance.services import access as access_services
 from governance.services import api_keys as key_services
 
@@ -16,25 +17,24 @@ def _created(serializer_class, instance, **context):
     return Response(serializer_class(instance, context=context).data, status=status.HTTP_201_CREATED)
 
 
-class ProjectListView(ApiView):
+class ProjectListView(ListApiView):
     serializer_class = s.ProjectSerializer
+    queryset = Project.objects.none()
 
-    def get_queryset(self):
+    def scoped_queryset(self):
         return selectors.project_list(principal=self.principal)
-
-    def get(self, request):
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     @extend_schema(request=s.ProjectCreateSerializer, responses={201: s.ProjectSerializer})
     def post(self, request):
+        if not self.principal.is_staff:  # before any lookup, so non-staff learn nothing about usernames
+            raise Forbidden("Only staff create projects.")
         data = _validated(request, s.ProjectCreateSerializer)
         project = access_services.project_create(
             actor=self.principal,
             slug=data["slug"],
             name=data["name"],
             description=data["description"],
-            admin=selectors.user_by_username(data["admin"]),
+            admin=selectors.user_by_username(data["admin"], field="admin"),
         )
         return _created(s.ProjectSerializer, project, principal=self.principal)
 
@@ -60,11 +60,12 @@ class ProjectDetailView(ProjectApiView):
         return Response(self.get_serializer(updated).data)
 
 
-class MemberListView(ProjectApiView):
+class MemberListView(ProjectListApiView):
     serializer_class = s.RoleBindingSerializer
+    queryset = RoleBinding.objects.none()
     filterset_fields = ["role"]
 
-    def get_queryset(self):
+    def scoped_queryset(self):
         state = "all" if self.request.query_params.get("state") == "all" else "active"
         bindings = selectors.member_list(principal=self.principal, project=self.project, state=state)
         principal = self.request.query_params.get("principal")
@@ -76,9 +77,8 @@ class MemberListView(ProjectApiView):
             OpenApiParameter("principal", str),
         ]
     )
-    def get(self, request, project):
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+    def get(self, request, *args, **kwargs):
+        return self.list(request, *args, **kwargs)
 
     @extend_schema(request=s.RoleGrantSerializer, responses={201: s.RoleBindingSerializer})
     def post(self, request, project):
@@ -111,15 +111,12 @@ class MemberRevokeView(ProjectApiView):
         return Response(self.get_serializer(binding).data)
 
 
-class ServiceAccountListView(ProjectApiView):
+class ServiceAccountListView(ProjectListApiView):
     serializer_class = s.ServiceAccountSerializer
+    queryset = User.objects.none()
 
-    def get_queryset(self):
+    def scoped_queryset(self):
         return selectors.service_account_list(principal=self.principal, project=self.project)
-
-    def get(self, request, project):
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     @extend_schema(request=s.ServiceAccountCreateSerializer, responses={201: s.ServiceAccountCreatedSerializer})
     def post(self, request, project):
@@ -142,18 +139,17 @@ class ServiceAccountDetailView(ProjectApiView):
         return Response(self.get_serializer(account).data)
 
 
-class ServiceAccountKeyListView(ProjectApiView):
+class ServiceAccountKeyListView(ProjectListApiView):
     serializer_class = s.ApiKeySerializer
+    queryset = ApiKey.objects.none()
 
     def account(self):
         return selectors.service_account_get(
             principal=self.principal, project=self.project, account_id=self.kwargs["pk"]
         )
 
-    def get(self, request, project, pk):
-        keys = selectors.service_account_key_list(principal=self.principal, account=self.account())
-        page = self.paginate_queryset(keys)
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+    def scoped_queryset(self):
+        return selectors.service_account_key_list(principal=self.principal, account=self.account())
 
     @extend_schema(request=s.ServiceAccountKeyCreateSerializer, responses={201: s.ApiKeyCreatedSerializer})
     def post(self, request, project, pk):
@@ -177,15 +173,12 @@ class ServiceAccountKeyRevokeView(ProjectApiView):
         return Response(self.get_serializer(key).data)
 
 
-class ApiKeyListView(ApiView):
+class ApiKeyListView(ListApiView):
     serializer_class = s.ApiKeySerializer
+    queryset = ApiKey.objects.none()
 
-    def get_queryset(self):
+    def scoped_queryset(self):
         return selectors.api_key_list(principal=self.principal)
-
-    def get(self, request):
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     @extend_schema(request=s.ApiKeyCreateSerializer, responses={201: s.ApiKeyCreatedSerializer})
     def post(self, request):
@@ -219,15 +212,12 @@ class ApiKeyRevokeView(ApiView):
         return Response(self.get_serializer(key_services.api_key_revoke(actor=self.principal, key=key)).data)
 
 
-class UserListView(ApiView):
+class UserListView(ListApiView):
     serializer_class = s.UserSerializer
+    queryset = User.objects.none()
 
-    def get_queryset(self):
+    def scoped_queryset(self):
         return selectors.user_list(principal=self.principal)
-
-    def get(self, request):
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     @extend_schema(request=s.UserCreateSerializer, responses={201: s.UserSerializer})
     def post(self, request):

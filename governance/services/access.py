@@ -19,9 +19,11 @@ def project_create(*, actor: Principal, slug: str, name: str, admin: User, descr
     """Staff create a project and name its first admin."""
     if not actor.is_staff:
         raise Forbidden("Only staff create projects.")
-    if Project.objects.filter(slug=slug).exists():
-        raise Conflict(f"A project with the slug '{slug}' exists.", details=[{"field": "slug"}])
-    project = Project.objects.create(slug=slug, name=name, description=description, created_by=actor.user)
+    try:
+        with transaction.atomic():
+            project = Project.objects.create(slug=slug, name=name, description=description, created_by=actor.user)
+    except IntegrityError:
+        raise Conflict(f"A project with the slug '{slug}' exists.", details=[{"field": "slug"}]) from None
     audit_record(
         action="project.created",
         actor=actor,

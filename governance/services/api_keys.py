@@ -126,6 +126,8 @@ def service_account_key_create(
 def api_key_revoke(*, actor: Principal, key: ApiKey) -> ApiKey:
     key = ApiKey.objects.select_for_update().get(pk=key.pk)
     own = key.owner_id == actor.user.pk
+    if actor.pinned_project_id and key.project_id != actor.pinned_project_id:
+        raise NotFound("No such API key.")
     if actor.is_system:
         pass
     elif not own:
