@@ -196,9 +196,12 @@ def test_an_auditor_verifies_over_http(api, project, auditor, chain):
     assert body["result"]["first_failure"]["sequence"] == 2
 
 
-def test_a_large_chain_is_verified_by_a_task_with_progress(api, project, auditor, chain, settings):
+def test_a_large_chain_is_verified_by_a_task_with_progress(
+    api, project, auditor, chain, settings, celery_eager, django_capture_on_commit_callbacks
+):
     settings.TOLLGATE_AUDIT_VERIFY_INLINE_MAX = 3
-    response = api(auditor).post(f"/api/v1/projects/{project.slug}/audit-events/verify/")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api(auditor).post(f"/api/v1/projects/{project.slug}/audit-events/verify/")
     assert response.status_code in (200, 202)
     body = response.json()
     detail = api(auditor).get(f"/api/v1/projects/{project.slug}/audit-events/verify/{body['id']}/").json()
