@@ -12,6 +12,7 @@ from governance.models import ApiKey, Project, Role, RoleBinding, User
 from governance.models.access import SERVICE_ACCOUNT_ROLES
 
 from .api_keys import api_key_issue
+from .workflow import project_bootstrap
 
 
 @transaction.atomic
@@ -32,6 +33,7 @@ def project_create(*, actor: Principal, slug: str, name: str, admin: User, descr
         diff={"slug": slug, "name": name, "description": description},
     )
     role_grant(actor=actor, project=project, principal=admin, role=Role.ADMIN)
+    project_bootstrap(actor=actor, project=project)
     return project
 
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 from controlplane.api.errors import Conflict, DomainError
 from governance.access import Principal, require_role
 from governance.audit import audit_record, canonical, changes, digest
+from governance.lineage import lineage_link_model_version
 from governance.models import (
     DatasetRole,
     DatasetVersion,
@@ -27,6 +28,8 @@ from governance.models import (
 )
 from governance.models.registry import MODEL_CARD_FIELDS
 from governance.uris import check_uri
+
+from .workflow import decisions_revalidate
 
 WRITERS = (Role.ML_ENGINEER, Role.ADMIN)
 
@@ -152,6 +155,7 @@ def _add_links(*, actor, version: ModelVersion, links: list[dict]) -> list[Model
                 model_version=version, dataset_version=dataset_version, role=link["role"], created_by=actor.user
             )
         )
+    lineage_link_model_version(version)
     return added
 
 
@@ -296,6 +300,7 @@ def model_version_archive(*, actor: Principal, version: ModelVersion) -> ModelVe
 
 
 def _record_additions(*, actor, version: ModelVersion, links=(), metrics=()) -> None:
+    """Audit what was added to a registered version, and void decisions whose evidence it changed."""
     project = version.model.project
     if links:
         audit_record(
@@ -313,6 +318,8 @@ def _record_additions(*, actor, version: ModelVersion, links=(), metrics=()) -> 
             target=version,
             diff={"metrics": [[m.name, m.value, m.dataset_version_id, m.subgroup] for m in metrics]},
         )
+    if links or metrics:
+        decisions_revalidate(version=version, actor=actor)
 
 
 @transaction.atomic
@@ -383,6 +390,7 @@ def model_card_edit(*, actor: Principal, version: ModelVersion, fields: dict, re
         target=version,
         diff={**diff, "revision": card.revision, "confirmation_cleared": cleared},
     )
+    decisions_revalidate(version=version, actor=actor)
     return card
 
 
@@ -417,4 +425,5 @@ def model_card_confirm_risk_tier(
         target=version,
         diff={"confirmed_risk_tier": {"from": before, "to": tier}, "proposed": proposed, "comment": comment},
     )
+    decisions_revalidate(version=version, actor=actor)
     return card

@@ -1,0 +1,536 @@
+"""Environments, policies, exceptions, gates, promotion requests and deployments (DESIGN §5, §8)."""
+
+from functools import cached_property
+
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+
+from controlplane.api.errors import DomainError, NotFound
+from controlplane.api.serializers import StrictSerializer
+from controlplane.api.views import ListApiView, ProjectApiView, ProjectListApiView
+from governance import selectors
+from governance.access import require_role
+from governance.models import (
+    Decision,
+    Deployment,
+    DeploymentHistory,
+    Environment,
+    Policy,
+    PolicyException,
+    PromotionRequest,
+    Role,
+    WaivableGate,
+)
+from governance.services import workflow as services
+
+from .registry import VersionMixin
+
+# Serializers ----------------------------------------------------------------------------------------------
+
+
+class EnvironmentSerializer(serializers.ModelSerializer):
+    default = serializers.BooleanField(source="is_default", read_only=True)
+
+    class Meta:
+        model = Environment
+        fields = ["name", "kind", "description", "default", "created_at"]
+        read_only_fields = fields
+
+
+class EnvironmentCreateSerializer(StrictSerializer):
+    name = serializers.SlugField(max_length=64)
+    kind = serializers.ChoiceField(choices=["staging", "production"])
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class PolicySerializer(serializers.ModelSerializer):
+    published_by = serializers.CharField(source="published_by.username", default=None)
+
+    class Meta:
+        model = Policy
+        fields = ["version", "document", "document_hash", "comment", "published_by", "published_at"]
+        read_only_fields = fields
+
+
+class PolicyPublishSerializer(StrictSerializer):
+    document = serializers.JSONField(required=False, help_text="The policy as JSON.")
+    source = serializers.CharField(required=False, max_length=200_000, help_text="The policy as YAML or JSON text.")
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+
+    def validate(self, data):
+        if ("document" in data) == ("source" in data):
+            raise serializers.ValidationError({"document": "Send either document (JSON) or source (YAML text)."})
+        return data
+
+
+class ExceptionSerializer(serializers.ModelSerializer):
+    model = serializers.CharField(source="model_version.model.name")
+    version = serializers.IntegerField(source="model_version.version")
+    environment = serializers.CharField(source="environment.name")
+    requested_by = serializers.CharField(source="requested_by.username")
+    granted_by = serializers.CharField(source="granted_by.username")
+    active = serializers.SerializerMethodField()
+
+    class Meta:
+        model = PolicyException
+        fields = [
+            "id", "name", "model", "version", "environment", "gate", "target", "justification", "requested_by",
+            "granted_by", "granted_at", "expires_at", "revoked_at", "active",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_active(self, exception) -> bool:
+        return exception.is_active()
+
+
+class ExceptionGrantSerializer(StrictSerializer):
+    model = serializers.CharField()
+    version = serializers.IntegerField(min_value=1)
+    environment = serializers.SlugField()
+    gate = serializers.ChoiceField(choices=WaivableGate.choices)
+    target = serializers.CharField(required=False, allow_blank=True, default="", max_length=200)
+    name = serializers.CharField(max_length=200)
+    justification = serializers.CharField(max_length=10000)
+    requested_by = serializers.CharField(help_text="Username of who asked for the waiver.")
+    expires_at = serializers.DateTimeField()
+
+
+class DecisionSerializer(serializers.ModelSerializer):
+    reviewer = serializers.CharField(source="reviewer.username")
+    valid = serializers.BooleanField(source="is_valid")
+
+    class Meta:
+        model = Decision
+        fields = ["id", "reviewer", "outcome", "comment", "evidence_digest", "check_runs", "created_at", "valid",
+                  "voided_at", "void_reason"]  # fmt: skip
+        read_only_fields = fields
+
+
+class PromotionRequestSerializer(serializers.ModelSerializer):
+    project = serializers.CharField(source="project.slug")
+    model = serializers.CharField(source="model_version.model.name")
+    version = serializers.IntegerField(source="model_version.version")
+    environment = serializers.CharField(source="environment.name")
+    requested_by = serializers.CharField(source="requested_by.username")
+    closed_by = serializers.CharField(source="closed_by.username", default=None)
+    decisions = DecisionSerializer(many=True)
+
+    class Meta:
+        model = PromotionRequest
+        fields = ["id", "project", "model", "version", "environment", "requested_by", "comment", "emergency",
+                  "state", "created_at", "closed_at", "closed_by", "decisions"]  # fmt: skip
+        read_only_fields = fields
+
+
+class PromotionRequestCreateSerializer(StrictSerializer):
+    model = serializers.CharField()
+    version = serializers.IntegerField(min_value=1)
+    environment = serializers.SlugField()
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=10000)
+    emergency = serializers.BooleanField(default=False)
+
+
+class CommentSerializer(StrictSerializer):
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=10000)
+
+
+class DeploymentSerializer(serializers.ModelSerializer):
+    model = serializers.CharField(source="model.name")
+    environment = serializers.CharField(source="environment.name")
+    version = serializers.IntegerField(source="model_version.version")
+    artifact_uri = serializers.CharField(source="model_version.artifact_uri")
+    artifact_sha256 = serializers.CharField(source="model_version.artifact_sha256")
+
+    class Meta:
+        model = Deployment
+        fields = ["model", "environment", "version", "artifact_uri", "artifact_sha256", "state", "state_reason",
+                  "updated_at"]  # fmt: skip
+        read_only_fields = fields
+
+
+class HistorySerializer(serializers.ModelSerializer):
+    model = serializers.CharField(source="deployment.model.name")
+    environment = serializers.CharField(source="deployment.environment.name")
+    version = serializers.IntegerField(source="model_version.version")
+    artifact_sha256 = serializers.CharField(source="model_version.artifact_sha256")
+    executed_by = serializers.CharField(source="executed_by.username")
+
+    class Meta:
+        model = DeploymentHistory
+        fields = ["model", "environment", "version", "artifact_sha256", "from_at", "to_at", "approvers",
+                  "policy_version", "emergency", "request", "executed_by"]  # fmt: skip
+        read_only_fields = fields
+
+
+class DeploymentDetailSerializer(DeploymentSerializer):
+    history = serializers.SerializerMethodField()
+
+    class Meta(DeploymentSerializer.Meta):
+        fields = [*DeploymentSerializer.Meta.fields, "history"]
+        read_only_fields = fields
+
+    def get_history(self, deployment) -> list[dict]:
+        rows = deployment.history.select_related("model_version", "executed_by", "deployment__model",
+                                                 "deployment__environment")  # fmt: skip
+        return HistorySerializer(rows, many=True).data
+
+
+class VerifySerializer(StrictSerializer):
+    artifact_sha256 = serializers.RegexField(r"^[0-9a-f]{64}$")
+
+
+class SuspendSerializer(StrictSerializer):
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+
+
+def _validated(request, serializer_class):
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _environment(project, name: str) -> Environment:
+    environment = Environment.objects.filter(project=project, name=name).first()
+    if environment is None:
+        raise DomainError(f"No environment '{name}' in this project.", details=[{"field": "environment"}])
+    return environment
+
+
+def _version(principal, project, model: str, version: int):
+    found = selectors.model_get(principal=principal, project=project, name=model)
+    return selectors.model_version_get(principal=principal, model=found, version=version)
+
+
+def _when(value: str | None, field: str):
+    if not value:
+        return None
+    when = parse_datetime(value)
+    if when is None or when.tzinfo is None:
+        raise DomainError(f"{field} must be an ISO 8601 date-time with a zone.", details=[{"field": field}])
+    return when
+
+
+# Views ----------------------------------------------------------------------------------------------------
+
+
+class EnvironmentListView(ProjectListApiView):
+    serializer_class = EnvironmentSerializer
+    queryset = Environment.objects.none()
+    pagination_class = None
+
+    def scoped_queryset(self):
+        return Environment.objects.filter(project=self.project).order_by("name")
+
+    @extend_schema(request=EnvironmentCreateSerializer, responses={201: EnvironmentSerializer})
+    def post(self, request, project):
+        data = _validated(request, EnvironmentCreateSerializer)
+        environment = services.environment_create(actor=self.principal, project=self.project, **data)
+        return Response(self.get_serializer(environment).data, status=status.HTTP_201_CREATED)
+
+
+class EnvironmentDetailView(ProjectApiView):
+    serializer_class = EnvironmentSerializer
+
+    def environment(self):
+        found = Environment.objects.filter(project=self.project, name=self.kwargs["name"]).first()
+        if found is None:
+            raise NotFound("No such environment.")
+        return found
+
+    def get(self, request, project, name):
+        return Response(self.get_serializer(self.environment()).data)
+
+    def delete(self, request, project, name):
+        services.environment_delete(actor=self.principal, environment=self.environment())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PolicyListView(ProjectListApiView):
+    serializer_class = PolicySerializer
+    queryset = Policy.objects.none()
+
+    def scoped_queryset(self):
+        return Policy.objects.filter(project=self.project).select_related("published_by").order_by("-version")
+
+    @extend_schema(request=PolicyPublishSerializer, responses={201: PolicySerializer})
+    def post(self, request, project):
+        data = _validated(request, PolicyPublishSerializer)
+        policy = services.policy_publish(
+            actor=self.principal, project=self.project, source=data.get("document", data.get("source")),
+            comment=data["comment"],
+        )  # fmt: skip
+        return Response(self.get_serializer(policy).data, status=status.HTTP_201_CREATED)
+
+
+class PolicyDetailView(ProjectApiView):
+    serializer_class = PolicySerializer
+
+    def get(self, request, project, version):
+        policies = Policy.objects.filter(project=self.project).select_related("published_by")
+        policy = (
+            policies.order_by("-version").first()
+            if version == "current"
+            else policies.filter(version=int(version) if version.isdigit() else -1).first()
+        )
+        if policy is None:
+            raise NotFound("No such policy version.")
+        return Response(self.get_serializer(policy).data)
+
+
+class ExceptionListView(ProjectListApiView):
+    serializer_class = ExceptionSerializer
+    queryset = PolicyException.objects.none()
+
+    def scoped_queryset(self):
+        return PolicyException.objects.filter(project=self.project).select_related(
+            "model_version__model", "environment", "requested_by", "granted_by"
+        )
+
+    @extend_schema(request=ExceptionGrantSerializer, responses={201: ExceptionSerializer})
+    def post(self, request, project):
+        data = _validated(request, ExceptionGrantSerializer)
+        require_role(self.principal, self.project, [Role.GOVERNANCE_OFFICER], action="grant policy exceptions")
+        exception = services.exception_grant(
+            actor=self.principal,
+            version=_version(self.principal, self.project, data["model"], data["version"]),
+            environment=_environment(self.project, data["environment"]),
+            gate=data["gate"], target=data["target"], name=data["name"], justification=data["justification"],
+            requested_by=selectors.user_by_username(data["requested_by"], field="requested_by"),
+            expires_at=data["expires_at"],
+        )  # fmt: skip
+        return Response(self.get_serializer(exception).data, status=status.HTTP_201_CREATED)
+
+
+class ExceptionRevokeView(ProjectApiView):
+    serializer_class = ExceptionSerializer
+
+    @extend_schema(request=None, responses={200: ExceptionSerializer})
+    def post(self, request, project, pk):
+        exception = PolicyException.objects.filter(project=self.project, pk=pk).first()
+        if exception is None:
+            raise NotFound("No such exception.")
+        return Response(self.get_serializer(services.exception_revoke(actor=self.principal, exception=exception)).data)
+
+
+class GateEvaluationView(VersionMixin, ProjectApiView):
+    """Dry run: every gate with passed / failed / pending / waived, the reason and the evidence. Not audited."""
+
+    @extend_schema(parameters=[OpenApiParameter("environment", str, required=True)], responses={200: dict})
+    def get(self, request, project, model, version):
+        name = request.query_params.get("environment")
+        if not name:
+            raise DomainError("Name the environment: ?environment=production", details=[{"field": "environment"}])
+        evaluation = services.gates_evaluate(version=self.version, environment=_environment(self.project, name))
+        return Response(evaluation.as_dict())
+
+
+def _requests(queryset):
+    return queryset.select_related(
+        "project", "model_version__model", "environment", "requested_by", "closed_by"
+    ).prefetch_related("decisions__reviewer")
+
+
+class PromotionRequestListView(ProjectListApiView):
+    serializer_class = PromotionRequestSerializer
+    queryset = PromotionRequest.objects.none()
+
+    def scoped_queryset(self):
+        requests = PromotionRequest.objects.filter(project=self.project)
+        params = self.request.query_params
+        if params.get("state"):
+            requests = requests.filter(state=params["state"])
+        if params.get("environment"):
+            requests = requests.filter(environment__name=params["environment"])
+        if params.get("model"):
+            requests = requests.filter(model_version__model__name=params["model"])
+        return _requests(requests).order_by("-created_at", "-id")
+
+    @extend_schema(request=PromotionRequestCreateSerializer, responses={201: PromotionRequestSerializer})
+    def post(self, request, project):
+        data = _validated(request, PromotionRequestCreateSerializer)
+        created = services.promotion_request_create(
+            actor=self.principal,
+            version=_version(self.principal, self.project, data["model"], data["version"]),
+            environment=_environment(self.project, data["environment"]),
+            comment=data["comment"], emergency=data["emergency"],
+        )  # fmt: skip
+        fresh = _requests(PromotionRequest.objects.filter(pk=created.pk)).get()
+        return Response(self.get_serializer(fresh).data, status=status.HTTP_201_CREATED)
+
+
+class OfficerQueueView(ListApiView):
+    """Promotion requests across every project where the caller holds a role (``?state=open``)."""
+
+    serializer_class = PromotionRequestSerializer
+    queryset = PromotionRequest.objects.none()
+
+    def scoped_queryset(self):
+        requests = PromotionRequest.objects.filter(project__in=self.principal.project_ids())
+        if self.request.query_params.get("state"):
+            requests = requests.filter(state=self.request.query_params["state"])
+        return _requests(requests).order_by("created_at", "id")
+
+
+class RequestMixin:
+    @cached_property
+    def promotion_request(self) -> PromotionRequest:
+        found = _requests(PromotionRequest.objects.filter(project=self.project, pk=self.kwargs["pk"])).first()
+        if found is None:
+            raise NotFound("No such promotion request in this project.")
+        return found
+
+    def respond(self):
+        fresh = _requests(PromotionRequest.objects.filter(pk=self.promotion_request.pk)).get()
+        body = PromotionRequestSerializer(fresh, context=self.get_serializer_context()).data
+        if fresh.state == PromotionRequest.State.OPEN:
+            evaluation = services.gates_evaluate(
+                version=fresh.model_version, environment=fresh.environment, request=fresh
+            )
+            body["gates"] = evaluation.as_dict()
+            body["ready_to_execute"] = evaluation.passed
+        return Response(body)
+
+
+class PromotionRequestDetailView(RequestMixin, ProjectApiView):
+    serializer_class = PromotionRequestSerializer
+
+    def get(self, request, project, pk):
+        return self.respond()
+
+
+class DecisionView(RequestMixin, ProjectApiView):
+    serializer_class = PromotionRequestSerializer
+    outcome = ""
+
+    @extend_schema(request=CommentSerializer, responses={200: PromotionRequestSerializer})
+    def post(self, request, project, pk):
+        data = _validated(request, CommentSerializer)
+        services.decision_record(
+            actor=self.principal, request=self.promotion_request, outcome=self.outcome, comment=data["comment"]
+        )
+        return self.respond()
+
+
+class ApproveView(DecisionView):
+    outcome = Decision.Outcome.APPROVE
+
+
+class RejectView(DecisionView):
+    outcome = Decision.Outcome.REJECT
+
+
+class WithdrawView(RequestMixin, ProjectApiView):
+    serializer_class = PromotionRequestSerializer
+
+    @extend_schema(request=None, responses={200: PromotionRequestSerializer})
+    def post(self, request, project, pk):
+        services.promotion_request_withdraw(actor=self.principal, request=self.promotion_request)
+        return self.respond()
+
+
+class ExecuteView(RequestMixin, ProjectApiView):
+    serializer_class = DeploymentDetailSerializer
+
+    @extend_schema(request=None, responses={200: DeploymentDetailSerializer})
+    def post(self, request, project, pk):
+        deployment = services.promotion_execute(actor=self.principal, request=self.promotion_request)
+        fresh = Deployment.objects.select_related("model", "environment", "model_version").get(pk=deployment.pk)
+        return Response(self.get_serializer(fresh).data)
+
+
+def _deployments(project):
+    return Deployment.objects.filter(project=project).select_related("model", "environment", "model_version")
+
+
+class DeploymentListView(ProjectListApiView):
+    serializer_class = DeploymentSerializer
+    queryset = Deployment.objects.none()
+
+    def scoped_queryset(self):
+        deployments = _deployments(self.project)
+        if self.request.query_params.get("environment"):
+            deployments = deployments.filter(environment__name=self.request.query_params["environment"])
+        return deployments.order_by("model__name", "environment__name")
+
+
+class DeploymentHistoryView(ProjectListApiView):
+    """``?at=`` answers what ran where at that moment, approved by whom, under which policy version."""
+
+    serializer_class = HistorySerializer
+    queryset = DeploymentHistory.objects.none()
+
+    @extend_schema(parameters=[OpenApiParameter("at", str), OpenApiParameter("environment", str)])
+    def get(self, request, *args, **kwargs):
+        return self.list(request, *args, **kwargs)
+
+    def scoped_queryset(self):
+        params = self.request.query_params
+        at = _when(params.get("at"), "at")
+        if at is not None:
+            rows = services.deployments_at(project=self.project, at=at, environment=params.get("environment"))
+        else:
+            rows = DeploymentHistory.objects.filter(deployment__project=self.project).select_related(
+                "deployment__model", "deployment__environment", "model_version", "executed_by"
+            )
+            if params.get("environment"):
+                rows = rows.filter(deployment__environment__name=params["environment"])
+        return rows.order_by("-from_at", "-id")
+
+
+class DeploymentMixin:
+    def deployment(self) -> Deployment | None:
+        environment = _environment(self.project, self.kwargs["environment"])
+        model = selectors.model_get(principal=self.principal, project=self.project, name=self.kwargs["model"])
+        return _deployments(self.project).filter(model=model, environment=environment).first()
+
+    def existing(self) -> Deployment:
+        deployment = self.deployment()
+        if deployment is None:
+            raise NotFound("Nothing is deployed there.")
+        return deployment
+
+
+class DeploymentDetailView(DeploymentMixin, ProjectApiView):
+    """The enforcement point: the approved artifact's uri and sha256 for a (model, environment)."""
+
+    serializer_class = DeploymentDetailSerializer
+
+    def get(self, request, project, model, environment):
+        return Response(self.get_serializer(self.existing()).data)
+
+
+class DeploymentVerifyView(DeploymentMixin, ProjectApiView):
+    """May an artifact with this hash run here? Read-only callers (auditors, read-only keys) may ask."""
+
+    read_like = True
+
+    @extend_schema(request=VerifySerializer, responses={200: dict})
+    def post(self, request, project, model, environment):
+        data = _validated(request, VerifySerializer)
+        deployment = self.deployment()
+        answer = services.deployment_verify(deployment=deployment, artifact_sha256=data["artifact_sha256"])
+        answer["version"] = deployment.model_version.version if deployment else None
+        return Response(answer)
+
+
+class DeploymentStateView(DeploymentMixin, ProjectApiView):
+    serializer_class = DeploymentDetailSerializer
+    state = ""
+
+    @extend_schema(request=SuspendSerializer, responses={200: DeploymentDetailSerializer})
+    def post(self, request, project, model, environment):
+        data = _validated(request, SuspendSerializer)
+        services.deployment_set_state(
+            actor=self.principal, deployment=self.existing(), state=self.state, reason=data["reason"]
+        )
+        return Response(self.get_serializer(self.existing()).data)
+
+
+class SuspendView(DeploymentStateView):
+    state = Deployment.State.SUSPENDED
+
+
+class ResumeView(DeploymentStateView):
+    state = Deployment.State.ACTIVE

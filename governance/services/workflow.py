@@ -1,0 +1,630 @@
+"""The promotion workflow (DESIGN §5): environments, policies, exceptions, gate evaluation, promotion
+requests, evidence-bound decisions, execution and deployments.
+
+One function evaluates gates (``gates_evaluate``); the dry-run endpoint, the request page, the CLI and the
+final check at execution all call it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from controlplane.api.errors import Conflict, DomainError, Forbidden, NotFound
+from governance import policy as policies
+from governance.access import Principal, require_role
+from governance.audit import audit_record, canonical, digest
+from governance.gates import GATE_KINDS, WAIVED, GateResult
+from governance.models import (
+    Decision,
+    Deployment,
+    DeploymentHistory,
+    Environment,
+    EnvironmentKind,
+    ModelCard,
+    ModelCardRevision,
+    ModelVersion,
+    Policy,
+    PolicyException,
+    Project,
+    PromotionRequest,
+    Role,
+    RoleBinding,
+    WaivableGate,
+)
+from governance.models.workflow import DEFAULT_ENVIRONMENTS
+
+log = logging.getLogger(__name__)
+
+EMERGENCY_REPLACED = ("metric", "check", "provenance", "model_card")
+
+
+# Environments and policy --------------------------------------------------------------------------------
+
+
+def project_bootstrap(*, actor: Principal, project: Project) -> None:
+    """Every new project gets ``staging``, ``production`` and the default policy as version 1."""
+    for name, kind in DEFAULT_ENVIRONMENTS:
+        Environment.objects.create(project=project, name=name, kind=kind)
+    _policy_insert(actor=actor, project=project, document=policies.DEFAULT_POLICY, source="", comment="default")
+
+
+@transaction.atomic
+def environment_create(
+    *, actor: Principal, project: Project, name: str, kind: str, description: str = ""
+) -> Environment:
+    require_role(actor, project, [Role.ADMIN], action="add environments")
+    if kind not in EnvironmentKind.values:
+        raise DomainError(f"kind must be one of {', '.join(EnvironmentKind.values)}.", details=[{"field": "kind"}])
+    try:
+        with transaction.atomic():
+            environment = Environment.objects.create(project=project, name=name, kind=kind, description=description)
+    except IntegrityError:
+        raise Conflict(f"The environment '{name}' exists.", details=[{"field": "name"}]) from None
+    audit_record(action="environment.created", actor=actor, project=project, target=environment,
+                 diff={"name": name, "kind": kind})  # fmt: skip
+    return environment
+
+
+@transaction.atomic
+def environment_delete(*, actor: Principal, environment: Environment) -> None:
+    project = environment.project
+    require_role(actor, project, [Role.ADMIN], action="delete environments")
+    if environment.is_default:
+        raise Conflict(f"'{environment.name}' is a default environment; it cannot be deleted.")
+    if environment.deployments.exists() or environment.promotion_requests.exists():
+        raise Conflict("This environment has deployments or promotion requests; it stays for the record.")
+    audit_record(action="environment.deleted", actor=actor, project=project, target=environment,
+                 diff={"name": environment.name, "kind": environment.kind})  # fmt: skip
+    environment.delete()
+
+
+def policy_current(project: Project) -> Policy:
+    return Policy.objects.filter(project=project).order_by("-version").first()
+
+
+def _policy_insert(*, actor, project, document, source, comment) -> Policy:
+    last = Policy.objects.select_for_update().filter(project=project).order_by("-version").first()
+    policy = Policy.objects.create(
+        project=project,
+        version=(last.version + 1) if last else 1,
+        document=document,
+        source=source,
+        document_hash=digest(canonical(document)),
+        comment=comment,
+        published_by=actor.user,
+    )
+    audit_record(
+        action="policy.published",
+        actor=actor,
+        project=project,
+        target=policy,
+        diff={"version": policy.version, "document_hash": policy.document_hash, "comment": comment},
+    )
+    return policy
+
+
+@transaction.atomic
+def policy_publish(*, actor: Principal, project: Project, source: str | dict, comment: str = "") -> Policy:
+    """Only governance officers publish; a published version is immutable and supersedes the previous one."""
+    require_role(actor, project, [Role.GOVERNANCE_OFFICER], action="publish policies")
+    document = policies.validate(policies.parse(source))
+    text = source if isinstance(source, str) else canonical(source)
+    policy = _policy_insert(actor=actor, project=project, document=document, source=text, comment=comment)
+    for version in ModelVersion.objects.filter(promotion_requests__state="open", model__project=project).distinct():
+        decisions_revalidate(version=version, actor=actor)
+    return policy
+
+
+# Exceptions ---------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def exception_grant(
+    *,
+    actor: Principal,
+    version: ModelVersion,
+    environment: Environment,
+    gate: str,
+    name: str,
+    justification: str,
+    requested_by,
+    expires_at: datetime,
+    target: str = "",
+) -> PolicyException:
+    project = version.model.project
+    require_role(actor, project, [Role.GOVERNANCE_OFFICER], action="grant policy exceptions")
+    if gate not in WaivableGate.values:
+        raise DomainError(
+            f"Only {', '.join(WaivableGate.values)} gates can be waived; approvals, separation of duties and the "
+            "risk tier are the floor.",
+            details=[{"field": "gate"}],
+        )
+    if requested_by.pk == actor.user.pk:
+        raise Forbidden("An exception is granted by a governance officer who is not its requester.",
+                        code="self_grant", project=project)  # fmt: skip
+    now = timezone.now()
+    limit = now + timedelta(days=settings.TOLLGATE_EXCEPTION_MAX_DAYS)
+    if not now < expires_at <= limit:
+        raise DomainError(
+            f"expires_at must be in the future and within {settings.TOLLGATE_EXCEPTION_MAX_DAYS} days.",
+            details=[{"field": "expires_at"}],
+        )
+    if not justification.strip():
+        raise DomainError("A justification is required.", details=[{"field": "justification"}])
+    exception = PolicyException.objects.create(
+        project=project, model_version=version, environment=environment, gate=gate, target=target, name=name,
+        justification=justification, requested_by=requested_by, granted_by=actor.user, expires_at=expires_at,
+    )  # fmt: skip
+    audit_record(
+        action="exception.granted", actor=actor, project=project, target=exception,
+        diff={"model_version": version.pk, "environment": environment.name, "gate": gate, "target": target,
+              "name": name, "justification": justification, "requested_by": requested_by.username,
+              "expires_at": expires_at},
+    )  # fmt: skip
+    return exception
+
+
+@transaction.atomic
+def exception_revoke(*, actor: Principal, exception: PolicyException) -> PolicyException:
+    require_role(actor, exception.project, [Role.GOVERNANCE_OFFICER], action="revoke policy exceptions")
+    exception = PolicyException.objects.select_for_update().get(pk=exception.pk)
+    if exception.revoked_at:
+        raise Conflict("This exception is already revoked.")
+    exception.revoked_at, exception.revoked_by = timezone.now(), actor.user
+    exception.save(update_fields=["revoked_at", "revoked_by"])
+    audit_record(action="exception.revoked", actor=actor, project=exception.project, target=exception,
+                 diff={"name": exception.name})  # fmt: skip
+    return exception
+
+
+# Evidence and gate evaluation ---------------------------------------------------------------------------
+
+
+def evidence_of(version: ModelVersion, *, policy: Policy, card: ModelCard | None, links, metrics) -> dict:
+    """What a decision is bound to (DESIGN §5). Any change to it voids the decisions made before."""
+    return {
+        "artifact_sha256": version.artifact_sha256,
+        "datasets": sorted([link.dataset_version_id, link.dataset_version.sha256 or "", link.role] for link in links),
+        "card_hash": card.content_hash if card else "",
+        "confirmed_risk_tier": card.confirmed_risk_tier if card else "",
+        "policy_version": policy.version,
+        "metrics": sorted([m.name, m.dataset_version_id or 0, m.subgroup, m.value] for m in metrics),
+    }
+
+
+def _changed(before: dict, after: dict) -> list[str]:
+    return sorted(key for key in set(before) | set(after) if before.get(key) != after.get(key))
+
+
+def separation_of_duties_excluded(version: ModelVersion, request: PromotionRequest | None) -> dict[int, dict]:
+    """Who may not approve this version, and why (DESIGN §5)."""
+    from governance.lineage import lineage_agents
+    from governance.models import User
+
+    reasons: dict[int, list[str]] = {}
+    reasons.setdefault(version.created_by_id, []).append("registered the version")
+    authors = ModelCardRevision.objects.filter(card__model_version=version).values_list("author_id", flat=True)
+    for author in set(authors):
+        reasons.setdefault(author, []).append("edited the model card")
+    for agent in lineage_agents(version):
+        reasons.setdefault(agent, []).append("appears as an agent in the version's lineage")
+    if request is not None:
+        reasons.setdefault(request.requested_by_id, []).append("requested the promotion")
+    names = dict(User.objects.filter(pk__in=reasons).values_list("pk", "username"))
+    return {pk: {"principal": names.get(pk, str(pk)), "reasons": why} for pk, why in reasons.items()}
+
+
+@dataclass
+class GateContext:
+    version: ModelVersion
+    environment: Environment
+    policy: Policy
+    card: ModelCard | None
+    tier: str
+    tier_confirmed: bool
+    request: PromotionRequest | None
+    emergency: bool
+    links: list
+    metrics: list
+    decisions: list[Decision]
+    excluded_reasons: dict[int, dict]
+    officer_roles: dict[int, set]
+    exceptions: list[PolicyException]
+    now: datetime = field(default_factory=timezone.now)
+
+    @property
+    def excluded(self) -> set[int]:
+        return set(self.excluded_reasons)
+
+
+@dataclass
+class Evaluation:
+    version: ModelVersion
+    environment: Environment
+    policy_version: int
+    tier: str
+    emergency: bool
+    results: list[GateResult]
+    evidence: dict
+    evidence_digest: str
+
+    @property
+    def passed(self) -> bool:
+        return all(result.ok for result in self.results)
+
+    @property
+    def failing(self) -> list[GateResult]:
+        return [result for result in self.results if not result.ok]
+
+    def as_dict(self) -> dict:
+        return {
+            "model": self.version.model.name,
+            "version": self.version.version,
+            "environment": self.environment.name,
+            "environment_kind": self.environment.kind,
+            "policy_version": self.policy_version,
+            "risk_tier": self.tier,
+            "emergency": self.emergency,
+            "passed": self.passed,
+            "gates": [result.as_dict() for result in self.results],
+            "evidence_digest": self.evidence_digest,
+        }
+
+
+def _context(version: ModelVersion, environment: Environment, request: PromotionRequest | None) -> GateContext:
+    project = version.model.project
+    policy = policy_current(project)
+    card = ModelCard.objects.filter(model_version=version).first()
+    links = list(version.dataset_links.select_related("dataset_version__dataset"))
+    metrics = list(version.metrics.all())
+    decisions = []
+    if request is not None:
+        evidence = evidence_of(version, policy=policy, card=card, links=links, metrics=metrics)
+        current = digest(canonical(evidence))
+        decisions = [
+            d
+            for d in request.decisions.filter(voided_at__isnull=True).select_related("reviewer")
+            if d.evidence_digest == current
+        ]
+    officer_roles: dict[int, set] = {}
+    for user_id, role in (
+        RoleBinding.objects.active()
+        .filter(
+            project=project, principal__in=[d.reviewer_id for d in decisions], principal__service_project__isnull=True
+        )
+        .values_list("principal_id", "role")
+    ):
+        officer_roles.setdefault(user_id, set()).add(role)
+    now = timezone.now()
+    exceptions = list(
+        PolicyException.objects.filter(model_version=version, environment=environment, revoked_at__isnull=True,
+                                       expires_at__gt=now).select_related("granted_by")
+    )  # fmt: skip
+    confirmed = card.confirmed_risk_tier if card else ""
+    return GateContext(
+        version=version, environment=environment, policy=policy, card=card, tier=confirmed or "high",
+        tier_confirmed=bool(confirmed), request=request, emergency=bool(request and request.emergency),
+        links=links, metrics=metrics, decisions=decisions,
+        excluded_reasons=separation_of_duties_excluded(version, request), officer_roles=officer_roles,
+        exceptions=exceptions, now=now,
+    )  # fmt: skip
+
+
+def gates_evaluate(
+    *, version: ModelVersion, environment: Environment, request: PromotionRequest | None = None
+) -> Evaluation:
+    """Evaluate every gate the policy in force (with its floor) sets for this version and environment."""
+    ctx = _context(version, environment, request)
+    results = []
+    for spec in policies.gate_specs(ctx.policy.document, environment_kind=environment.kind, tier=ctx.tier):
+        gate = GATE_KINDS[spec["kind"]](spec)
+        if ctx.emergency and gate.kind in EMERGENCY_REPLACED:
+            results.append(GateResult(gate.kind, WAIVED, "replaced by two governance officers' approvals "
+                                      "(emergency request)", {"emergency": True}, spec))  # fmt: skip
+            continue
+        result = gate.evaluate(ctx)
+        if not result.ok and not gate.floor:
+            waiver = next((e for e in ctx.exceptions if e.gate == gate.kind and e.target in ("", gate.target)), None)
+            if waiver is not None:
+                result = GateResult(
+                    gate.kind, WAIVED,
+                    f"waived by the exception '{waiver.name}' granted by {waiver.granted_by.username} until "
+                    f"{waiver.expires_at:%Y-%m-%d %H:%M} UTC (was: {result.reason})",
+                    {**result.evidence, "exception": waiver.pk}, spec,
+                )  # fmt: skip
+        results.append(result)
+    evidence = evidence_of(version, policy=ctx.policy, card=ctx.card, links=ctx.links, metrics=ctx.metrics)
+    return Evaluation(
+        version=version, environment=environment, policy_version=ctx.policy.version, tier=ctx.tier,
+        emergency=ctx.emergency, results=results, evidence=evidence, evidence_digest=digest(canonical(evidence)),
+    )  # fmt: skip
+
+
+def decisions_revalidate(*, version: ModelVersion, actor: Principal | None = None) -> list[Decision]:
+    """Void every valid decision on an open request of ``version`` whose evidence changed; says why."""
+    project = version.model.project
+    policy = policy_current(project)
+    card = ModelCard.objects.filter(model_version=version).first()
+    links = list(version.dataset_links.select_related("dataset_version"))
+    evidence = evidence_of(version, policy=policy, card=card, links=links, metrics=list(version.metrics.all()))
+    current = digest(canonical(evidence))
+    stale = Decision.objects.filter(
+        request__model_version=version, request__state=PromotionRequest.State.OPEN, voided_at__isnull=True
+    ).exclude(evidence_digest=current)
+    voided = []
+    for decision in stale.select_related("request", "reviewer"):
+        changed = _changed(decision.evidence, evidence)
+        decision_void(decision=decision, reason=f"the evidence changed: {', '.join(changed)}", actor=actor)
+        voided.append(decision)
+    return voided
+
+
+def decision_void(*, decision: Decision, reason: str, actor: Principal | None = None) -> None:
+    """Void one decision (the evidence changed, or a failing check run of the version finished after it)."""
+    with transaction.atomic():
+        updated = Decision.objects.filter(pk=decision.pk, voided_at__isnull=True).update(
+            voided_at=timezone.now(), void_reason=reason
+        )
+        if updated:
+            audit_record(
+                action="promotion.voided", actor=actor or Principal.system(), project=decision.request.project,
+                target=decision.request,
+                diff={"decision": decision.pk, "reviewer": decision.reviewer.username, "outcome": decision.outcome,
+                      "reason": reason},
+            )  # fmt: skip
+
+
+# Promotion requests ----------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def promotion_request_create(
+    *, actor: Principal, version: ModelVersion, environment: Environment, comment: str = "", emergency: bool = False
+) -> PromotionRequest:
+    project = version.model.project
+    require_role(actor, project, [Role.ML_ENGINEER], action="request promotions")
+    if environment.project_id != project.pk:
+        raise NotFound("No such environment in this project.")
+    if version.status == ModelVersion.Status.ARCHIVED:
+        raise Conflict("This version is archived; it cannot be promoted.")
+    if emergency:
+        in_history = DeploymentHistory.objects.filter(
+            deployment__model=version.model, deployment__environment=environment, model_version=version
+        ).exists()
+        if not in_history:
+            raise DomainError(
+                "An emergency request is only for a version that already ran in this deployment (a rollback).",
+                code="not_in_history", details=[{"field": "emergency"}],
+            )  # fmt: skip
+    try:
+        with transaction.atomic():
+            request = PromotionRequest.objects.create(
+                project=project, model_version=version, environment=environment, requested_by=actor.user,
+                comment=comment, emergency=emergency,
+            )  # fmt: skip
+    except IntegrityError:
+        raise Conflict(f"An open request exists for {version} in {environment.name}.", code="request_exists") from None
+    audit_record(
+        action="promotion.requested", actor=actor, project=project, target=request,
+        diff={"model": version.model.name, "version": version.version, "environment": environment.name,
+              "comment": comment, "emergency": emergency},
+    )  # fmt: skip
+    if emergency:
+        audit_record(action="promotion.emergency_requested", actor=actor, project=project, target=request,
+                     diff={"model": version.model.name, "version": version.version, "environment": environment.name,
+                           "comment": comment})  # fmt: skip
+    return request
+
+
+def _locked_open_request(request: PromotionRequest) -> PromotionRequest:
+    request = (
+        PromotionRequest.objects.select_for_update()
+        .select_related("project", "environment", "model_version__model__project", "requested_by")
+        .get(pk=request.pk)
+    )
+    if request.state != PromotionRequest.State.OPEN:
+        raise Conflict(f"This request is {request.state}.", code="request_closed")
+    return request
+
+
+@transaction.atomic
+def decision_record(*, actor: Principal, request: PromotionRequest, outcome: str, comment: str = "") -> Decision:
+    """An officer approves or rejects, bound to the evidence they saw. A valid reject is final."""
+    project = request.project
+    verb = "approve" if outcome == Decision.Outcome.APPROVE else "reject"
+    require_role(actor, project, [Role.GOVERNANCE_OFFICER], action=f"{verb} promotions")
+    if actor.user.is_service_account:
+        raise Forbidden("Service accounts never approve or reject.", code="separation_of_duties", project=project)
+    request = _locked_open_request(request)
+    version = request.model_version
+    excluded = separation_of_duties_excluded(version, request)
+    if actor.user.pk in excluded:
+        why = " and ".join(excluded[actor.user.pk]["reasons"])
+        raise Forbidden(f"Separation of duties: you {why}, so you may not {verb} it.",
+                        code="separation_of_duties", project=project)  # fmt: skip
+    if request.decisions.filter(reviewer=actor.user, voided_at__isnull=True).exists():
+        raise Conflict("You already decided on this request.", code="already_decided")
+    evaluation = gates_evaluate(version=version, environment=request.environment, request=request)
+    decision = Decision.objects.create(
+        request=request, reviewer=actor.user, outcome=outcome, comment=comment,
+        evidence_digest=evaluation.evidence_digest, evidence=evaluation.evidence,
+        check_runs=[r.evidence.get("check_run") for r in evaluation.results if r.evidence.get("check_run")],
+    )  # fmt: skip
+    audit_record(
+        action=f"promotion.{'approved' if verb == 'approve' else 'rejected'}", actor=actor, project=project,
+        target=request, diff={"decision": decision.pk, "comment": comment, "evidence_digest": decision.evidence_digest},
+    )  # fmt: skip
+    if outcome == Decision.Outcome.REJECT:
+        request.state, request.closed_at, request.closed_by = (
+            PromotionRequest.State.REJECTED,
+            timezone.now(),
+            actor.user,
+        )
+        request.save(update_fields=["state", "closed_at", "closed_by"])
+    return decision
+
+
+@transaction.atomic
+def promotion_request_withdraw(*, actor: Principal, request: PromotionRequest) -> PromotionRequest:
+    if request.requested_by_id != actor.user.pk:
+        raise Forbidden("Only the requester withdraws a request.", project=request.project)
+    require_role(actor, request.project, [Role.ML_ENGINEER], action="withdraw promotion requests")
+    request = _locked_open_request(request)
+    request.state, request.closed_at, request.closed_by = PromotionRequest.State.WITHDRAWN, timezone.now(), actor.user
+    request.save(update_fields=["state", "closed_at", "closed_by"])
+    audit_record(action="promotion.withdrawn", actor=actor, project=request.project, target=request,
+                 diff={"state": "withdrawn"})  # fmt: skip
+    return request
+
+
+class _Blocked(Exception):
+    def __init__(self, evaluation: Evaluation):
+        self.evaluation = evaluation
+
+
+def promotion_execute(*, actor: Principal, request: PromotionRequest) -> Deployment:
+    """Run the version in the environment if every gate passes now; else 409 listing every failing gate.
+
+    Concurrent executions for one deployment end with one winner and 409s for the others."""
+    project = request.project
+    if request.requested_by_id != actor.user.pk:
+        require_role(actor, project, [Role.GOVERNANCE_OFFICER], action="execute promotions")
+    else:
+        require_role(actor, project, [Role.ML_ENGINEER, Role.GOVERNANCE_OFFICER], action="execute promotions")
+    # What the caller's execution starts from: if another execution changes the deployment before this one
+    # holds the lock, this one answers 409 instead of silently replacing what the other just deployed.
+    seen = (
+        Deployment.objects.filter(model=request.model_version.model, environment=request.environment)
+        .values_list("model_version_id", "updated_at")
+        .first()
+    )
+    decisions_revalidate(version=request.model_version, actor=actor)
+    try:
+        return _execute(actor=actor, request=request, seen=seen)
+    except _Blocked as blocked:
+        evaluation = blocked.evaluation
+        with transaction.atomic():
+            audit_record(action="gate.evaluated", actor=actor, project=project, target=request,
+                         diff={**evaluation.as_dict(), "executed": False})  # fmt: skip
+        raise Conflict(
+            f"Blocked: {len(evaluation.failing)} gate(s) do not pass.",
+            code="gate_failed",
+            details=[
+                {"gate": r.kind, "status": r.status, "reason": r.reason, "spec": r.spec} for r in evaluation.failing
+            ],
+        ) from None
+    except (DatabaseError, IntegrityError) as exc:
+        if not _is_lock_conflict(exc):
+            raise
+        raise Conflict(
+            "Another promotion of this deployment is executing right now; check the deployment and retry.",
+            code="concurrent_execution",
+        ) from None
+
+
+def _is_lock_conflict(exc: Exception) -> bool:
+    if isinstance(exc, IntegrityError):
+        return True
+    cause = getattr(exc, "__cause__", None)
+    return type(cause).__name__ in {"LockNotAvailable", "SerializationFailure", "DeadlockDetected"}
+
+
+@transaction.atomic
+def _execute(*, actor: Principal, request: PromotionRequest, seen: tuple | None) -> Deployment:
+    request = _locked_open_request(request)
+    version, environment, project = request.model_version, request.environment, request.project
+    deployment = (
+        Deployment.objects.select_for_update(nowait=True).filter(model=version.model, environment=environment).first()
+    )
+    current = (deployment.model_version_id, deployment.updated_at) if deployment else None
+    if current != seen:
+        raise Conflict(
+            "The deployment changed while this promotion was executing; check it and retry.",
+            code="concurrent_execution",
+        )
+    if deployment is not None and deployment.model_version_id == version.pk:
+        raise Conflict(f"{version} already runs in {environment.name}.", code="already_deployed")
+    evaluation = gates_evaluate(version=version, environment=environment, request=request)
+    if not evaluation.passed:
+        raise _Blocked(evaluation)
+    now = timezone.now()
+    approvers = sorted(
+        {d.reviewer.username for d in request.decisions.filter(voided_at__isnull=True, outcome="approve")}
+    )
+    previous = deployment.model_version_id if deployment else None
+    if deployment is None:
+        deployment = Deployment.objects.create(
+            project=project, model=version.model, environment=environment, model_version=version, updated_at=now
+        )
+    else:
+        DeploymentHistory.objects.filter(deployment=deployment, to_at__isnull=True).update(to_at=now)
+        deployment.model_version, deployment.updated_at = version, now
+        deployment.state, deployment.state_reason = Deployment.State.ACTIVE, ""
+        deployment.save(update_fields=["model_version", "updated_at", "state", "state_reason"])
+    DeploymentHistory.objects.create(
+        deployment=deployment, model_version=version, request=request, approvers=approvers,
+        policy_version=evaluation.policy_version, emergency=request.emergency, executed_by=actor.user, from_at=now,
+    )  # fmt: skip
+    request.state, request.closed_at, request.closed_by = PromotionRequest.State.EXECUTED, now, actor.user
+    request.save(update_fields=["state", "closed_at", "closed_by"])
+    audit_record(action="gate.evaluated", actor=actor, project=project, target=request,
+                 diff={**evaluation.as_dict(), "executed": True})  # fmt: skip
+    audit_record(
+        action="deployment.promoted", actor=actor, project=project, target=deployment,
+        diff={"model": version.model.name, "environment": environment.name, "from_version_id": previous,
+              "to_version": version.version, "artifact_sha256": version.artifact_sha256, "approvers": approvers,
+              "policy_version": evaluation.policy_version, "emergency": request.emergency, "request": request.pk},
+    )  # fmt: skip
+    return deployment
+
+
+# Deployments -------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def deployment_set_state(*, actor: Principal, deployment: Deployment, state: str, reason: str = "") -> Deployment:
+    """Suspend or resume (governance officers, audited). ``actor`` None: the system, e.g. a failing monitor."""
+    project = deployment.project
+    verb = "suspend" if state == Deployment.State.SUSPENDED else "resume"
+    if actor is not None:
+        require_role(actor, project, [Role.GOVERNANCE_OFFICER], action=f"{verb} deployments")
+    deployment = Deployment.objects.select_for_update().select_related("model", "environment").get(pk=deployment.pk)
+    if deployment.state == state:
+        raise Conflict(f"This deployment is already {state}.")
+    deployment.state, deployment.state_reason, deployment.updated_at = state, reason, timezone.now()
+    deployment.save(update_fields=["state", "state_reason", "updated_at"])
+    audit_record(
+        action=f"deployment.{'suspended' if verb == 'suspend' else 'resumed'}", actor=actor or Principal.system(),
+        project=project, target=deployment,
+        diff={"model": deployment.model.name, "environment": deployment.environment.name, "reason": reason},
+    )  # fmt: skip
+    return deployment
+
+
+def deployment_verify(*, deployment: Deployment | None, artifact_sha256: str) -> dict:
+    """The enforcement point: may an artifact with this hash run in this deployment?"""
+    if deployment is None:
+        return {"allowed": False, "reason": "nothing is approved to run in this environment"}
+    version = deployment.model_version
+    if deployment.state == Deployment.State.SUSPENDED:
+        return {"allowed": False, "reason": f"the deployment is suspended: {deployment.state_reason or 'no reason'}"}
+    if artifact_sha256 != version.artifact_sha256:
+        return {"allowed": False, "reason": f"this artifact is not the approved one (version {version.version})"}
+    return {"allowed": True, "reason": f"version {version.version} is approved and active"}
+
+
+def deployments_at(*, project: Project, at: datetime, environment: str | None = None):
+    """What ran where at ``at``, approved by whom, under which policy version: one query."""
+    rows = DeploymentHistory.objects.filter(deployment__project=project, from_at__lte=at).filter(
+        Q(to_at__isnull=True) | Q(to_at__gt=at)
+    )
+    if environment:
+        rows = rows.filter(deployment__environment__name=environment)
+    return rows.select_related("deployment__model", "deployment__environment", "model_version", "executed_by")
