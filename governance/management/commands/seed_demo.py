@@ -75,6 +75,8 @@ class Command(BaseCommand):
             )
         credentials.append(self._reset(account, "service account (ml_engineer)", project=project, password=False))
 
+        self._seed_data(project, users, account)
+
         self.stdout.write(f"\nDemo project '{PROJECT}' is ready. Personas:\n")
         for username, what, password, key in credentials:
             self.stdout.write(f"  {username:<28} {what}")
@@ -82,6 +84,21 @@ class Command(BaseCommand):
                 self.stdout.write(f"      password: {password}")
             self.stdout.write(f"      API key:  {key}")
         self.stdout.write("")
+
+    def _seed_data(self, project: Project, users: dict, account: User) -> None:
+        """Datasets, a model with two versions, one in production and one blocked (idempotent)."""
+        from ._demo_datasets import seed_datasets
+        from ._demo_registry import MODEL, seed_registry, seed_workflow
+
+        _raw, training = seed_datasets(project, users["mlengineer"])
+        model = project.models.filter(name=MODEL).first()
+        if model is None:
+            v1, v2 = seed_registry(
+                project, pipeline=account, engineer=users["mlengineer"], officer=users["officer"], training=training
+            )
+        else:
+            v1, v2 = model.versions.get(version=1), model.versions.get(version=2)
+        seed_workflow(project, engineer=users["mlengineer"], officer=users["officer"], v1=v1, v2=v2)
 
     def _reset(self, user: User, what: str, *, project: Project | None, password: bool = True):
         """A fresh password and a fresh demo key; earlier demo keys of this user are revoked."""
