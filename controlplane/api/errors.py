@@ -54,19 +54,24 @@ def error_response(status_code: int, code: str, message: str, details: list | No
 
 
 def _flatten(detail, field: str | None = None) -> list[dict]:
-    """DRF's nested validation errors as a flat list of ``{"field", "message", "code"}``."""
+    """DRF's nested validation errors as a flat list of ``{"field", "message", "code"}``; list items are
+    named ``field[i]`` (DRF reports them as dicts keyed by the index, or as lists of per-item dicts)."""
+
+    def join(name) -> str | None:
+        if name is None or name == "non_field_errors":
+            return field
+        if isinstance(name, int):
+            return f"{field or ''}[{name}]"
+        return f"{field}.{name}" if field else str(name)
+
     if isinstance(detail, dict):
-        items = []
-        for key, value in detail.items():
-            name = key if key != "non_field_errors" else None
-            items += _flatten(value, f"{field}.{name}" if field and name else (name or field))
-        return items
+        return [item for key, value in detail.items() for item in _flatten(value, join(key))]
     if isinstance(detail, list):
-        items = []
-        for index, value in enumerate(detail):
-            nested = isinstance(value, dict | list)
-            items += _flatten(value, f"{field}[{index}]" if nested and field else field)
-        return items
+        if any(isinstance(value, dict | list) for value in detail):
+            return [
+                item for index, value in enumerate(detail) if value for item in _flatten(value, join(index))
+            ]
+        return [item for value in detail for item in _flatten(value, field)]
     return [{"field": field, "message": str(detail), "code": getattr(detail, "code", "invalid")}]
 
 

@@ -188,21 +188,33 @@ def _register(
     existing = _existing(dataset, sha256, label)
     if existing is not None:
         return existing, False
+    observed = None
     if label is None:
         label = _next_label(dataset)
-    elif DatasetVersion.objects.filter(dataset=dataset, version=label).exists():
-        raise Conflict(
-            f"Version '{label}' of this dataset exists with another sha256; versions are immutable.",
-            code="version_exists",
-            details=[{"field": "version"}],
-        )
-    try:
-        with transaction.atomic():
-            version = DatasetVersion.objects.create(
-                dataset=dataset, version=label, sha256=sha256, created_by=actor.user, **facts, **datasheet
+    else:
+        same_label = DatasetVersion.objects.select_for_update().filter(dataset=dataset, version=label).first()
+        if same_label is not None and same_label.kind != DatasetVersion.Kind.OBSERVED:
+            raise Conflict(
+                f"Version '{label}' of this dataset exists with another sha256; versions are immutable.",
+                code="version_exists",
+                details=[{"field": "version"}],
             )
-    except IntegrityError:
-        raise Conflict("This version was registered concurrently; retry to get it.") from None
+        observed = same_label
+    if observed is not None:
+        # Seen only through OpenLineage until now: registering it gives the same row (and its lineage edges)
+        # its hash and facts, so it can pass provenance gates.
+        for name, value in {**facts, **datasheet, "sha256": sha256, "created_by": actor.user}.items():
+            setattr(observed, name, value)
+        observed.save()
+        version = observed
+    else:
+        try:
+            with transaction.atomic():
+                version = DatasetVersion.objects.create(
+                    dataset=dataset, version=label, sha256=sha256, created_by=actor.user, **facts, **datasheet
+                )
+        except IntegrityError:
+            raise Conflict("This version was registered concurrently; retry to get it.") from None
     audit_record(
         action="dataset_version.registered",
         actor=actor,
@@ -213,6 +225,7 @@ def _register(
             "dataset_id": dataset.pk,
             "version": label,
             "sha256": sha256,
+            "was_observed": observed is not None,
             **facts,
             **{k: v for k, v in datasheet.items() if v},
         },

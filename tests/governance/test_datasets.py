@@ -233,6 +233,21 @@ def test_a_label_that_exists_with_another_hash_is_a_conflict(api, project, ml_en
     assert DatasetVersion.objects.count() == 1
 
 
+def test_registering_an_observed_version_gives_it_its_hash(api, project, ml_engineer):
+    dataset = make_dataset(project, ml_engineer)
+    observed = DatasetVersion.objects.create(dataset=dataset, version="2026-11", kind="observed")
+    response = api(ml_engineer).post(
+        url(project, dataset.pk, "versions"),
+        {"uri": "s3://fraud-raw/t.parquet", "sha256": SHA_A, "version": "2026-11"},
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    assert response.json()["id"] == observed.pk  # the same row, so lineage edges to it stay
+    observed.refresh_from_db()
+    assert (observed.kind, observed.sha256) == ("uri", SHA_A)
+    assert events("dataset_version.registered")[0].diff["was_observed"] is True
+
+
 def test_a_bad_sha256_is_400(api, project, ml_engineer):
     dataset = make_dataset(project, ml_engineer)
     response = api(ml_engineer).post(
