@@ -166,6 +166,19 @@ def _outbox_id(task) -> int | None:
         return None
 
 
+def outbox_defer(task, *, seconds: float) -> None:
+    """A task from the outbox is about to retry itself in ``seconds``: its row is not republished before
+    that retry could have run (plus the usual hold), so the sweeper does not bring it forward."""
+    message_id = _outbox_id(task)
+    if message_id is None:
+        return
+    limit = getattr(task, "time_limit", None) or app.conf.task_time_limit or 0
+    hold = max(datetime.timedelta(seconds=limit + RUNNING_MARGIN_SECONDS), _threshold())
+    OutboxMessage.objects.filter(pk=message_id, state=OutboxMessage.State.PENDING).update(
+        republish_after=timezone.now() + datetime.timedelta(seconds=seconds) + hold
+    )
+
+
 @task_prerun.connect(dispatch_uid="controlplane.outbox.started")
 def _on_task_started(sender=None, task=None, **_):
     """A task from the outbox started: no republish before it could have hit its hard time limit."""
@@ -193,4 +206,4 @@ def _on_task_finished(sender=None, task=None, retval=None, state=None, **_):
     OutboxMessage.objects.filter(pk=message_id, state=OutboxMessage.State.PENDING).update(**updates)
 
 
-__all__ = ["HEADER", "outbox_enqueue", "outbox_purge_done", "outbox_republish_due"]
+__all__ = ["HEADER", "outbox_defer", "outbox_enqueue", "outbox_purge_done", "outbox_republish_due"]

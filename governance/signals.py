@@ -1,6 +1,6 @@
 """Console logins enter the audit trail (system chain); failed ones go to the access log only."""
 
-from django.contrib.auth.signals import user_logged_in
+from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.dispatch import receiver
 
 
@@ -10,3 +10,17 @@ def audit_login(sender, request, user, **kwargs):
     from .audit import audit_record
 
     audit_record(action="auth.login", actor=Principal(user), target=user)
+
+
+@receiver(user_login_failed)
+def mark_failed_login(sender, credentials, request=None, **kwargs):
+    """The access log entry of this request says the login failed, and for which account if it exists.
+    An unknown name is not repeated: people type their password into the username box."""
+    if request is None:
+        return
+    from .middleware import access_log_mark
+    from .models import User
+
+    username = str(credentials.get("username", ""))
+    known = bool(username) and User.objects.filter(username=username).exists()
+    access_log_mark(request, f"login_failed user={username}" if known else "login_failed unknown_user")

@@ -7,6 +7,7 @@ folder and Celery tasks run in process.
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 
 from controlplane import env
 
@@ -36,6 +37,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "controlplane.middleware.RequestIdMiddleware",
+    # Outermost after the request id, so refusals by the middleware below (413, HTTPS redirects) are logged.
+    "governance.middleware.AccessLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "controlplane.middleware.BodySizeLimitMiddleware",
@@ -148,7 +151,27 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULE = {
+    # The digest of yesterday's access log first, then the prune (which keeps yesterday anyway).
+    "access-log-digest": {"task": "governance.tasks.access_log_digest", "schedule": crontab(minute=5, hour=0)},
+    "access-log-prune": {"task": "governance.tasks.access_log_prune", "schedule": crontab(minute=35, hour=0)},
+    "outbox-sweep": {"task": "controlplane.tasks.outbox_sweep", "schedule": 30.0, "options": {"expires": 25}},
+    # Check runs still running past their hard time limit plus a margin: re-queued, or timed out.
+    "check-runs-reap": {"task": "monitoring.tasks.check_runs_reap", "schedule": 30.0, "options": {"expires": 25}},
+}
 CELERY_TIMEZONE = "UTC"
+# The outbox (DESIGN §7): a pending row is published again this long after its last publish (then with
+# backoff); done rows are kept this many days.
+TOLLGATE_OUTBOX_REPUBLISH_SECONDS = env.integer("TOLLGATE_OUTBOX_REPUBLISH_SECONDS", 60, minimum=1)
+TOLLGATE_OUTBOX_RETENTION_DAYS = env.integer("TOLLGATE_OUTBOX_RETENTION_DAYS", 7, minimum=1)
+# Monitoring (DESIGN §4, §7): check runs (checks queue) and their Evidently reports (reports queue). A run
+# still running past its hard limit plus the margin is re-queued while attempts remain, then timed out.
+TOLLGATE_CHECK_SOFT_TIME_LIMIT = env.integer("TOLLGATE_CHECK_SOFT_TIME_LIMIT", CELERY_TASK_SOFT_TIME_LIMIT, minimum=1)
+TOLLGATE_CHECK_TIME_LIMIT = env.integer("TOLLGATE_CHECK_TIME_LIMIT", CELERY_TASK_TIME_LIMIT, minimum=2)
+TOLLGATE_CHECK_MAX_ATTEMPTS = env.integer("TOLLGATE_CHECK_MAX_ATTEMPTS", 3, minimum=1)
+TOLLGATE_CHECK_REAP_MARGIN_SECONDS = env.integer("TOLLGATE_CHECK_REAP_MARGIN_SECONDS", 60, minimum=0)
+TOLLGATE_MAX_BATCH_BYTES = env.integer("TOLLGATE_MAX_BATCH_BYTES", 1024**3, minimum=1024)
+TOLLGATE_MAX_BATCH_ROWS = env.integer("TOLLGATE_MAX_BATCH_ROWS", 5_000_000, minimum=1)
 
 # API conventions (DESIGN §8).
 TOLLGATE_PAGE_SIZE = env.integer("TOLLGATE_PAGE_SIZE", 50, minimum=1)
@@ -161,11 +184,31 @@ TOLLGATE_THROTTLE_ANON = env.string("TOLLGATE_THROTTLE_ANON", "120/min")
 TOLLGATE_PROXY_COUNT = env.integer("TOLLGATE_PROXY_COUNT", 0, minimum=0)
 TOLLGATE_API_KEY_DEFAULT_TTL_DAYS = env.integer("TOLLGATE_API_KEY_DEFAULT_TTL_DAYS", 365, minimum=1)
 
+# Registered URIs (DESIGN §6): allowed schemes; ``file:`` only when explicitly allowed.
+TOLLGATE_URI_SCHEMES = env.string_list("TOLLGATE_URI_SCHEMES", ["s3", "gs", "az", "abfs", "hdfs", "https", "storage"])
+TOLLGATE_ALLOW_FILE_URIS = env.boolean("TOLLGATE_ALLOW_FILE_URIS", False)
+
 # Audit (DESIGN §4): checkpoints of every chain head, signed, in the storage backend.
 TOLLGATE_AUDIT_SIGNING_KEY = env.string("TOLLGATE_AUDIT_SIGNING_KEY", "") or SECRET_KEY
 TOLLGATE_AUDIT_CHECKPOINT_MINUTES = env.integer("TOLLGATE_AUDIT_CHECKPOINT_MINUTES", 10, minimum=1)
 TOLLGATE_AUDIT_VERIFY_INLINE_MAX = env.integer("TOLLGATE_AUDIT_VERIFY_INLINE_MAX", 20000, minimum=0)
+TOLLGATE_EXCEPTION_MAX_DAYS = env.integer("TOLLGATE_EXCEPTION_MAX_DAYS", 90, minimum=1)
 TOLLGATE_ACCESS_LOG_RETENTION_DAYS = env.integer("TOLLGATE_ACCESS_LOG_RETENTION_DAYS", 365, minimum=1)
+
+# Webhooks (DESIGN §6): targets are https and public addresses (checked on the resolved address at send time;
+# production.py turns both relaxations off whatever the environment says). Secrets are encrypted with a key
+# derived from TOLLGATE_WEBHOOK_ENCRYPTION_KEY (default: SECRET_KEY, read at run time).
+TOLLGATE_WEBHOOK_ALLOW_HTTP = env.boolean("TOLLGATE_WEBHOOK_ALLOW_HTTP", False)
+TOLLGATE_WEBHOOK_ALLOW_PRIVATE_TARGETS = env.boolean("TOLLGATE_WEBHOOK_ALLOW_PRIVATE_TARGETS", False)
+TOLLGATE_WEBHOOK_ENCRYPTION_KEY = env.string("TOLLGATE_WEBHOOK_ENCRYPTION_KEY", "")
+TOLLGATE_WEBHOOK_TIMEOUT_SECONDS = env.integer("TOLLGATE_WEBHOOK_TIMEOUT_SECONDS", 5, minimum=1)
+# Attempts per delivery, with exponential backoff from BACKOFF up to BACKOFF_MAX seconds between them
+# (30 s, 1, 2, 4 ... minutes: about an hour and a half by default).
+TOLLGATE_WEBHOOK_MAX_ATTEMPTS = env.integer("TOLLGATE_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
+TOLLGATE_WEBHOOK_BACKOFF_SECONDS = env.integer("TOLLGATE_WEBHOOK_BACKOFF_SECONDS", 30, minimum=0)
+TOLLGATE_WEBHOOK_BACKOFF_MAX_SECONDS = env.integer("TOLLGATE_WEBHOOK_BACKOFF_MAX_SECONDS", 3600, minimum=0)
+# A webhook whose deliveries failed (every attempt) this many times in a row is disabled.
+TOLLGATE_WEBHOOK_DISABLE_AFTER_FAILURES = env.integer("TOLLGATE_WEBHOOK_DISABLE_AFTER_FAILURES", 5, minimum=1)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -187,6 +230,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "controlplane.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # The anonymous throttle keys on the client address; trust X-Forwarded-For only behind our proxies.
+    "NUM_PROXIES": TOLLGATE_PROXY_COUNT,
 }
 
 SPECTACULAR_SETTINGS = {
@@ -199,10 +244,22 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "APPEND_COMPONENTS": {
-        "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+    "ENUM_NAME_OVERRIDES": {
+        "RoleEnum": "governance.models.access.Role",
+        "DatasetRoleEnum": "governance.models.registry.DatasetRole",
+        "DeploymentStateEnum": "governance.models.workflow.Deployment.State",
+        "PromotionRequestStateEnum": "governance.models.workflow.PromotionRequest.State",
+        "AuditVerificationStateEnum": "governance.models.audit.AuditVerification.State",
+        "DatasetVersionKindEnum": "governance.models.registry.DatasetVersion.Kind",
+        "EnvironmentKindEnum": "governance.models.workflow.EnvironmentKind",
+        "WebhookDeliveryStateEnum": "governance.models.webhooks.WebhookDelivery.State",
+        "DeploymentStateEnum": "governance.models.workflow.Deployment.State",
+        "PromotionRequestStateEnum": "governance.models.workflow.PromotionRequest.State",
+        "AuditVerificationStateEnum": "governance.models.audit.AuditVerification.State",
+        "DatasetVersionKindEnum": "governance.models.registry.DatasetVersion.Kind",
+        "EnvironmentKindEnum": "governance.models.workflow.EnvironmentKind",
+        "ServiceAccountRoleEnum": [("ml_engineer", "ML engineer"), ("auditor", "Auditor")],
     },
-    "SECURITY": [{"bearerAuth": []}],
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "controlplane.api.schema.add_error_responses",

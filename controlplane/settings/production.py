@@ -23,3 +23,6 @@ STORAGES["staticfiles"]["BACKEND"] = "whitenoise.storage.CompressedManifestStati
 WHITENOISE_USE_FINDERS = False
 WHITENOISE_AUTOREFRESH = False
 REST_FRAMEWORK = {**REST_FRAMEWORK, "NUM_PROXIES": TOLLGATE_PROXY_COUNT}  # noqa: F405
+# Webhook targets: https and public addresses only, whatever the environment says (DESIGN §6).
+TOLLGATE_WEBHOOK_ALLOW_HTTP = False
+TOLLGATE_WEBHOOK_ALLOW_PRIVATE_TARGETS = False

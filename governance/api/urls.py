@@ -1,9 +1,10 @@
 from django.urls import path
 
-from . import audit_verify, auditing, registry, views
+from . import audit_verify, auditing, datasets, lineage, registry, views, webhooks, workflow
 
 project = "projects/<slug:project>/"
 version = f"{project}models/<str:model>/versions/<int:version>/"
+deployment = f"{project}deployments/<str:model>/<slug:environment>/"
 
 urlpatterns = [
     path(f"{project}audit-events/verify/", audit_verify.AuditVerifyView.as_view(), name="audit-verify"),
@@ -47,10 +48,66 @@ urlpatterns = [
     path(f"{version}metrics/", registry.MetricListView.as_view(), name="model-version-metrics"),
     path(f"{version}datasets/", registry.DatasetLinkListView.as_view(), name="model-version-datasets"),
     path(f"{version}model-card/", registry.ModelCardView.as_view(), name="model-card"),
+    path(f"{version}lineage.prov.json", lineage.ProvExportView.as_view(), name="model-version-prov"),
+    path("lineage", lineage.LineageIngestView.as_view(), name="lineage-ingest"),
+    path("lineage/", lineage.LineageView.as_view(), name="lineage"),
+    path("lineage/batch/", lineage.LineageBatchView.as_view(), name="lineage-batch"),
     path(f"{version}model-card/history/", registry.ModelCardHistoryView.as_view(), name="model-card-history"),
     path(
         f"{version}model-card/confirm-risk-tier/",
         registry.RiskTierConfirmView.as_view(),
         name="model-card-confirm-risk-tier",
+    ),
+]
+
+dataset = f"{project}datasets/<int:pk>/"
+urlpatterns += [
+    path(f"{project}datasets/", datasets.DatasetListView.as_view(), name="dataset-list"),
+    path(dataset, datasets.DatasetDetailView.as_view(), name="dataset-detail"),
+    path(f"{dataset}versions/", datasets.DatasetVersionListView.as_view(), name="dataset-version-list"),
+    path(
+        f"{dataset}versions/<int:version_id>/",
+        datasets.DatasetVersionDetailView.as_view(),
+        name="dataset-version-detail",
+    ),
+    path(f"{version}gates/", workflow.GateEvaluationView.as_view(), name="gate-evaluation"),
+    path(f"{project}environments/", workflow.EnvironmentListView.as_view(), name="environment-list"),
+    path(f"{project}environments/<slug:name>/", workflow.EnvironmentDetailView.as_view(), name="environment-detail"),
+    path(f"{project}policies/", workflow.PolicyListView.as_view(), name="policy-list"),
+    path(f"{project}policies/<str:version>/", workflow.PolicyDetailView.as_view(), name="policy-detail"),
+    path(f"{project}exceptions/", workflow.ExceptionListView.as_view(), name="exception-list"),
+    path(f"{project}exceptions/<int:pk>/revoke/", workflow.ExceptionRevokeView.as_view(), name="exception-revoke"),
+    path("promotion-requests/", workflow.OfficerQueueView.as_view(), name="promotion-queue"),
+    path(f"{project}promotion-requests/", workflow.PromotionRequestListView.as_view(), name="promotion-list"),
+    path(
+        f"{project}promotion-requests/<int:pk>/", workflow.PromotionRequestDetailView.as_view(), name="promotion-detail"
+    ),
+    path(f"{project}promotion-requests/<int:pk>/approve/", workflow.ApproveView.as_view(), name="promotion-approve"),
+    path(f"{project}promotion-requests/<int:pk>/reject/", workflow.RejectView.as_view(), name="promotion-reject"),
+    path(f"{project}promotion-requests/<int:pk>/withdraw/", workflow.WithdrawView.as_view(), name="promotion-withdraw"),
+    path(f"{project}promotion-requests/<int:pk>/execute/", workflow.ExecuteView.as_view(), name="promotion-execute"),
+    path(f"{project}deployments/", workflow.DeploymentListView.as_view(), name="deployment-list"),
+    path(f"{project}deployments/history/", workflow.DeploymentHistoryView.as_view(), name="deployment-history"),
+    path(f"{deployment}", workflow.DeploymentDetailView.as_view(), name="deployment-detail"),
+    path(f"{deployment}verify/", workflow.DeploymentVerifyView.as_view(), name="deployment-verify"),
+    path(f"{deployment}suspend/", workflow.SuspendView.as_view(), name="deployment-suspend"),
+    path(f"{deployment}resume/", workflow.ResumeView.as_view(), name="deployment-resume"),
+]
+
+webhook = f"{project}webhooks/<int:pk>/"
+urlpatterns += [
+    path(f"{project}webhooks/", webhooks.WebhookListView.as_view(), name="webhook-list"),
+    path(webhook, webhooks.WebhookDetailView.as_view(), name="webhook-detail"),
+    path(f"{webhook}test/", webhooks.WebhookTestView.as_view(), name="webhook-test"),
+    path(f"{webhook}deliveries/", webhooks.WebhookDeliveryListView.as_view(), name="webhook-delivery-list"),
+    path(
+        f"{webhook}deliveries/<int:delivery_id>/",
+        webhooks.WebhookDeliveryDetailView.as_view(),
+        name="webhook-delivery-detail",
+    ),
+    path(
+        f"{webhook}deliveries/<int:delivery_id>/redeliver/",
+        webhooks.WebhookRedeliverView.as_view(),
+        name="webhook-delivery-redeliver",
     ),
 ]

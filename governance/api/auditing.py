@@ -1,0 +1,332 @@
+"""The auditor's view (DESIGN §4, §8): a project's audit chain and access log, filtered, paginated by cursor,
+and exported whole as CSV or JSON Lines, streamed row by row in constant memory.
+
+Only the project's auditors and admins see them (other members get 403, audited as ``access.denied``;
+outsiders 404). ``?format=csv`` / ``?format=jsonl`` or ``Accept: text/csv`` / ``application/x-ndjson`` asks
+for the export; errors are JSON whatever was asked for.
+"""
+
+import csv
+import json
+
+import django_filters
+from django import forms
+from django.http import StreamingHttpResponse
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import renderers, serializers
+from rest_framework.response import Response
+
+from controlplane.api.pagination import CursorPagination
+from controlplane.api.views import ProjectApiView
+from governance import selectors
+from governance.models import AccessLogEntry, AuditEvent
+
+EXPORT_CHUNK_ROWS = 2000  # rows fetched per round trip (a server-side cursor on PostgreSQL)
+EXPORT_FLUSH_BYTES = 64 * 1024  # rows are encoded one by one and sent in blocks of about this size
+
+
+# --- Serializers ---
+
+
+class AuditEventSerializer(serializers.ModelSerializer):
+    actor = serializers.CharField(source="actor_name", read_only=True)
+
+    class Meta:
+        model = AuditEvent
+        fields = [
+            "sequence",
+            "occurred_at",
+            "actor",
+            "actor_role",
+            "action",
+            "target_type",
+            "target_id",
+            "request_id",
+            "client_address",
+            "diff",
+        ]
+        read_only_fields = fields
+
+
+class AuditEventDetailSerializer(AuditEventSerializer):
+    class Meta(AuditEventSerializer.Meta):
+        fields = [*AuditEventSerializer.Meta.fields, "prev_hash", "hash", "payload"]
+        read_only_fields = fields
+
+
+class AccessLogEntrySerializer(serializers.ModelSerializer):
+    principal = serializers.CharField(source="principal_name", read_only=True)
+    project = serializers.CharField(source="project_slug", read_only=True)
+
+    class Meta:
+        model = AccessLogEntry
+        fields = [
+            "id",
+            "at",
+            "principal",
+            "key_prefix",
+            "method",
+            "path",
+            "project",
+            "object",
+            "status",
+            "request_id",
+            "client_address",
+            "detail",
+        ]
+        read_only_fields = fields
+
+
+# --- Filters (bad values are a 400 in the usual error shape) ---
+
+
+class AuditEventFilter(django_filters.FilterSet):
+    actor = django_filters.CharFilter(field_name="actor_name", help_text="Username of the actor.")
+    action = django_filters.CharFilter(field_name="action")
+    target_type = django_filters.CharFilter(field_name="target_type")
+    target_id = django_filters.CharFilter(field_name="target_id")
+    since = django_filters.IsoDateTimeFilter(
+        field_name="occurred_at", lookup_expr="gte", help_text="ISO 8601, inclusive."
+    )
+    until = django_filters.IsoDateTimeFilter(
+        field_name="occurred_at", lookup_expr="lt", help_text="ISO 8601, exclusive."
+    )
+
+    class Meta:
+        model = AuditEvent
+        fields = []
+
+
+class StatusFilter(django_filters.CharFilter):
+    field_class = forms.RegexField
+
+
+class AccessLogFilter(django_filters.FilterSet):
+    principal = django_filters.CharFilter(method="filter_principal", help_text="Username; `-` for anonymous.")
+    method = django_filters.CharFilter(method="filter_method")
+    status = StatusFilter(method="filter_status", regex=r"^[1-5](\d\d|xx)$", help_text="`404`, or a class: `4xx`.")
+    path = django_filters.CharFilter(field_name="path", lookup_expr="startswith", help_text="A path prefix.")
+    since = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte", help_text="ISO 8601, inclusive.")
+    until = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt", help_text="ISO 8601, exclusive.")
+
+    class Meta:
+        model = AccessLogEntry
+        fields = []
+
+    def filter_principal(self, queryset, name, value):
+        return queryset.filter(principal_name="" if value == "-" else value)
+
+    def filter_method(self, queryset, name, value):
+        return queryset.filter(method=value.upper())
+
+    def filter_status(self, queryset, name, value):
+        if value.endswith("xx"):
+            low = int(value[0]) * 100
+            return queryset.filter(status__gte=low, status__lt=low + 100)
+        return queryset.filter(status=int(value))
+
+
+# --- Exports ---
+
+
+class CSVExportRenderer(renderers.BaseRenderer):
+    """Selects the CSV export in content negotiation; the view streams the body itself."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):  # pragma: no cover - never called
+        raise NotImplementedError
+
+
+class JSONLinesExportRenderer(CSVExportRenderer):
+    media_type = "application/x-ndjson"
+    format = "jsonl"
+
+
+EXPORT_FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
+
+
+class _Echo:
+    """A file-like object for csv.writer that hands back what it is given."""
+
+    def write(self, value):
+        return value
+
+
+def _json_default(value):
+    return value.isoformat()
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value):
+    """Dates as ISO 8601, JSON as JSON, and text that a spreadsheet would run as a formula defused with a
+    leading apostrophe (OWASP's advice for CSV injection); the JSONL export is never altered."""
+    if isinstance(value, str):
+        return "'" + value if value.startswith(FORMULA_STARTS) else value
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def export_lines(rows, columns: list[str], fmt: str):
+    """Encode rows (tuples in ``columns`` order) one at a time, yielding blocks of about 64 KiB."""
+    if fmt == "csv":
+        writer = csv.writer(_Echo())
+        encode_row = writer.writerow
+        header = writer.writerow(columns)
+    else:
+
+        def encode_row(row):
+            return json.dumps(dict(zip(columns, row, strict=True)), default=_json_default, ensure_ascii=False) + "\n"
+
+        header = ""
+    block, size = [header], len(header)
+    for row in rows:
+        line = encode_row([_csv_cell(v) for v in row] if fmt == "csv" else row)
+        block.append(line)
+        size += len(line)
+        if size >= EXPORT_FLUSH_BYTES:
+            yield "".join(block).encode("utf-8")
+            block, size = [], 0
+    if block:
+        yield "".join(block).encode("utf-8")
+
+
+class ExportMixin:
+    """``?format=csv|jsonl`` (or the Accept header) streams the whole filtered queryset."""
+
+    renderer_classes = [renderers.JSONRenderer, CSVExportRenderer, JSONLinesExportRenderer]
+    export_name = ""
+    export_columns: list[tuple[str, str]] = []  # (column in the file, model field)
+
+    def export_format(self) -> str | None:
+        fmt = getattr(self.request.accepted_renderer, "format", None)
+        return fmt if fmt in EXPORT_FORMATS else None
+
+    def export(self, queryset, fmt: str) -> StreamingHttpResponse:
+        columns = [name for name, _ in self.export_columns]
+        rows = queryset.values_list(*[field for _, field in self.export_columns]).iterator(chunk_size=EXPORT_CHUNK_ROWS)
+        response = StreamingHttpResponse(export_lines(rows, columns, fmt), content_type=EXPORT_FORMATS[fmt])
+        stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+        response["Content-Disposition"] = f'attachment; filename="{self.project.slug}-{self.export_name}-{stamp}.{fmt}"'
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        # Errors (and anything else DRF renders) are JSON even when an export was asked for.
+        if isinstance(response, Response) and getattr(request, "accepted_renderer", None) is not None:
+            if request.accepted_renderer.format in EXPORT_FORMATS:
+                request.accepted_renderer, request.accepted_media_type = renderers.JSONRenderer(), "application/json"
+        return super().finalize_response(request, response, *args, **kwargs)
+
+    def list_or_export(self):
+        queryset = self.filter_queryset(self.get_queryset())
+        fmt = self.export_format()
+        if fmt:
+            return self.export(queryset, fmt)
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+
+_EXPORT_RESPONSES = {
+    (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="`?format=csv`: the whole result, streamed."),
+    (200, "application/x-ndjson"): OpenApiResponse(
+        OpenApiTypes.STR, description="`?format=jsonl`: one JSON object per line, streamed."
+    ),
+}
+
+
+# --- Views ---
+
+
+class AuditEventCursor(CursorPagination):
+    ordering = "sequence"
+
+
+class AccessLogCursor(CursorPagination):
+    ordering = "-id"
+
+
+class AuditEventListView(ExportMixin, ProjectApiView):
+    serializer_class = AuditEventSerializer
+    filterset_class = AuditEventFilter
+    pagination_class = AuditEventCursor
+    export_name = "audit-events"
+    export_columns = [
+        ("sequence", "sequence"),
+        ("occurred_at", "occurred_at"),
+        ("actor", "actor_name"),
+        ("actor_role", "actor_role"),
+        ("action", "action"),
+        ("target_type", "target_type"),
+        ("target_id", "target_id"),
+        ("request_id", "request_id"),
+        ("client_address", "client_address"),
+        ("diff", "diff"),
+        ("prev_hash", "prev_hash"),
+        ("hash", "hash"),
+        ("payload", "payload"),
+    ]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return AuditEvent.objects.none()
+        return selectors.audit_event_list(principal=self.principal, project=self.project)
+
+    @extend_schema(
+        responses={(200, "application/json"): AuditEventSerializer(many=True), **_EXPORT_RESPONSES},
+        description="The project's audit chain in sequence order. The exports add `prev_hash`, `hash` and "
+        "`payload` (the exact bytes that were hashed), so the chain can be verified offline.",
+    )
+    def get(self, request, project):
+        return self.list_or_export()
+
+
+class AuditEventDetailView(ProjectApiView):
+    serializer_class = AuditEventDetailSerializer
+    pagination_class = None
+
+    def get(self, request, project, sequence):
+        event = selectors.audit_event_get(principal=self.principal, project=self.project, sequence=sequence)
+        return Response(self.get_serializer(event).data)
+
+
+class AccessLogListView(ExportMixin, ProjectApiView):
+    serializer_class = AccessLogEntrySerializer
+    filterset_class = AccessLogFilter
+    pagination_class = AccessLogCursor
+    export_name = "access-log"
+    export_columns = [
+        ("id", "id"),
+        ("at", "at"),
+        ("principal", "principal_name"),
+        ("key_prefix", "key_prefix"),
+        ("method", "method"),
+        ("path", "path"),
+        ("project", "project_slug"),
+        ("object", "object"),
+        ("status", "status"),
+        ("request_id", "request_id"),
+        ("client_address", "client_address"),
+        ("detail", "detail"),
+    ]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return AccessLogEntry.objects.none()
+        return selectors.access_log_list(principal=self.principal, project=self.project)
+
+    @extend_schema(
+        responses={(200, "application/json"): AccessLogEntrySerializer(many=True), **_EXPORT_RESPONSES},
+        description="Requests under the project's URLs, newest first. Anonymous requests have an empty principal.",
+    )
+    def get(self, request, project):
+        return self.list_or_export()

@@ -1,0 +1,115 @@
+"""The access log (DESIGN §4): one row per API and console request, written after the response.
+
+One INSERT and nothing else: the principal, key and URL match are already on the request by then (DRF copies
+``user`` and ``auth`` onto the Django request when it authenticates). A failed write is logged and the
+response goes out regardless -- the access log must never take the API down with it.
+"""
+
+import functools
+import logging
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from .models import AccessLogEntry, ApiKey
+
+log = logging.getLogger(__name__)
+
+UNLOGGED_PATHS = ("/healthz", "/readyz")
+DETAIL_ATTRIBUTE = "_tollgate_access_detail"
+
+
+def access_log_mark(request, detail: str) -> None:
+    """Attach a note (a failed login, say) to the access log entry this request will produce."""
+    setattr(request, DETAIL_ATTRIBUTE, detail[:200])
+
+
+def _principal(request):
+    """The authenticated user and key. For an API call DRF has already put them on the request; for a
+    console page the view has already loaded the session user."""
+    user = getattr(request, "user", None)
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None, None
+    key = getattr(request, "auth", None)
+    return user, key if isinstance(key, ApiKey) else None
+
+
+def _object(match) -> str:
+    """The URL name and the ids in its kwargs (the project is a column of its own)."""
+    if match is None:
+        return ""
+    ids = " ".join(f"{name}={value}" for name, value in match.kwargs.items() if name != "project")
+    return f"{match.view_name} {ids}".strip()[:200]
+
+
+class AccessLogMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.static_prefix = "/" + settings.STATIC_URL.lstrip("/") if settings.STATIC_URL else None
+
+    def __call__(self, request):
+        started = timezone.now()
+        response = self.get_response(request)
+        path = request.path_info
+        if path in UNLOGGED_PATHS or (self.static_prefix and path.startswith(self.static_prefix)):
+            return response
+        try:
+            self._write(request, response, started)
+        except Exception:  # noqa: BLE001 - never break the response over its log line
+            log.exception("access log: could not record %s %s", request.method, path[:200])
+        return response
+
+    def _write(self, request, response, started) -> None:
+        user, key = _principal(request)
+        match = getattr(request, "resolver_match", None)
+        entry = AccessLogEntry(
+            at=started,
+            principal=user,
+            principal_name=user.get_username()[:200] if user else "",
+            key_prefix=key.prefix if key else "",
+            method=(request.method or "")[:10],
+            path=request.path[:500],
+            project_slug=str(match.kwargs.get("project", ""))[:64] if match else "",
+            object=_object(match),
+            status=response.status_code,
+            request_id=getattr(request, "request_id", "")[:64],
+            client_address=getattr(request, "client_address", "")[:64],
+            detail=getattr(request, DETAIL_ATTRIBUTE, ""),
+        )
+        if connection.in_atomic_block:
+            # Inside someone's transaction (ATOMIC_REQUESTS, tests): a savepoint keeps a failed insert from
+            # poisoning it, and the transaction's commit stays synchronous.
+            with transaction.atomic():
+                _insert(entry, asynchronous=False)
+        else:
+            _insert(entry, asynchronous=connection.vendor == "postgresql")
+
+
+@functools.cache
+def _insert_statement(vendor: str, asynchronous: bool):
+    fields = [f for f in AccessLogEntry._meta.concrete_fields if not f.primary_key]
+    quote = connection.ops.quote_name
+    table = quote(AccessLogEntry._meta.db_table)
+    columns = ", ".join(quote(f.column) for f in fields)
+    values = ", ".join(["%s"] * len(fields))
+    if asynchronous:
+        # One statement, its own transaction, committed without waiting for the WAL flush (the setting is
+        # local to this statement's transaction). A PostgreSQL crash may lose the last fraction of a second
+        # of access log rows; the audit chain keeps synchronous commits.
+        sql = (
+            "WITH async AS (SELECT set_config('synchronous_commit', 'off', true)) "
+            f"INSERT INTO {table} ({columns}) SELECT {values} FROM async"
+        )
+    else:
+        sql = f"INSERT INTO {table} ({columns}) VALUES ({values})"
+    return sql, fields
+
+
+def _insert(entry: AccessLogEntry, *, asynchronous: bool) -> None:
+    """``INSERT`` without ``Model.save()``'s machinery (signals, fetching the new id back). Values still go
+    through each field's own conversion, so SQLite and PostgreSQL store what the ORM would."""
+    sql, fields = _insert_statement(connection.vendor, asynchronous)
+    params = [f.get_db_prep_save(getattr(entry, f.attname), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
