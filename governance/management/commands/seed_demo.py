@@ -88,9 +88,10 @@ class Command(BaseCommand):
     def _seed_data(self, project: Project, users: dict, account: User) -> None:
         """Datasets, a model with two versions, one in production and one blocked (idempotent)."""
         from ._demo_datasets import seed_datasets
+        from ._demo_lineage import seed_lineage
         from ._demo_registry import MODEL, seed_registry, seed_workflow
 
-        _raw, training = seed_datasets(project, users["mlengineer"])
+        raw, training = seed_datasets(project, users["mlengineer"])
         model = project.models.filter(name=MODEL).first()
         if model is None:
             v1, v2 = seed_registry(
@@ -98,6 +99,8 @@ class Command(BaseCommand):
             )
         else:
             v1, v2 = model.versions.get(version=1), model.versions.get(version=2)
+        for version in (v1, v2):  # the training runs, as the pipeline reports them through OpenLineage
+            seed_lineage(project, account, version, [raw, training])
         seed_workflow(project, engineer=users["mlengineer"], officer=users["officer"], v1=v1, v2=v2)
 
     def _reset(self, user: User, what: str, *, project: Project | None, password: bool = True):
