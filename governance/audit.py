@@ -21,6 +21,7 @@ from controlplane.context import current_request
 
 from .models import AuditChainHead, AuditEvent, Project
 from .models.audit import GENESIS_HASH, chain_of
+from .webhooks import webhooks_enqueue
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +163,8 @@ def audit_record(
         )
         head.sequence, head.hash = event.sequence, event.hash
         head.save(update_fields=["sequence", "hash"])
+        if project is not None:
+            webhooks_enqueue(event)  # subscribed webhooks: their deliveries commit with the event
     return event
 
 

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
+import kombu.pools
 import pytest
 import redis
 from django.conf import settings
@@ -111,13 +112,17 @@ class PrivateRedis:
 
 
 def _reset_broker_pool() -> None:
-    """Forget the app's broker connections, so the next publish connects to the current ``broker_url``."""
+    """Forget the app's broker connections, so the next publish connects to the current ``broker_url``.
+
+    Kombu's pool registry is emptied too: it is keyed by URL and would otherwise hand the closed pool back
+    when a later test publishes to a URL used before ("Acquire on closed pool")."""
     if celery_app._pool is not None:
         celery_app._pool.force_close_all()
     celery_app._pool = None
     amqp = celery_app.__dict__.get("amqp")
     if amqp is not None:
         amqp._producer_pool = None
+    kombu.pools.reset()
 
 
 def _use_broker(url: str, settings_fixture) -> None:

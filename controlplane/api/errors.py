@@ -68,9 +68,7 @@ def _flatten(detail, field: str | None = None) -> list[dict]:
         return [item for key, value in detail.items() for item in _flatten(value, join(key))]
     if isinstance(detail, list):
         if any(isinstance(value, dict | list) for value in detail):
-            return [
-                item for index, value in enumerate(detail) if value for item in _flatten(value, join(index))
-            ]
+            return [item for index, value in enumerate(detail) if value for item in _flatten(value, join(index))]
         return [item for value in detail for item in _flatten(value, field)]
     return [{"field": field, "message": str(detail), "code": getattr(detail, "code", "invalid")}]
 

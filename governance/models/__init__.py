@@ -1,5 +1,6 @@
 from .access import ApiKey, Project, Role, RoleBinding, User
 from .audit import AccessLogEntry, AuditChainHead, AuditEvent, AuditVerification
+from .lineage import LineageEvent, LineageGraphEdge, LineageJob, LineageNode, LineageRun, LineageRunDataset
 from .registry import (
     Classification,
     Dataset,
@@ -13,8 +14,37 @@ from .registry import (
     RegisteredModel,
     RiskTier,
 )
+from .webhooks import Webhook, WebhookDelivery
+from .workflow import (
+    Decision,
+    Deployment,
+    DeploymentHistory,
+    Environment,
+    EnvironmentKind,
+    Policy,
+    PolicyException,
+    PromotionRequest,
+    WaivableGate,
+)
 
 __all__ = [
+    "Webhook",
+    "WebhookDelivery",
+    "LineageEvent",
+    "LineageGraphEdge",
+    "LineageJob",
+    "LineageNode",
+    "LineageRun",
+    "LineageRunDataset",
+    "Decision",
+    "Deployment",
+    "DeploymentHistory",
+    "Environment",
+    "EnvironmentKind",
+    "Policy",
+    "PolicyException",
+    "PromotionRequest",
+    "WaivableGate",
     "Classification",
     "Dataset",
     "DatasetRole",
