@@ -6,7 +6,21 @@ from django.db.models import Count, Exists, OuterRef, Prefetch, QuerySet
 from controlplane.api.errors import DomainError, NotFound
 
 from .access import Principal, require_role
-from .models import AccessLogEntry, ApiKey, AuditEvent, Project, Role, RoleBinding, User
+from .models import (
+    AccessLogEntry,
+    ApiKey,
+    AuditEvent,
+    Dataset,
+    DatasetVersion,
+    Metric,
+    ModelVersion,
+    ModelVersionDataset,
+    Project,
+    RegisteredModel,
+    Role,
+    RoleBinding,
+    User,
+)
 from .models.audit import chain_of
 
 
@@ -112,8 +126,6 @@ def access_log_list(*, principal: Principal, project: Project) -> QuerySet[Acces
 
 
 def model_list(*, principal: Principal, project: Project, filters: dict | None = None) -> QuerySet:
-    from .models import RegisteredModel
-
     filters = filters or {}
     models = RegisteredModel.objects.filter(project=project, project__in=principal.project_ids()).select_related(
         "owner"
@@ -128,8 +140,6 @@ def model_list(*, principal: Principal, project: Project, filters: dict | None =
 
 
 def model_get(*, principal: Principal, project: Project, name: str):
-    from .models import RegisteredModel
-
     model = (
         RegisteredModel.objects.filter(project=project, project__in=principal.project_ids(), name=name)
         .select_related("owner", "project")
@@ -149,8 +159,6 @@ def _with_tag(queryset: QuerySet, tag: str) -> QuerySet:
 
 
 def model_version_list(*, principal: Principal, model, filters: dict | None = None) -> QuerySet:
-    from .models import Metric, ModelVersion, ModelVersionDataset
-
     filters = filters or {}
     versions = ModelVersion.objects.filter(model=model, model__project__in=principal.project_ids())
     if filters.get("tag"):
@@ -190,8 +198,6 @@ def dataset_list(*, principal: Principal, project: Project, filters: dict | None
     ``project_list``). Filters: namespace, name, classification, contains_pii, and ``q`` (a search)."""
     from django.db.models import Q
 
-    from .models import Dataset
-
     filters = filters or {}
     datasets = Dataset.objects.filter(project=project, project__in=project_list(principal=principal))
     for field in ("namespace", "name", "classification", "contains_pii"):
@@ -216,8 +222,6 @@ def dataset_get(*, principal: Principal, project: Project, dataset_id: int):
 
 def dataset_version_list(*, principal: Principal, dataset, filters: dict | None = None) -> QuerySet:
     """A dataset's versions, newest first. Filters: version (label), sha256, kind."""
-    from .models import DatasetVersion
-
     filters = filters or {}
     versions = DatasetVersion.objects.filter(
         dataset=dataset, dataset__project__in=project_list(principal=principal)
