@@ -43,14 +43,20 @@ def _tiers(*, approvals: int, card: bool = True, provenance: bool = True, extra=
     return gates + list(extra)
 
 
+# High-risk versions reach production only with passing drift and quality checks at most 7 days old.
+CHECK_GATES = [
+    {"kind": "check", "check_kind": "data_drift", "max_age_hours": 168},
+    {"kind": "check", "check_kind": "data_quality", "max_age_hours": 168},
+]
+
 DEFAULT_POLICY = {
     "environments": {
         "staging": {tier: _tiers(approvals=0, card=False) for tier in TIERS},
         "production": {
             "minimal": _tiers(approvals=1),
             "limited": _tiers(approvals=1),
-            "high": _tiers(approvals=2),
-            "unacceptable": _tiers(approvals=2),
+            "high": _tiers(approvals=2, extra=CHECK_GATES),
+            "unacceptable": _tiers(approvals=2, extra=CHECK_GATES),
         },
     },
     "suspend_on_failed_check": [],

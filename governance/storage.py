@@ -192,14 +192,16 @@ def _open_csv(file, column_types=None) -> pacsv.CSVStreamingReader:
     )
 
 
-def _csv_to_parquet(file, out_path: str) -> tuple[int, list[dict]]:
-    """Convert batch by batch. Types are inferred from the first block (``CSV_BLOCK_BYTES``); a column empty
-    there is read as text rather than as nulls (which later values could not fill). Text must be UTF-8."""
+def _csv_to_parquet(file, out_path: str, column_types: dict | None = None) -> tuple[int, list[dict]]:
+    """Convert batch by batch. Types are inferred from the first block (``CSV_BLOCK_BYTES``) unless
+    ``column_types`` names them; a column empty there is read as text rather than as nulls (which later values
+    could not fill). Text must be UTF-8."""
     try:
-        reader = _open_csv(file)
-        empty = {f.name: pa.string() for f in reader.schema if pa.types.is_null(f.type)}
+        known = dict(column_types or {})
+        reader = _open_csv(file, known)
+        empty = {f.name: pa.string() for f in reader.schema if pa.types.is_null(f.type) and f.name not in known}
         if empty:
-            reader = _open_csv(file, empty)
+            reader = _open_csv(file, {**known, **empty})
         not_text = [f.name for f in reader.schema if pa.types.is_binary(f.type)]
         if not_text:
             raise _unreadable(f"The CSV file is not UTF-8 text (in the column '{not_text[0]}').")
@@ -227,15 +229,21 @@ def _save(path: str, local_file) -> str:
 
 def store_dataset_file(*, project, dataset_id: int, file, sha256: str) -> StoredFile:
     """Validate an uploaded Parquet or CSV file and store it as Parquet under the project's prefix."""
+    return store_data_file(path=dataset_file_path(project, dataset_id, sha256), file=file)
+
+
+def store_data_file(*, path: str, file, column_types: dict | None = None) -> StoredFile:
+    """Validate an uploaded Parquet or CSV file and store it as Parquet at ``path`` (under a project's
+    prefix). ``column_types`` (name -> pyarrow type) fixes the types of those CSV columns instead of inferring
+    them (e.g. codes that look like numbers but are text)."""
     if getattr(file, "size", None) == 0 or _head(file, 1) == b"":
         raise _unreadable("The uploaded file is empty.")
-    path = dataset_file_path(project, dataset_id, sha256)
     if file_format(file) == "parquet":
         row_count, schema = _parquet_facts(file)
         stored = _save(path, file)
     else:
         with tempfile.NamedTemporaryFile(suffix=".parquet") as converted:
-            row_count, schema = _csv_to_parquet(file, converted.name)
+            row_count, schema = _csv_to_parquet(file, converted.name, column_types)
             with open(converted.name, "rb") as result:
                 stored = _save(path, result)
     return StoredFile(

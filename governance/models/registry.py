@@ -189,9 +189,7 @@ class ModelVersionDataset(models.Model):
     class Meta:
         ordering = ["model_version_id", "role", "id"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["model_version", "dataset_version", "role"], name="dataset_link_unique"
-            )
+            models.UniqueConstraint(fields=["model_version", "dataset_version", "role"], name="dataset_link_unique")
         ]
 
     def __str__(self):

@@ -72,7 +72,7 @@ def test_a_fresh_version_is_blocked_with_every_reason(api, project, ml_engineer)
     statuses = {gate["kind"]: gate["status"] for gate in dry["gates"]}
     assert statuses == {
         "approvals": "pending", "separation_of_duties": "passed", "model_card": "failed", "provenance": "failed",
-        "risk_tier": "passed",
+        "check": "failed", "risk_tier": "passed",
     }  # fmt: skip
     assert dry["risk_tier"] == "high"  # unconfirmed counts as high
     reasons = {gate["kind"]: gate["reason"] for gate in dry["gates"]}

@@ -1,0 +1,98 @@
+"""Demo monitoring for ``seed_demo``: drift and quality monitors on the deployed version, and two production
+batches -- one distributed like the reference data (its checks pass), one drifted (its checks fail and raise
+alerts). Works in eager mode (no ``REDIS_URL``): the checks and their reports run in process.
+
+Safe to run again: monitors are reused, and the batches are deterministic (derived from the reference data with
+a fixed seed), so a second run gets the same batches and runs back instead of new ones.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+
+import numpy as np
+import pandas as pd
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.utils import timezone
+
+from governance.access import Principal
+from governance.models import DatasetVersion, Deployment, ModelVersion, Project, User
+from governance.services.registry import model_version_datasets_link
+from monitoring.models import Monitor
+from monitoring.services import batch_upload, monitor_create
+
+SEED = 2026
+
+
+def _reference_frame(reference: DatasetVersion, version: ModelVersion) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
+    with default_storage.open(reference.storage_path, "rb") as handle:
+        frame = pq.read_table(handle).to_pandas()
+    wanted = [c["name"] for side in ("inputs", "outputs") for c in version.signature.get(side, [])]
+    return frame[[c for c in wanted if c in frame.columns]]
+
+
+def _like_reference(frame: pd.DataFrame) -> pd.DataFrame:
+    """The reference's rows, shuffled, with float values jittered by up to 0.5 %: no drift, in range."""
+    rng = np.random.default_rng(SEED)
+    batch = frame.sample(frac=1, random_state=SEED).reset_index(drop=True)
+    for column in batch.columns:
+        if pd.api.types.is_float_dtype(batch[column]):
+            jitter = 1 + rng.uniform(-0.005, 0.005, len(batch))
+            low, high = frame[column].min(), frame[column].max()
+            batch[column] = (batch[column] * jitter).clip(low, high).round(2)
+    return batch
+
+
+def _drifted(frame: pd.DataFrame) -> pd.DataFrame:
+    """Amounts (every float column) three times larger, text columns half taken by a value never seen."""
+    rng = np.random.default_rng(SEED + 1)
+    batch = frame.sample(frac=1, random_state=SEED + 1).reset_index(drop=True)
+    for column in batch.columns:
+        if pd.api.types.is_float_dtype(batch[column]):
+            batch[column] = (batch[column] * 3).round(2)
+        elif pd.api.types.is_object_dtype(batch[column]) or pd.api.types.is_string_dtype(batch[column]):
+            batch[column] = np.where(rng.random(len(batch)) < 0.5, "unseen", batch[column])
+    return batch
+
+
+def _csv(frame: pd.DataFrame, name: str) -> ContentFile:
+    out = io.StringIO()
+    frame.to_csv(out, index=False)
+    return ContentFile(out.getvalue().encode(), name=name)
+
+
+def seed_monitoring(
+    project: Project, engineer: User, deployed_version: ModelVersion, reference_dataset_version: DatasetVersion
+) -> dict:
+    """As ``engineer`` (an ML engineer of ``project``): link the reference data if it is not linked, create a
+    drift and a quality monitor on the version's deployment (production if it runs in several places), and
+    upload two production batches of the last two days -- the older one like the reference, the newer one
+    drifted. Returns the batches and their runs."""
+    actor = Principal(engineer)
+    if not deployed_version.dataset_links.filter(dataset_version=reference_dataset_version, role="reference").exists():
+        model_version_datasets_link(
+            actor=actor, version=deployed_version,
+            links=[{"dataset_version": reference_dataset_version.pk, "role": "reference"}],
+        )  # fmt: skip
+    deployments = Deployment.objects.filter(model_version=deployed_version).select_related("environment")
+    deployment = sorted(deployments, key=lambda d: d.environment.kind != "production")[0]
+    for kind, name in (("data_drift", "fraud-drift"), ("data_quality", "fraud-quality")):
+        if not Monitor.objects.filter(project=project, name=name).exists():
+            monitor_create(actor=actor, project=project, name=name, kind=kind, config={}, deployment=deployment)
+
+    frame = _reference_frame(reference_dataset_version, deployed_version)
+    today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    day = datetime.timedelta(days=1)
+    results = {}
+    for label, batch_frame, start in (("like-reference", _like_reference(frame), today - 2 * day),
+                                      ("drifted", _drifted(frame), today - day)):  # fmt: skip
+        result = batch_upload(
+            actor=actor, project=project, deployment=deployment, file=_csv(batch_frame, f"{label}.csv"),
+            window_start=start, window_end=start + day - datetime.timedelta(seconds=1),
+        )  # fmt: skip
+        results[label] = {"batch": result.batch.pk, "runs": {r.kind: r.pk for r in result.batch.runs.all()}}
+    return results

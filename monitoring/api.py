@@ -1,0 +1,505 @@
+"""Monitoring under ``/api/v1/projects/{p}/``: monitors, batches, check runs (with their Evidently reports) and
+alerts (DESIGN §4, §6, §8). Views translate; the rules live in ``monitoring.services``."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import parsers, serializers, status
+from rest_framework.response import Response
+
+from controlplane.api.errors import Conflict, DomainError, NotFound
+from controlplane.api.serializers import StrictSerializer
+from controlplane.api.views import ProjectApiView
+from governance import selectors as governance_selectors
+from governance.models import Deployment, Environment
+from governance.storage import HashingUploadHandler
+
+from . import selectors, services
+from .models import Alert, Batch, CheckRun, CheckState, Monitor, MonitorKind, ReportState
+
+# DESIGN §6: Evidently's HTML holds uploaded values and draws with inline scripts -- a sandbox, always.
+REPORT_CSP = (
+    "sandbox allow-scripts; default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "img-src data:; font-src data:"
+)
+SHA256 = r"^[0-9a-fA-F]{64}$"
+
+
+def _validated(serializer_class, data):
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _url(project, path: str) -> str:
+    return f"/api/v1/projects/{project.slug}/{path}"
+
+
+# Serializers ----------------------------------------------------------------------------------------------
+
+
+class MonitorSerializer(serializers.ModelSerializer):
+    model = serializers.CharField(source="model.name")
+    environment = serializers.SerializerMethodField()
+    version = serializers.SerializerMethodField()
+    config = serializers.SerializerMethodField()
+    created_by = serializers.CharField(source="created_by.username")
+
+    class Meta:
+        model = Monitor
+        fields = ["id", "name", "kind", "model", "environment", "version", "revision", "config", "active",
+                  "created_by", "created_at", "updated_at"]  # fmt: skip
+        read_only_fields = fields
+
+    def get_environment(self, monitor) -> str | None:
+        return monitor.deployment.environment.name if monitor.deployment_id else None
+
+    def get_version(self, monitor) -> int | None:
+        """The watched version, or (for a deployment) the version it runs now."""
+        version = monitor.deployment.model_version if monitor.deployment_id else monitor.model_version
+        return version.version
+
+    def get_config(self, monitor) -> dict:
+        revision = next((r for r in monitor.revisions.all() if r.revision == monitor.revision), None)
+        return revision.config if revision else {}
+
+
+class MonitorRevisionSerializer(serializers.Serializer):
+    revision = serializers.IntegerField()
+    config = serializers.JSONField()
+    config_hash = serializers.CharField()
+    created_by = serializers.CharField(source="created_by.username")
+    created_at = serializers.DateTimeField()
+
+
+class MonitorDetailSerializer(MonitorSerializer):
+    revisions = MonitorRevisionSerializer(many=True, read_only=True)
+
+    class Meta(MonitorSerializer.Meta):
+        fields = [*MonitorSerializer.Meta.fields, "revisions"]
+        read_only_fields = fields
+
+
+class MonitorCreateSerializer(StrictSerializer):
+    name = serializers.SlugField(max_length=100)
+    kind = serializers.ChoiceField(choices=MonitorKind.choices)
+    model = serializers.CharField(max_length=200)
+    environment = serializers.SlugField(required=False, help_text="Watch the deployment of the model there.")
+    version = serializers.IntegerField(required=False, min_value=1, help_text="Or watch one version.")
+    config = serializers.JSONField(
+        required=False,
+        default=dict,
+        help_text="data_drift: columns, num_method, num_threshold, cat_method, cat_threshold, per_column "
+        "{col: {method, threshold}}, max_drifted_columns. data_quality: columns, max_missing_share, "
+        "max_out_of_range_share, max_unseen_share, min_rows, max_rows, per_column {col: {range, ...}}.",
+    )
+
+    def validate(self, data):
+        if ("environment" in data) == ("version" in data):
+            raise serializers.ValidationError({"environment": "Give an environment (a deployment) or a version."})
+        return data
+
+
+class MonitorUpdateSerializer(StrictSerializer):
+    config = serializers.JSONField(required=False, help_text="A changed configuration is a new revision.")
+    active = serializers.BooleanField(required=False)
+
+
+class MonitorFilterSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=MonitorKind.choices, required=False)
+    model = serializers.CharField(required=False)
+    active = serializers.BooleanField(required=False, allow_null=True, default=None)
+
+
+class RunSummarySerializer(serializers.ModelSerializer):
+    monitor = serializers.CharField(source="monitor.name")
+
+    class Meta:
+        model = CheckRun
+        fields = ["id", "monitor", "kind", "state", "verdict"]
+        read_only_fields = fields
+
+
+class BatchSerializer(serializers.ModelSerializer):
+    model = serializers.CharField(source="model_version.model.name")
+    version = serializers.IntegerField(source="model_version.version")
+    environment = serializers.SerializerMethodField()
+    created_by = serializers.CharField(source="created_by.username")
+
+    class Meta:
+        model = Batch
+        fields = ["id", "model", "version", "environment", "kind", "uri", "sha256", "size_bytes", "row_count",
+                  "schema", "window_start", "window_end", "revision", "created_by", "created_at"]  # fmt: skip
+        read_only_fields = fields
+
+    def get_environment(self, batch) -> str | None:
+        return batch.deployment.environment.name if batch.deployment_id else None
+
+
+class BatchDetailSerializer(BatchSerializer):
+    runs = RunSummarySerializer(many=True, read_only=True)
+
+    class Meta(BatchSerializer.Meta):
+        fields = [*BatchSerializer.Meta.fields, "runs"]
+        read_only_fields = fields
+
+
+class _BatchTarget(StrictSerializer):
+    model = serializers.CharField(max_length=200)
+    environment = serializers.SlugField(required=False, help_text="The deployment whose traffic this is.")
+    version = serializers.IntegerField(required=False, min_value=1, help_text="The version that scored the data.")
+    window_start = serializers.DateTimeField(required=False)
+    window_end = serializers.DateTimeField(required=False, help_text="Default: now.")
+
+    def validate(self, data):
+        if "environment" not in data and "version" not in data:
+            raise serializers.ValidationError({"version": "Give the environment (a deployment), the version, or both."})
+        return data
+
+
+class BatchUploadSerializer(_BatchTarget):
+    """multipart/form-data: production data as a Parquet or CSV ``file``."""
+
+    file = serializers.FileField(help_text="Parquet, or CSV (named .csv or sent as text/csv).")
+    sha256 = serializers.RegexField(SHA256, required=False, help_text="If given, the upload must hash to it.")
+
+
+class BatchRegisterSerializer(_BatchTarget):
+    """JSON: a Parquet file already under the project's storage prefix."""
+
+    uri = serializers.CharField(max_length=2000, help_text="storage://projects/<project>/...")
+    sha256 = serializers.RegexField(SHA256, help_text="SHA-256 of the file's bytes.")
+
+
+class BatchFilterSerializer(serializers.Serializer):
+    model = serializers.CharField(required=False)
+    version = serializers.IntegerField(required=False)
+    environment = serializers.CharField(required=False)
+
+
+class CheckRunSerializer(serializers.ModelSerializer):
+    monitor = serializers.CharField(source="monitor.name")
+    monitor_id = serializers.IntegerField()
+    revision = serializers.IntegerField(source="monitor_revision.revision")
+    model = serializers.CharField(source="model_version.model.name")
+    version = serializers.IntegerField(source="model_version.version")
+    report = serializers.SerializerMethodField()
+
+    class Meta:
+        model = CheckRun
+        fields = ["id", "monitor", "monitor_id", "revision", "kind", "batch", "batch_revision", "model", "version",
+                  "state", "attempts", "verdict", "error", "created_at", "queued_at", "claimed_at", "claimed_by",
+                  "finished_at", "duration_seconds", "report"]  # fmt: skip
+        read_only_fields = fields
+
+    def get_report(self, run) -> dict:
+        base = _url(self.context.get("project") or run.project, f"check-runs/{run.pk}/")
+        ready = run.report_state == ReportState.READY
+        return {
+            "state": run.report_state,
+            "html": f"{base}report.html" if ready else None,
+            "json": f"{base}report.json" if ready else None,
+            "error": run.report_error,
+        }
+
+
+class ColumnResultSerializer(serializers.Serializer):
+    column = serializers.CharField()
+    method = serializers.CharField()
+    score = serializers.FloatField(allow_null=True)
+    p_value = serializers.FloatField(allow_null=True)
+    threshold = serializers.FloatField(allow_null=True)
+    drifted = serializers.BooleanField(help_text="data_quality: the measure is out of bounds.")
+
+
+class CheckRunDetailSerializer(CheckRunSerializer):
+    results = ColumnResultSerializer(many=True, read_only=True)
+    config = serializers.JSONField(source="monitor_revision.config")
+
+    class Meta(CheckRunSerializer.Meta):
+        fields = [*CheckRunSerializer.Meta.fields, "config", "results"]
+        read_only_fields = fields
+
+
+class CheckRunRequestSerializer(StrictSerializer):
+    monitor = serializers.IntegerField()
+    batch = serializers.IntegerField(required=False, help_text="Default: the latest batch the monitor covers.")
+
+
+class CheckRunFilterSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(choices=CheckState.choices, required=False)
+    kind = serializers.ChoiceField(choices=MonitorKind.choices, required=False)
+    monitor = serializers.IntegerField(required=False)
+    batch = serializers.IntegerField(required=False)
+    model = serializers.CharField(required=False)
+    version = serializers.IntegerField(required=False)
+
+
+class AlertSerializer(serializers.ModelSerializer):
+    model = serializers.CharField(source="deployment.model.name")
+    environment = serializers.CharField(source="deployment.environment.name")
+    version = serializers.IntegerField(source="model_version.version")
+    acknowledged_by = serializers.CharField(source="acknowledged_by.username", default=None)
+
+    class Meta:
+        model = Alert
+        fields = ["id", "kind", "message", "check_run", "model", "environment", "version", "suspended", "raised_at",
+                  "acknowledged_by", "acknowledged_at", "acknowledgement"]  # fmt: skip
+        read_only_fields = fields
+
+
+class AlertFilterSerializer(serializers.Serializer):
+    acknowledged = serializers.BooleanField(required=False, allow_null=True, default=None)
+
+
+class AcknowledgeSerializer(StrictSerializer):
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=4000, default="")
+
+
+# Views ----------------------------------------------------------------------------------------------------
+
+
+class MonitoringView(ProjectApiView):
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "project": self.project}
+
+    def _model(self, name: str):
+        return governance_selectors.model_get(principal=self.principal, project=self.project, name=name)
+
+    def _deployment(self, model, environment_name: str) -> Deployment:
+        environment = Environment.objects.filter(project=self.project, name=environment_name).first()
+        if environment is None:
+            raise DomainError(f"No environment '{environment_name}' in this project.",
+                              details=[{"field": "environment"}])  # fmt: skip
+        deployment = (
+            Deployment.objects.filter(model=model, environment=environment)
+            .select_related("model", "environment", "model_version__model")
+            .first()
+        )
+        if deployment is None:
+            raise NotFound(f"Nothing of '{model.name}' is deployed in {environment_name}.")
+        return deployment
+
+    def _target(self, data) -> tuple[Deployment | None, object | None]:
+        model = self._model(data["model"])
+        deployment = self._deployment(model, data["environment"]) if data.get("environment") else None
+        version = None
+        if data.get("version"):
+            version = governance_selectors.model_version_get(principal=self.principal, model=model,
+                                                             version=data["version"])  # fmt: skip
+        return deployment, version
+
+
+class MonitorListView(MonitoringView):
+    """A project's monitors: data drift and data quality of a deployment or of one version."""
+
+    serializer_class = MonitorSerializer
+    queryset = Monitor.objects.none()
+
+    @extend_schema(parameters=[MonitorFilterSerializer], responses={200: MonitorSerializer(many=True)})
+    def get(self, request, project):
+        filters = _validated(MonitorFilterSerializer, request.query_params)
+        monitors = selectors.monitor_list(principal=self.principal, project=self.project, filters=filters)
+        page = self.paginate_queryset(monitors.prefetch_related("revisions"))
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    @extend_schema(request=MonitorCreateSerializer, responses={201: MonitorDetailSerializer})
+    def post(self, request, project):
+        """Create a monitor (ML engineers and admins). Revision 1 holds its configuration."""
+        data = _validated(MonitorCreateSerializer, request.data)
+        deployment, version = self._target(data)
+        monitor = services.monitor_create(
+            actor=self.principal, project=self.project, name=data["name"], kind=data["kind"], config=data["config"],
+            deployment=deployment, model_version=version,
+        )  # fmt: skip
+        monitor = selectors.monitor_get(principal=self.principal, project=self.project, monitor_id=monitor.pk)
+        return Response(MonitorDetailSerializer(monitor, context=self.get_serializer_context()).data,
+                        status=status.HTTP_201_CREATED)  # fmt: skip
+
+
+class MonitorDetailView(MonitoringView):
+    serializer_class = MonitorDetailSerializer
+    queryset = Monitor.objects.none()
+
+    def _get(self, pk):
+        return selectors.monitor_get(principal=self.principal, project=self.project, monitor_id=pk)
+
+    def get(self, request, project, pk):
+        return Response(self.get_serializer(self._get(pk)).data)
+
+    @extend_schema(request=MonitorUpdateSerializer, responses={200: MonitorDetailSerializer})
+    def patch(self, request, project, pk):
+        """Change the configuration (a new revision; runs keep theirs) or pause/resume the monitor."""
+        data = _validated(MonitorUpdateSerializer, request.data)
+        services.monitor_update(actor=self.principal, monitor=self._get(pk), config=data.get("config"),
+                                active=data.get("active"))  # fmt: skip
+        return Response(self.get_serializer(self._get(pk)).data)
+
+
+class BatchUploadHandler(HashingUploadHandler):
+    """Streams a batch to a temporary file, hashed on the way, up to ``TOLLGATE_MAX_BATCH_BYTES``."""
+
+    def __init__(self, request=None):
+        super().__init__(request)
+        self.limit = settings.TOLLGATE_MAX_BATCH_BYTES
+
+
+class BatchListView(MonitoringView):
+    """Production data, scored by one model version: uploaded (multipart, CSV or Parquet) or registered by a
+    storage:// URI under the project's prefix (JSON). Each active monitor covering it queues a check run."""
+
+    serializer_class = BatchSerializer
+    queryset = Batch.objects.none()
+    parser_classes = [parsers.JSONParser, parsers.MultiPartParser]
+
+    def initialize_request(self, request, *args, **kwargs):
+        request.upload_handlers = [BatchUploadHandler(request)]  # never into memory
+        return super().initialize_request(request, *args, **kwargs)
+
+    @extend_schema(parameters=[BatchFilterSerializer], responses={200: BatchSerializer(many=True)})
+    def get(self, request, project):
+        filters = _validated(BatchFilterSerializer, request.query_params)
+        batches = selectors.batch_list(principal=self.principal, project=self.project, filters=filters)
+        page = self.paginate_queryset(batches)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    @extend_schema(
+        request={"multipart/form-data": BatchUploadSerializer, "application/json": BatchRegisterSerializer},
+        responses={201: BatchDetailSerializer, 200: BatchDetailSerializer},
+    )
+    def post(self, request, project):
+        """Upload or register a batch. The same bytes for the same version again answer 200 with the existing
+        batch; columns that miss the version's signature answer 400 naming them."""
+        multipart = request.content_type.startswith("multipart/form-data")
+        data = _validated(BatchUploadSerializer if multipart else BatchRegisterSerializer, request.data)
+        deployment, version = self._target(data)
+        common = {"actor": self.principal, "project": self.project, "deployment": deployment,
+                  "model_version": version, "window_start": data.get("window_start"),
+                  "window_end": data.get("window_end")}  # fmt: skip
+        if multipart:
+            result = services.batch_upload(file=data["file"], sha256=data.get("sha256"), **common)
+        else:
+            result = services.batch_register(uri=data["uri"], sha256=data["sha256"], **common)
+        batch = selectors.batch_get(principal=self.principal, project=self.project, batch_id=result.batch.pk)
+        return Response(
+            BatchDetailSerializer(batch, context=self.get_serializer_context()).data,
+            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
+        )
+
+
+class BatchDetailView(MonitoringView):
+    serializer_class = BatchDetailSerializer
+    queryset = Batch.objects.none()
+
+    def get(self, request, project, pk):
+        batch = selectors.batch_get(principal=self.principal, project=self.project, batch_id=pk)
+        return Response(self.get_serializer(batch).data)
+
+
+class CheckRunListView(MonitoringView):
+    """Check runs, newest first; POST is "run now"."""
+
+    serializer_class = CheckRunSerializer
+    queryset = CheckRun.objects.none()
+
+    @extend_schema(parameters=[CheckRunFilterSerializer], responses={200: CheckRunSerializer(many=True)})
+    def get(self, request, project):
+        filters = _validated(CheckRunFilterSerializer, request.query_params)
+        runs = selectors.check_run_list(principal=self.principal, project=self.project, filters=filters)
+        page = self.paginate_queryset(runs)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    @extend_schema(request=CheckRunRequestSerializer, responses={201: CheckRunDetailSerializer,
+                                                                 200: CheckRunDetailSerializer})  # fmt: skip
+    def post(self, request, project):
+        """Run a monitor now on a batch (default: its latest). The run of the same configuration, batch and batch
+        revision is returned as it is (200); a new one is queued (201)."""
+        data = _validated(CheckRunRequestSerializer, request.data)
+        monitor = selectors.monitor_get(principal=self.principal, project=self.project, monitor_id=data["monitor"])
+        batch = None
+        if data.get("batch"):
+            batch = selectors.batch_get(principal=self.principal, project=self.project, batch_id=data["batch"])
+        run, created = services.check_run_request(actor=self.principal, monitor=monitor, batch=batch)
+        run = selectors.check_run_get(principal=self.principal, project=self.project, run_id=run.pk)
+        return Response(CheckRunDetailSerializer(run, context=self.get_serializer_context()).data,
+                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)  # fmt: skip
+
+
+class CheckRunDetailView(MonitoringView):
+    """A run: state, attempts, timings, error, per-column results, verdict and where its report is."""
+
+    serializer_class = CheckRunDetailSerializer
+    queryset = CheckRun.objects.none()
+
+    def get(self, request, project, pk):
+        run = selectors.check_run_get(principal=self.principal, project=self.project, run_id=pk)
+        return Response(self.get_serializer(run).data)
+
+
+class CheckRunReportView(MonitoringView):
+    """The Evidently report of a run, as a file of its own, in a sandbox (DESIGN §6); 409 until it is ready."""
+
+    queryset = CheckRun.objects.none()
+    content_type = ""
+    path_field = ""
+
+    def perform_content_negotiation(self, request, force=False):
+        return super().perform_content_negotiation(request, force=True)  # errors are JSON whatever is accepted
+
+    @extend_schema(responses={(200, "text/html"): OpenApiTypes.STR, (200, "application/json"): OpenApiTypes.OBJECT})
+    def get(self, request, project, pk):
+        run = selectors.check_run_get(principal=self.principal, project=self.project, run_id=pk)
+        if run.report_state != ReportState.READY:
+            raise Conflict(f"The report of this run is {run.report_state}.", code="report_not_ready",
+                           details=[{"report_state": run.report_state, "error": run.report_error}])  # fmt: skip
+        path = getattr(run, self.path_field)
+        if not default_storage.exists(path):
+            raise NotFound("The report file is gone from the storage.")
+        response = FileResponse(default_storage.open(path, "rb"), content_type=self.content_type)
+        response["Content-Security-Policy"] = REPORT_CSP
+        response["X-Content-Type-Options"] = "nosniff"
+        response["Cache-Control"] = "private, no-store"
+        response["Content-Disposition"] = f'inline; filename="check-run-{run.pk}.{self.path_field.split("_")[1]}"'
+        return response
+
+
+class CheckRunReportHtmlView(CheckRunReportView):
+    content_type = "text/html; charset=utf-8"
+    path_field = "report_html_path"
+
+
+class CheckRunReportJsonView(CheckRunReportView):
+    content_type = "application/json"
+    path_field = "report_json_path"
+
+
+class AlertListView(MonitoringView):
+    """Alerts raised by checks of deployed versions that did not pass."""
+
+    serializer_class = AlertSerializer
+    queryset = Alert.objects.none()
+
+    @extend_schema(parameters=[AlertFilterSerializer], responses={200: AlertSerializer(many=True)})
+    def get(self, request, project):
+        filters = _validated(AlertFilterSerializer, request.query_params)
+        alerts = selectors.alert_list(principal=self.principal, project=self.project, filters=filters)
+        page = self.paginate_queryset(alerts)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+
+class AlertAcknowledgeView(MonitoringView):
+    serializer_class = AlertSerializer
+    queryset = Alert.objects.none()
+
+    @extend_schema(request=AcknowledgeSerializer, responses={200: AlertSerializer})
+    def post(self, request, project, pk):
+        """Acknowledge an alert (ML engineers, governance officers, admins), once."""
+        data = _validated(AcknowledgeSerializer, request.data)
+        alert = selectors.alert_get(principal=self.principal, project=self.project, alert_id=pk)
+        services.alert_acknowledge(actor=self.principal, alert=alert, comment=data["comment"])
+        alert = selectors.alert_get(principal=self.principal, project=self.project, alert_id=pk)
+        return Response(self.get_serializer(alert).data)

@@ -1,0 +1,76 @@
+"""The ``check`` gate (DESIGN §4, §5): the latest terminal check run of a kind for the version -- latest by its
+batch's window -- passed, and finished no longer ago than ``max_age_hours``. ``error`` and ``timed_out`` count
+as not passed. Registered in the gate registry from ``MonitoringConfig.ready()``."""
+
+from __future__ import annotations
+
+import datetime
+
+from governance.gates import FAILED, PASSED, PENDING, Gate, register
+
+from .models import TERMINAL_STATES, CheckRun, CheckState, MonitorKind
+
+DEFAULT_MAX_AGE_HOURS = 168
+MAX_AGE_HOURS_LIMIT = 24 * 366
+
+
+@register
+class CheckGate(Gate):
+    """``{"kind": "check", "check_kind": "data_drift", "max_age_hours": 168}``"""
+
+    kind = "check"
+    description = "the latest check run of a kind for this version passed and is recent enough"
+
+    @classmethod
+    def spec_fields(cls):
+        return ("check_kind", "max_age_hours")
+
+    @classmethod
+    def validate_spec(cls, spec, *, environment_kind):
+        problems = super().validate_spec(spec, environment_kind=environment_kind)
+        if spec.get("check_kind") not in MonitorKind.values:
+            problems.append(("check_kind", f"one of {', '.join(MonitorKind.values)}"))
+        age = spec.get("max_age_hours", DEFAULT_MAX_AGE_HOURS)
+        if not isinstance(age, int | float) or isinstance(age, bool) or not 0 < age <= MAX_AGE_HOURS_LIMIT:
+            problems.append(("max_age_hours", f"a number of hours, above 0 and at most {MAX_AGE_HOURS_LIMIT}"))
+        return problems
+
+    @property
+    def target(self):
+        return self.spec.get("check_kind", "")
+
+    def evaluate(self, ctx):
+        check_kind = self.spec["check_kind"]
+        max_age = float(self.spec.get("max_age_hours", DEFAULT_MAX_AGE_HOURS))
+        runs = CheckRun.objects.filter(model_version=ctx.version, kind=check_kind)
+        latest = (
+            runs.filter(state__in=TERMINAL_STATES)
+            .select_related("batch")
+            .order_by("-batch__window_end", "-finished_at", "-id")
+            .first()
+        )
+        if latest is None:
+            if runs.filter(state__in=(CheckState.QUEUED, CheckState.RUNNING)).exists():
+                return self.result(PENDING, f"a {check_kind} check of this version is running")
+            return self.result(FAILED, f"no {check_kind} check has run on this version's production data")
+        evidence = {
+            "check_run": latest.pk,
+            "state": latest.state,
+            "batch": latest.batch_id,
+            "window_end": latest.batch.window_end.isoformat(),
+            "finished_at": latest.finished_at.isoformat() if latest.finished_at else None,
+        }
+        if latest.state != CheckState.PASSED:
+            why = latest.verdict or latest.error or latest.state
+            return self.result(FAILED, f"the latest {check_kind} check (run {latest.pk}) ended {latest.state}: {why}",
+                               **evidence)  # fmt: skip
+        age = ctx.now - latest.finished_at
+        if age > datetime.timedelta(hours=max_age):
+            return self.result(
+                FAILED,
+                f"the latest {check_kind} check (run {latest.pk}) passed {age.total_seconds() / 3600:.0f} hours ago; "
+                f"it must be at most {max_age:g} hours old",
+                **evidence,
+            )
+        return self.result(PASSED, f"the latest {check_kind} check (run {latest.pk}) passed: {latest.verdict}",
+                           **evidence)  # fmt: skip

@@ -1,0 +1,198 @@
+"""Monitors, batches, check runs and alerts (DESIGN §4, Monitoring)."""
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class MonitorKind(models.TextChoices):
+    DATA_DRIFT = "data_drift"
+    DATA_QUALITY = "data_quality"
+
+
+class Monitor(models.Model):
+    """Watches a deployment (whatever version it runs) or one model version (e.g. before it is deployed).
+    Its configuration lives in immutable revisions; ``revision`` is the current one."""
+
+    project = models.ForeignKey("governance.Project", on_delete=models.PROTECT, related_name="monitors")
+    model = models.ForeignKey("governance.RegisteredModel", on_delete=models.PROTECT, related_name="monitors")
+    deployment = models.ForeignKey(
+        "governance.Deployment", on_delete=models.PROTECT, null=True, blank=True, related_name="monitors"
+    )
+    model_version = models.ForeignKey(
+        "governance.ModelVersion", on_delete=models.PROTECT, null=True, blank=True, related_name="monitors"
+    )
+    name = models.SlugField(max_length=100)
+    kind = models.CharField(max_length=16, choices=MonitorKind.choices)
+    revision = models.PositiveIntegerField(default=1)
+    active = models.BooleanField(default=True)
+    created_by = models.ForeignKey("governance.User", on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["project_id", "name", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="monitor_name_in_project"),
+            models.CheckConstraint(
+                condition=Q(deployment__isnull=True, model_version__isnull=False)
+                | Q(deployment__isnull=False, model_version__isnull=True),
+                name="monitor_watches_a_deployment_or_a_version",
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class MonitorRevision(models.Model):
+    """One configuration of a monitor; immutable. A check run names the revision it ran with."""
+
+    monitor = models.ForeignKey(Monitor, on_delete=models.PROTECT, related_name="revisions")
+    revision = models.PositiveIntegerField()
+    config = models.JSONField(default=dict)
+    config_hash = models.CharField(max_length=64)
+    created_by = models.ForeignKey("governance.User", on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["monitor_id", "revision"]
+        constraints = [models.UniqueConstraint(fields=["monitor", "revision"], name="monitor_revision_unique")]
+
+    def __str__(self):
+        return f"{self.monitor_id} r{self.revision}"
+
+
+class Batch(models.Model):
+    """Production data scored by one model version, stored as Parquet under the project's prefix. It may
+    hold personal data. ``revision`` grows when labels arrive (later issues)."""
+
+    class Kind(models.TextChoices):
+        UPLOADED = "uploaded"
+        URI = "uri"
+
+    project = models.ForeignKey("governance.Project", on_delete=models.PROTECT, related_name="batches")
+    deployment = models.ForeignKey(
+        "governance.Deployment", on_delete=models.PROTECT, null=True, blank=True, related_name="batches"
+    )
+    model_version = models.ForeignKey("governance.ModelVersion", on_delete=models.PROTECT, related_name="batches")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    uri = models.CharField(max_length=2000)
+    storage_path = models.CharField(max_length=1000)
+    sha256 = models.CharField(max_length=64)
+    size_bytes = models.BigIntegerField(null=True, blank=True)
+    row_count = models.BigIntegerField(null=True, blank=True)
+    schema = models.JSONField(default=list, blank=True)
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    revision = models.PositiveIntegerField(default=1)
+    created_by = models.ForeignKey("governance.User", on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-window_end", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["model_version", "sha256"], name="batch_bytes_once_per_version"),
+            models.CheckConstraint(condition=Q(window_start__lte=models.F("window_end")), name="batch_window_order"),
+        ]
+        indexes = [models.Index(fields=["project", "window_end"], name="batch_project_window_idx")]
+
+    def __str__(self):
+        return f"batch {self.pk} of version {self.model_version_id}"
+
+
+class CheckState(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+    TIMED_OUT = "timed_out"
+
+
+TERMINAL_STATES = (CheckState.PASSED, CheckState.FAILED, CheckState.ERROR, CheckState.TIMED_OUT)
+NOT_PASSED_STATES = (CheckState.FAILED, CheckState.ERROR, CheckState.TIMED_OUT)
+
+
+class ReportState(models.TextChoices):
+    NONE = "none"  # no verdict yet (or never: error, timed out)
+    PENDING = "pending"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class CheckRun(models.Model):
+    """One check of one batch (at one batch revision) with one monitor revision -- unique, so asking again
+    returns this run unless the configuration changed. Claimed by a conditional update (queued -> running,
+    attempts + 1); its result is written only while it is still (running, that attempt)."""
+
+    project = models.ForeignKey("governance.Project", on_delete=models.PROTECT, related_name="check_runs")
+    monitor = models.ForeignKey(Monitor, on_delete=models.PROTECT, related_name="runs")
+    monitor_revision = models.ForeignKey(MonitorRevision, on_delete=models.PROTECT, related_name="runs")
+    batch = models.ForeignKey(Batch, on_delete=models.PROTECT, related_name="runs")
+    batch_revision = models.PositiveIntegerField()
+    model_version = models.ForeignKey("governance.ModelVersion", on_delete=models.PROTECT, related_name="check_runs")
+    kind = models.CharField(max_length=16, choices=MonitorKind.choices)
+    state = models.CharField(max_length=16, choices=CheckState.choices, default=CheckState.QUEUED)
+    attempts = models.PositiveIntegerField(default=0)
+    requested_by = models.ForeignKey("governance.User", on_delete=models.PROTECT, null=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    queued_at = models.DateTimeField(default=timezone.now, help_text="When it was (re-)queued last.")
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=300, blank=True, help_text="host:pid of the attempt's worker process")
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_seconds = models.FloatField(null=True, blank=True)
+    results = models.JSONField(default=list, blank=True)
+    verdict = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    report_state = models.CharField(max_length=16, choices=ReportState.choices, default=ReportState.NONE)
+    report_json_path = models.CharField(max_length=1000, blank=True)
+    report_html_path = models.CharField(max_length=1000, blank=True)
+    report_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["monitor_revision", "batch", "batch_revision"], name="one_run_per_revision_and_batch"
+            ),
+            models.CheckConstraint(condition=Q(state__in=[s.value for s in CheckState]), name="check_run_state_valid"),
+        ]
+        indexes = [
+            models.Index(fields=["model_version", "kind", "state"], name="check_run_gate_idx"),
+            models.Index(fields=["state", "claimed_at"], name="check_run_reaper_idx"),
+        ]
+
+    def __str__(self):
+        return f"check run {self.pk} ({self.kind}, {self.state})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+
+class Alert(models.Model):
+    """A check of a deployed version did not pass. Acknowledged by a person, once."""
+
+    project = models.ForeignKey("governance.Project", on_delete=models.PROTECT, related_name="alerts")
+    check_run = models.ForeignKey(CheckRun, on_delete=models.PROTECT, related_name="alerts")
+    deployment = models.ForeignKey("governance.Deployment", on_delete=models.PROTECT, related_name="alerts")
+    model_version = models.ForeignKey("governance.ModelVersion", on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=32, default="check_failed")
+    message = models.TextField()
+    suspended = models.BooleanField(default=False, help_text="The deployment was suspended automatically.")
+    raised_at = models.DateTimeField(default=timezone.now)
+    acknowledged_by = models.ForeignKey(
+        "governance.User", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledgement = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-raised_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["check_run", "deployment"], name="one_alert_per_run_and_deployment")
+        ]
+
+    def __str__(self):
+        return f"alert {self.pk}: {self.message[:60]}"

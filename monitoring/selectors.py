@@ -1,0 +1,93 @@
+"""Reads of the monitoring app, always scoped to the caller's projects (an object elsewhere is a 404)."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from controlplane.api.errors import NotFound
+from governance.access import Principal
+from governance.models import Project
+
+from .models import Alert, Batch, CheckRun, Monitor
+
+
+def _scoped(queryset: QuerySet, principal: Principal, project: Project) -> QuerySet:
+    return queryset.filter(project=project, project__in=principal.project_ids())
+
+
+def monitor_list(*, principal: Principal, project: Project, filters: dict | None = None) -> QuerySet[Monitor]:
+    filters = filters or {}
+    monitors = _scoped(Monitor.objects.all(), principal, project).select_related(
+        "model", "deployment__environment", "deployment__model_version", "model_version", "created_by"
+    )
+    if filters.get("kind"):
+        monitors = monitors.filter(kind=filters["kind"])
+    if filters.get("model"):
+        monitors = monitors.filter(model__name=filters["model"])
+    if filters.get("active") is not None:
+        monitors = monitors.filter(active=filters["active"])
+    return monitors.order_by("name", "id")
+
+
+def monitor_get(*, principal: Principal, project: Project, monitor_id: int) -> Monitor:
+    monitor = monitor_list(principal=principal, project=project).filter(pk=monitor_id).first()
+    if monitor is None:
+        raise NotFound("No such monitor in this project.")
+    return monitor
+
+
+def batch_list(*, principal: Principal, project: Project, filters: dict | None = None) -> QuerySet[Batch]:
+    filters = filters or {}
+    batches = _scoped(Batch.objects.all(), principal, project).select_related(
+        "model_version__model", "deployment__environment", "created_by"
+    )
+    if filters.get("model"):
+        batches = batches.filter(model_version__model__name=filters["model"])
+    if filters.get("version"):
+        batches = batches.filter(model_version__version=filters["version"])
+    if filters.get("environment"):
+        batches = batches.filter(deployment__environment__name=filters["environment"])
+    return batches.order_by("-window_end", "-id")
+
+
+def batch_get(*, principal: Principal, project: Project, batch_id: int) -> Batch:
+    batch = batch_list(principal=principal, project=project).filter(pk=batch_id).first()
+    if batch is None:
+        raise NotFound("No such batch in this project.")
+    return batch
+
+
+def check_run_list(*, principal: Principal, project: Project, filters: dict | None = None) -> QuerySet[CheckRun]:
+    filters = filters or {}
+    runs = _scoped(CheckRun.objects.all(), principal, project).select_related(
+        "monitor", "monitor_revision", "batch", "model_version__model"
+    )
+    for field, lookup in (("state", "state"), ("kind", "kind"), ("monitor", "monitor_id"), ("batch", "batch_id"),
+                          ("model", "model_version__model__name"), ("version", "model_version__version")):  # fmt: skip
+        if filters.get(field) not in (None, ""):
+            runs = runs.filter(**{lookup: filters[field]})
+    return runs.order_by("-created_at", "-id")
+
+
+def check_run_get(*, principal: Principal, project: Project, run_id: int) -> CheckRun:
+    run = check_run_list(principal=principal, project=project).filter(pk=run_id).first()
+    if run is None:
+        raise NotFound("No such check run in this project.")
+    return run
+
+
+def alert_list(*, principal: Principal, project: Project, filters: dict | None = None) -> QuerySet[Alert]:
+    filters = filters or {}
+    alerts = _scoped(Alert.objects.all(), principal, project).select_related(
+        "check_run", "deployment__environment", "deployment__model", "model_version", "acknowledged_by"
+    )
+    if filters.get("acknowledged") is not None:
+        alerts = alerts.filter(acknowledged_at__isnull=not filters["acknowledged"])
+    return alerts.order_by("-raised_at", "-id")
+
+
+def alert_get(*, principal: Principal, project: Project, alert_id: int) -> Alert:
+    alert = alert_list(principal=principal, project=project).filter(pk=alert_id).first()
+    if alert is None:
+        raise NotFound("No such alert in this project.")
+    return alert
