@@ -86,9 +86,10 @@ class Command(BaseCommand):
         self.stdout.write("")
 
     def _seed_data(self, project: Project, users: dict, account: User) -> None:
-        """Datasets, a model with two versions, one in production and one blocked (idempotent)."""
+        """Datasets, a model with two versions (one in production and monitored, one blocked), idempotent."""
         from ._demo_datasets import seed_datasets
         from ._demo_lineage import seed_lineage
+        from ._demo_monitoring import seed_monitoring
         from ._demo_registry import MODEL, seed_registry, seed_workflow
 
         raw, training = seed_datasets(project, users["mlengineer"])
@@ -102,6 +103,7 @@ class Command(BaseCommand):
         for version in (v1, v2):  # the training runs, as the pipeline reports them through OpenLineage
             seed_lineage(project, account, version, [raw, training])
         seed_workflow(project, engineer=users["mlengineer"], officer=users["officer"], v1=v1, v2=v2)
+        seed_monitoring(project, users["mlengineer"], v1, training)
 
     def _reset(self, user: User, what: str, *, project: Project | None, password: bool = True):
         """A fresh password and a fresh demo key; earlier demo keys of this user are revoked."""
