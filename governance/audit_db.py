@@ -42,3 +42,54 @@ def audit_maintenance(connection=None):
                     cursor.execute("SELECT set_config('tollgate.audit_maintenance', 'off', false)")
             except Exception:  # noqa: BLE001 - a broken connection is discarded anyway
                 connection.close()
+
+
+def append_only(table: str, *, name: str, label: str):
+    """A migration operation making ``table`` append-only: the database refuses UPDATE, DELETE and (on
+    PostgreSQL) TRUNCATE of its rows except in the maintenance mode above. ``name`` names the trigger
+    function and triggers; ``label`` says in the error what the rows are."""
+    from django.db import migrations
+
+    postgres_up = f"""
+CREATE OR REPLACE FUNCTION tollgate_{name}_immutable() RETURNS trigger AS $$
+BEGIN
+    IF coalesce(current_setting('tollgate.audit_maintenance', true), '') = 'on' THEN
+        IF TG_LEVEL = 'ROW' THEN RETURN coalesce(NEW, OLD); END IF;
+        RETURN NULL;
+    END IF;
+    RAISE EXCEPTION '{label} are append-only: % refused', TG_OP USING ERRCODE = 'P0001';
+END
+$$ LANGUAGE plpgsql;
+CREATE TRIGGER {name}_append_only_rows BEFORE UPDATE OR DELETE ON {table}
+    FOR EACH ROW EXECUTE FUNCTION tollgate_{name}_immutable();
+CREATE TRIGGER {name}_append_only_truncate BEFORE TRUNCATE ON {table}
+    FOR EACH STATEMENT EXECUTE FUNCTION tollgate_{name}_immutable();
+"""
+    postgres_down = f"""
+DROP TRIGGER IF EXISTS {name}_append_only_rows ON {table};
+DROP TRIGGER IF EXISTS {name}_append_only_truncate ON {table};
+DROP FUNCTION IF EXISTS tollgate_{name}_immutable();
+"""
+    sqlite_up = [
+        f"""CREATE TRIGGER {name}_append_only_{verb.lower()} BEFORE {verb} ON {table}
+        WHEN tollgate_audit_maintenance() = 0
+        BEGIN SELECT RAISE(ABORT, '{label} are append-only: {verb} refused'); END"""
+        for verb in ("UPDATE", "DELETE")
+    ]
+    sqlite_down = [f"DROP TRIGGER IF EXISTS {name}_append_only_{verb}" for verb in ("update", "delete")]
+
+    def run(statements_by_vendor):
+        def apply(apps, schema_editor):
+            vendor = schema_editor.connection.vendor
+            if vendor == "postgresql":
+                schema_editor.execute(statements_by_vendor["postgresql"], None)
+            elif vendor == "sqlite":
+                for statement in statements_by_vendor["sqlite"]:
+                    schema_editor.execute(statement)
+
+        return apply
+
+    return migrations.RunPython(
+        run({"postgresql": postgres_up, "sqlite": sqlite_up}),
+        run({"postgresql": postgres_down, "sqlite": sqlite_down}),
+    )
