@@ -53,11 +53,14 @@ AUDIT_ACTIONS: frozenset[str] = frozenset(
         # Monitoring
         "alert.acknowledged",
         "alert.raised",
+        "batch.labels_added",
         "batch.uploaded",
         "check.failed",
         "check.passed",
+        "data_policy.updated",
         "monitor.created",
         "monitor.updated",
+        "raw_data.purged",
         # Audit and webhooks themselves
         "access_log.digest",
         "webhook.created",

@@ -15,11 +15,12 @@ from controlplane.api.errors import Conflict, DomainError, NotFound
 from controlplane.api.serializers import StrictSerializer
 from controlplane.api.views import ProjectApiView
 from governance import selectors as governance_selectors
-from governance.models import Deployment, Environment
+from governance.middleware import access_log_mark
+from governance.models import DatasetVersion, Deployment, Environment, Role
 from governance.storage import HashingUploadHandler
 
 from . import selectors, services
-from .models import Alert, Batch, CheckRun, CheckState, Monitor, MonitorKind, ReportState
+from .models import Alert, Batch, CheckRun, CheckState, DataPolicy, Monitor, MonitorKind, ReportState
 
 # DESIGN §6: Evidently's HTML holds uploaded values and draws with inline scripts -- a sandbox, always.
 REPORT_CSP = (
@@ -94,8 +95,11 @@ class MonitorCreateSerializer(StrictSerializer):
         required=False,
         default=dict,
         help_text="data_drift: columns, num_method, num_threshold, cat_method, cat_threshold, per_column "
-        "{col: {method, threshold}}, max_drifted_columns. data_quality: columns, max_missing_share, "
-        "max_out_of_range_share, max_unseen_share, min_rows, max_rows, per_column {col: {range, ...}}.",
+        "{col: {method, threshold}}, fdr, drift_share, max_drifted_columns. data_quality: columns, max_missing_share, "
+        "max_out_of_range_share, max_unseen_share, min_rows, max_rows, per_column {col: {range, ...}}. "
+        "model_quality: task (classification|regression), target, prediction, pos_label, probas_threshold, "
+        'thresholds {metric: {gte|gt|lte|lt: bound}}. Every kind: schedule {"every_minutes": N} or '
+        '{"crontab": "m h dom mon dow"} (UTC), freshness_hours.',
     )
 
     def validate(self, data):
@@ -133,11 +137,22 @@ class BatchSerializer(serializers.ModelSerializer):
     class Meta:
         model = Batch
         fields = ["id", "model", "version", "environment", "kind", "uri", "sha256", "size_bytes", "row_count",
-                  "schema", "window_start", "window_end", "revision", "created_by", "created_at"]  # fmt: skip
+                  "schema", "window_start", "window_end", "revision", "created_by", "created_at", "purged_at",
+                  "labels"]  # fmt: skip
         read_only_fields = fields
+
+    labels = serializers.SerializerMethodField()
 
     def get_environment(self, batch) -> str | None:
         return batch.deployment.environment.name if batch.deployment_id else None
+
+    def get_labels(self, batch) -> list[dict]:
+        """The label revisions: revision, sha256, row_count, key, created_at."""
+        return [
+            {"revision": labels.revision, "sha256": labels.sha256, "row_count": labels.row_count,
+             "key": labels.key or None, "created_at": labels.created_at}
+            for labels in batch.labels.all()
+        ]  # fmt: skip
 
 
 class BatchDetailSerializer(BatchSerializer):
@@ -146,6 +161,18 @@ class BatchDetailSerializer(BatchSerializer):
     class Meta(BatchSerializer.Meta):
         fields = [*BatchSerializer.Meta.fields, "runs"]
         read_only_fields = fields
+
+
+class LabelsUploadSerializer(StrictSerializer):
+    """multipart/form-data: labels for a batch as a Parquet or CSV ``file``."""
+
+    file = serializers.FileField(help_text="Parquet, or CSV: the target column(s), and the key column if any.")
+    key = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=200,
+        help_text="A column of both the batch and the labels to join on; without it, the labels are the batch's "
+        "rows in its order (same row count).",
+    )  # fmt: skip
+    sha256 = serializers.RegexField(SHA256, required=False, help_text="If given, the upload must hash to it.")
 
 
 class _BatchTarget(StrictSerializer):
@@ -204,16 +231,28 @@ class CheckRunSerializer(serializers.ModelSerializer):
             "html": f"{base}report.html" if ready else None,
             "json": f"{base}report.json" if ready else None,
             "error": run.report_error,
+            "sampled": run.report_sample_rows is not None,
+            "sample_rows": run.report_sample_rows,
         }
 
 
 class ColumnResultSerializer(serializers.Serializer):
-    column = serializers.CharField()
+    column = serializers.CharField(help_text="model_quality: the metric's name.")
     method = serializers.CharField()
     score = serializers.FloatField(allow_null=True)
-    p_value = serializers.FloatField(allow_null=True)
+    p_value = serializers.FloatField(allow_null=True, default=None)
     threshold = serializers.FloatField(allow_null=True)
-    drifted = serializers.BooleanField(help_text="data_quality: the measure is out of bounds.")
+    drifted = serializers.BooleanField(help_text="data_quality, model_quality: the measure is out of bounds.")
+    adjusted_p_value = serializers.FloatField(
+        allow_null=True, default=None, help_text="data_drift: Benjamini-Hochberg adjusted, when the verdict corrects."
+    )
+    flagged = serializers.BooleanField(
+        default=None, allow_null=True, help_text="data_drift: counts towards the verdict (after the correction)."
+    )
+    condition = serializers.CharField(default=None, allow_null=True, help_text="model_quality: gte, gt, lte or lt.")
+    kind = serializers.CharField(default=None, allow_null=True, help_text="data_drift: numerical or categorical.")
+    reference_rows = serializers.IntegerField(default=None, allow_null=True)
+    current_rows = serializers.IntegerField(default=None, allow_null=True)
 
 
 class CheckRunDetailSerializer(CheckRunSerializer):
@@ -240,16 +279,70 @@ class CheckRunFilterSerializer(serializers.Serializer):
 
 
 class AlertSerializer(serializers.ModelSerializer):
-    model = serializers.CharField(source="deployment.model.name")
-    environment = serializers.CharField(source="deployment.environment.name")
+    model = serializers.CharField(source="model_version.model.name")
+    environment = serializers.CharField(source="deployment.environment.name", default=None)
     version = serializers.IntegerField(source="model_version.version")
     acknowledged_by = serializers.CharField(source="acknowledged_by.username", default=None)
 
     class Meta:
         model = Alert
-        fields = ["id", "kind", "message", "check_run", "model", "environment", "version", "suspended", "raised_at",
-                  "acknowledged_by", "acknowledged_at", "acknowledgement"]  # fmt: skip
+        fields = ["id", "kind", "message", "check_run", "monitor", "model", "environment", "version", "suspended",
+                  "raised_at", "acknowledged_by", "acknowledged_at", "acknowledgement"]  # fmt: skip
         read_only_fields = fields
+
+
+class SeriesBatchSerializer(serializers.Serializer):
+    batch = serializers.IntegerField()
+    window_start = serializers.DateTimeField()
+    window_end = serializers.DateTimeField()
+    revision = serializers.IntegerField(help_text="The batch revision the run checked.")
+    check_run = serializers.IntegerField()
+    state = serializers.ChoiceField(choices=CheckState.choices)
+
+
+class SeriesSerializer(serializers.Serializer):
+    monitor = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=MonitorKind.choices)
+    batches = SeriesBatchSerializer(many=True)
+    columns = serializers.DictField(
+        child=serializers.ListField(child=serializers.FloatField(allow_null=True)),
+        help_text="data_drift: each column's drift score per batch, aligned with batches (null: not checked).",
+    )
+    metrics = serializers.DictField(
+        child=serializers.ListField(child=serializers.FloatField(allow_null=True)),
+        help_text="data_quality (column.measure) and model_quality (metric) values per batch.",
+    )
+
+
+class SeriesFilterSerializer(serializers.Serializer):
+    since = serializers.DateTimeField(required=False, help_text="Batches whose window ends at or after this.")
+    until = serializers.DateTimeField(required=False)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=5000, default=500,
+                                     help_text="The newest batches kept.")  # fmt: skip
+
+
+class DataPolicySerializer(serializers.ModelSerializer):
+    updated_by = serializers.CharField(source="updated_by.username", default=None)
+
+    class Meta:
+        model = DataPolicy
+        fields = ["batch_retention_days", "reference_retention_days", "download_roles", "updated_by", "updated_at"]
+        read_only_fields = fields
+
+
+class DataPolicyUpdateSerializer(StrictSerializer):
+    batch_retention_days = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=36500,
+        help_text="Days a batch's raw file (and its labels and reports) is kept; null: kept.",
+    )  # fmt: skip
+    reference_retention_days = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=36500,
+        help_text="Days a reference dataset version's file is kept; null: kept (checks need it).",
+    )  # fmt: skip
+    download_roles = serializers.ListField(
+        child=serializers.ChoiceField(choices=Role.choices), required=False, max_length=10,
+        help_text="Roles that may download raw batches and dataset files; empty: nobody.",
+    )  # fmt: skip
 
 
 class AlertFilterSerializer(serializers.Serializer):
@@ -478,7 +571,7 @@ class CheckRunReportJsonView(CheckRunReportView):
 
 
 class AlertListView(MonitoringView):
-    """Alerts raised by checks of deployed versions that did not pass."""
+    """Alerts: checks of deployed versions that did not pass, and monitors whose data stopped arriving (no_data)."""
 
     serializer_class = AlertSerializer
     queryset = Alert.objects.none()
@@ -503,3 +596,106 @@ class AlertAcknowledgeView(MonitoringView):
         services.alert_acknowledge(actor=self.principal, alert=alert, comment=data["comment"])
         alert = selectors.alert_get(principal=self.principal, project=self.project, alert_id=pk)
         return Response(self.get_serializer(alert).data)
+
+
+class MonitorSeriesView(MonitoringView):
+    """Per-column drift scores and quality metrics of a monitor, per batch over time, ready for charts."""
+
+    serializer_class = SeriesSerializer
+    queryset = Monitor.objects.none()
+
+    @extend_schema(parameters=[SeriesFilterSerializer], responses={200: SeriesSerializer})
+    def get(self, request, project, pk):
+        filters = _validated(SeriesFilterSerializer, request.query_params)
+        monitor = selectors.monitor_get(principal=self.principal, project=self.project, monitor_id=pk)
+        series = selectors.monitor_series(monitor=monitor, since=filters.get("since"), until=filters.get("until"),
+                                          limit=filters["limit"])  # fmt: skip
+        return Response(SeriesSerializer(series).data)
+
+
+class BatchLabelsView(MonitoringView):
+    """Labels that arrived later for a batch: a new batch revision that re-runs only model_quality monitors."""
+
+    serializer_class = BatchDetailSerializer
+    queryset = Batch.objects.none()
+    parser_classes = [parsers.MultiPartParser]
+
+    def initialize_request(self, request, *args, **kwargs):
+        request.upload_handlers = [BatchUploadHandler(request)]
+        return super().initialize_request(request, *args, **kwargs)
+
+    @extend_schema(request={"multipart/form-data": LabelsUploadSerializer},
+                   responses={201: BatchDetailSerializer, 200: BatchDetailSerializer})  # fmt: skip
+    def post(self, request, project, pk):
+        """Upload labels (ML engineers, admins). The same labels again answer 200; 410 once the batch's data
+        was deleted under the project's retention."""
+        data = _validated(LabelsUploadSerializer, request.data)
+        batch = selectors.batch_get(principal=self.principal, project=self.project, batch_id=pk)
+        result = services.batch_labels_upload(actor=self.principal, batch=batch, file=data["file"], key=data["key"],
+                                              sha256=data.get("sha256"))  # fmt: skip
+        batch = selectors.batch_get(principal=self.principal, project=self.project, batch_id=pk)
+        return Response(self.get_serializer(batch).data,
+                        status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)  # fmt: skip
+
+
+class RawDownloadView(MonitoringView):
+    """A raw file, streamed, for the roles the project's data policy names; 410 after its retention."""
+
+    queryset = Batch.objects.none()
+
+    def perform_content_negotiation(self, request, force=False):
+        return super().perform_content_negotiation(request, force=True)
+
+    def _stream(self, request, *, storage_path: str, purged: bool, filename: str, what: str):
+        services.raw_data_download_allow(actor=self.principal, project=self.project)
+        if purged:
+            raise DomainError(f"The {what}'s data was deleted under the project's retention.", code="purged",
+                              status=410)  # fmt: skip
+        if not storage_path or not default_storage.exists(storage_path):
+            raise NotFound(f"The {what}'s file is not in the storage.")
+        access_log_mark(getattr(request, "_request", request), f"download {what}")  # the Django request is logged
+        response = FileResponse(default_storage.open(storage_path, "rb"), as_attachment=True, filename=filename,
+                                content_type="application/vnd.apache.parquet")  # fmt: skip
+        response["Cache-Control"] = "private, no-store"
+        response["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
+class BatchDownloadView(RawDownloadView):
+    @extend_schema(responses={(200, "application/vnd.apache.parquet"): OpenApiTypes.BINARY})
+    def get(self, request, project, pk):
+        """The batch as stored (Parquet). In the access log."""
+        batch = selectors.batch_get(principal=self.principal, project=self.project, batch_id=pk)
+        return self._stream(request, storage_path=batch.storage_path, purged=batch.purged_at is not None,
+                            filename=f"batch-{batch.pk}.parquet", what="batch")  # fmt: skip
+
+
+class DatasetVersionDownloadView(RawDownloadView):
+    queryset = DatasetVersion.objects.none()
+
+    @extend_schema(responses={(200, "application/vnd.apache.parquet"): OpenApiTypes.BINARY})
+    def get(self, request, project, pk, version_id):
+        """A stored dataset version's file (e.g. reference data), as Parquet. In the access log."""
+        dataset = governance_selectors.dataset_get(principal=self.principal, project=self.project, dataset_id=pk)
+        version = governance_selectors.dataset_version_get(principal=self.principal, dataset=dataset,
+                                                           version_id=version_id)  # fmt: skip
+        purged = services.DatasetVersionPurge.objects.filter(dataset_version=version).exists()
+        filename = f"dataset-{dataset.pk}-version-{version.pk}.parquet"
+        return self._stream(request, storage_path=version.storage_path, purged=purged, filename=filename,
+                            what="dataset version")  # fmt: skip
+
+
+class DataPolicyView(MonitoringView):
+    """The project's rules for raw data: retention, and who may download it. Members read; admins change."""
+
+    serializer_class = DataPolicySerializer
+    queryset = DataPolicy.objects.none()
+
+    def get(self, request, project):
+        return Response(self.get_serializer(services.data_policy_of(self.project)).data)
+
+    @extend_schema(request=DataPolicyUpdateSerializer, responses={200: DataPolicySerializer})
+    def patch(self, request, project):
+        data = _validated(DataPolicyUpdateSerializer, request.data)
+        policy = services.data_policy_update(actor=self.principal, project=self.project, **data)
+        return Response(self.get_serializer(policy).data)

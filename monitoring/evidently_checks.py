@@ -32,13 +32,14 @@ import math
 import os
 import tempfile
 from dataclasses import asdict, dataclass
+from html import escape
 from typing import Any
 
 import pandas as pd
 
 DATA_DRIFT = "data_drift"
 DATA_QUALITY = "data_quality"
-KINDS = (DATA_DRIFT, DATA_QUALITY)
+KINDS = (DATA_DRIFT, DATA_QUALITY)  # the kinds compared with reference data (model_quality: see below)
 NUMERICAL, CATEGORICAL = "numerical", "categorical"
 ROWS = "*"
 
@@ -51,12 +52,15 @@ QUALITY_DEFAULTS = {
 }
 # The drift methods Evidently registers, by column type (a unit test keeps these equal to its registry, so the
 # web process validates configurations without importing Evidently).
+# ``chi2_contingency`` is the drift engine's own test, registered with Evidently by ``monitoring.stattests``
+# before any report is built here.
 NUMERICAL_METHODS = frozenset(
-    {"anderson", "cramer_von_mises", "ed", "empirical_mmd", "es", "hellinger", "jensenshannon", "kl_div", "ks",
-     "mannw", "psi", "t_test", "wasserstein"}
+    {"anderson", "chi2_contingency", "cramer_von_mises", "ed", "empirical_mmd", "es", "hellinger", "jensenshannon",
+     "kl_div", "ks", "mannw", "psi", "t_test", "wasserstein"}
 )  # fmt: skip
 CATEGORICAL_METHODS = frozenset(
-    {"chisquare", "fisher_exact", "g_test", "hellinger", "jensenshannon", "kl_div", "psi", "TVD", "z"}
+    {"chi2_contingency", "chisquare", "fisher_exact", "g_test", "hellinger", "jensenshannon", "kl_div", "psi", "TVD",
+     "z"}
 )  # fmt: skip
 METHODS = {
     NUMERICAL: NUMERICAL_METHODS,
@@ -65,8 +69,8 @@ METHODS = {
 }
 # Methods whose score is a p-value (drift when it is below the threshold); the others are distances.
 P_VALUE_METHODS = frozenset(
-    {"anderson", "chisquare", "cramer_von_mises", "es", "fisher_exact", "g_test", "ks", "mannw", "empirical_mmd",
-     "t_test", "TVD", "z"}
+    {"anderson", "chi2_contingency", "chisquare", "cramer_von_mises", "es", "fisher_exact", "g_test", "ks", "mannw",
+     "empirical_mmd", "t_test", "TVD", "z"}
 )  # fmt: skip
 
 
@@ -95,9 +99,19 @@ def _number(value) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _registry() -> dict:
+    """Evidently's stattest registry, with the engine's ``chi2_contingency`` registered (idempotent)."""
+    from evidently.legacy.calculations.stattests.registry import _registered_stat_tests
+
+    from monitoring.stattests import register_with_evidently
+
+    register_with_evidently()
+    return _registered_stat_tests
+
+
 def drift_methods(column_type: str | None = None) -> list[str]:
     """The names of the drift methods Evidently knows (for one column type, or all)."""
-    from evidently.legacy.calculations.stattests.registry import _registered_stat_tests
+    _registered_stat_tests = _registry()
 
     wanted = {NUMERICAL: "num", CATEGORICAL: "cat"}.get(column_type or "")
     return sorted(
@@ -109,7 +123,7 @@ def drift_methods(column_type: str | None = None) -> list[str]:
 
 def _method_names() -> dict[str, str]:
     """Evidently reports a resolved method by its display name ("K-S p_value"); map it back to the key."""
-    from evidently.legacy.calculations.stattests.registry import _registered_stat_tests
+    _registered_stat_tests = _registry()
 
     names = {}
     for name, by_type in _registered_stat_tests.items():
@@ -161,6 +175,7 @@ def _drift_metrics(config: dict) -> list:
 def _run(reference: pd.DataFrame, current: pd.DataFrame, columns: dict[str, str], metrics: list):
     from evidently import Report
 
+    _registry()
     current_ds, reference_ds = _datasets(reference, current, columns)
     return Report(metrics, include_tests=True).run(current_ds, reference_ds)  # current first, reference second
 
@@ -293,18 +308,163 @@ def verdict(kind: str, results: list[ColumnResult], config: dict) -> tuple[bool,
     return False, f"{len(flagged)} of {len(results)} measure(s) out of bounds: {described}"
 
 
-def report(kind: str, reference: pd.DataFrame, current: pd.DataFrame, config: dict) -> tuple[str, str]:
+def report(
+    kind: str,
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    config: dict,
+    *,
+    drift_options: dict | None = None,
+    note: str = "",
+) -> tuple[str, str]:
     """The Evidently report of a check: ``(snapshot_json, html)``. The HTML draws with inline scripts and
-    holds the data's values: serve it only in a sandbox (DESIGN §6)."""
+    holds the data's values: serve it only in a sandbox (DESIGN §6).
+
+    ``drift_options`` (``monitoring.engine.preset_options(result)``): the method and threshold the verdict
+    used per column, so the report tests each column the same way. ``note`` is shown at the top of the page
+    (e.g. that the report was built on a sample)."""
     columns = config["columns"]
     _check_frames(reference, current, columns)
     if kind == DATA_DRIFT:
+        if drift_options is not None:
+            methods = drift_options.get("per_column_method") or {}
+            thresholds = drift_options.get("per_column_threshold") or {}
+            config = {**config, "per_column": {c: {"method": methods.get(c), "threshold": thresholds.get(c)}
+                                               for c in columns}}  # fmt: skip
         metrics = _drift_metrics(config)
     else:
         metrics = _quality_metrics(_quality_plan(reference, config), config)
     snapshot = _run(reference, current, columns, metrics)
+    return snapshot.json(), _html(snapshot, note)
+
+
+def _html(snapshot, note: str) -> str:
     with tempfile.TemporaryDirectory() as directory:
         html_path = os.path.join(directory, "report.html")
         snapshot.save_html(html_path)
         with open(html_path, encoding="utf-8") as html:
-            return snapshot.json(), html.read()
+            page = html.read()
+    if note:
+        banner = (
+            '<div style="padding:8px 12px;background:#fff3cd;border-bottom:1px solid #e0c060;'
+            f'font-family:sans-serif">{escape(note)}</div>'
+        )
+        page = page.replace("<body>", f"<body>{banner}", 1)
+    return page
+
+
+# --- model_quality ---
+
+MODEL_QUALITY = "model_quality"
+CLASSIFICATION, REGRESSION = "classification", "regression"
+# Metric name in a monitor's configuration -> (Evidently metric class, the argument its tests go in).
+QUALITY_METRICS = {
+    CLASSIFICATION: {"accuracy": ("Accuracy", "tests"), "precision": ("Precision", "tests"),
+                     "recall": ("Recall", "tests"), "f1": ("F1Score", "tests"), "roc_auc": ("RocAuc", "tests")},
+    REGRESSION: {"mae": ("MAE", "mean_tests"), "rmse": ("RMSE", "tests"), "r2": ("R2Score", "tests"),
+                 "mape": ("MAPE", "mean_tests")},
+}  # fmt: skip
+CONDITIONS = ("gte", "gt", "lte", "lt")
+
+
+@dataclass(frozen=True)
+class MetricResult(ColumnResult):
+    """A model-quality metric: ``column`` and ``method`` are its name; ``drifted`` means its condition failed."""
+
+    condition: str | None = None
+
+
+def uses_probabilities(frame: pd.DataFrame, config: dict) -> bool:
+    """A classification whose prediction column holds floats is scored from probabilities of ``pos_label``."""
+    return config.get("task") == CLASSIFICATION and pd.api.types.is_float_dtype(frame[config["prediction"]])
+
+
+def _quality_frame(frame: pd.DataFrame, config: dict) -> tuple[pd.DataFrame, Any]:
+    target, prediction = config["target"], config["prediction"]
+    missing = [c for c in (target, prediction) if c not in frame.columns]
+    if missing:
+        raise CheckInputError(f"the labelled batch has no column {', '.join(repr(c) for c in missing)}")
+    frame = frame[[target, prediction]].dropna()
+    if len(frame) == 0:
+        raise CheckInputError("no row of the batch has both a label and a prediction")
+    from evidently import BinaryClassification, DataDefinition, Dataset, Regression
+
+    if config["task"] == REGRESSION:
+        definition = DataDefinition(numerical_columns=[target, prediction],
+                                    regression=[Regression(target=target, prediction=prediction)])  # fmt: skip
+    else:
+        probas = uses_probabilities(frame, config)
+        pos_label = config.get("pos_label", 1)
+        definition = DataDefinition(
+            numerical_columns=[prediction] if probas else [],
+            categorical_columns=[target] if probas else [target, prediction],
+            classification=[BinaryClassification(
+                target=target, prediction_probas=prediction if probas else None,
+                prediction_labels=None if probas else prediction, pos_label=pos_label,
+            )],
+        )  # fmt: skip
+    return frame, Dataset.from_pandas(frame.copy(), data_definition=definition)
+
+
+def _model_quality_metrics(frame: pd.DataFrame, config: dict) -> list[tuple[str, Any]]:
+    import evidently.metrics as ev_metrics
+    import evidently.tests as ev_tests
+
+    task, thresholds = config["task"], config.get("thresholds") or {}
+    probas = uses_probabilities(frame, config)
+    metrics = []
+    for name, (class_name, tests_argument) in QUALITY_METRICS[task].items():
+        if name == "roc_auc" and not probas:
+            continue  # a ROC curve needs scores, not labels
+        tests = [getattr(ev_tests, op)(float(bound)) for op, bound in (thresholds.get(name) or {}).items()]
+        options = {tests_argument: tests}
+        if task == CLASSIFICATION and probas:
+            options["probas_threshold"] = float(config.get("probas_threshold", 0.5))
+        metrics.append((name, getattr(ev_metrics, class_name)(**options)))
+    return metrics
+
+
+def compute_model_quality(frame: pd.DataFrame, config: dict) -> list[ColumnResult]:
+    """Classification or regression metrics of the labelled rows (``target`` against ``prediction``), each
+    against its configured condition (``thresholds``: ``{metric: {"gte" | "gt" | "lte" | "lt": bound}}``)."""
+    from evidently import Report
+
+    frame, dataset = _quality_frame(frame, config)
+    named = _model_quality_metrics(frame, config)
+    snapshot = Report([m for _, m in named], include_tests=True).run(dataset, None).dict()
+    thresholds = config.get("thresholds") or {}
+    statuses = {t["metric_config"]["metric_id"]: str(t["status"]).upper() for t in snapshot["tests"]}
+    results = []
+    for (name, _), metric in zip(named, snapshot["metrics"], strict=True):
+        value = metric["value"]
+        score = _number(value.get("mean") if isinstance(value, dict) else value)
+        condition = next(iter(thresholds.get(name) or {}), None)
+        bound = _number(thresholds[name][condition]) if condition else None
+        # Evidently's test decides; a metric it could not compute fails its condition too.
+        failed = condition is not None and (score is None or not statuses.get(metric["id"], "").endswith("SUCCESS"))
+        results.append(MetricResult(column=name, method=name, score=score, threshold=bound, drifted=failed,
+                                    condition=condition))  # fmt: skip
+    results.append(MetricResult(column=ROWS, method="labelled_rows", score=float(len(frame)), threshold=None,
+                                drifted=False))  # fmt: skip
+    return results
+
+
+def model_quality_verdict(results: list[ColumnResult]) -> tuple[bool, str]:
+    failed = [r for r in results if r.drifted]
+    rows = next((r.score for r in results if r.method == "labelled_rows"), 0)
+    if not failed:
+        return True, f"{len(results) - 1} metric(s) on {rows:g} labelled row(s) within bounds"
+    described = "; ".join(
+        f"{r.column} {'n/a' if r.score is None else format(r.score, '.4g')} not {r.condition} {r.threshold:g}"
+        for r in failed
+    )
+    return False, f"{len(failed)} metric(s) out of bounds on {rows:g} labelled row(s): {described}"
+
+
+def report_model_quality(frame: pd.DataFrame, config: dict, *, note: str = "") -> tuple[str, str]:
+    """The Evidently report of a model_quality check (its metrics and tests), as ``(snapshot_json, html)``."""
+    from evidently import Report
+
+    frame, dataset = _quality_frame(frame, config)
+    snapshot = Report([m for _, m in _model_quality_metrics(frame, config)], include_tests=True).run(dataset, None)
+    return snapshot.json(), _html(snapshot, note)

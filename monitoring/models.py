@@ -8,6 +8,7 @@ from django.utils import timezone
 class MonitorKind(models.TextChoices):
     DATA_DRIFT = "data_drift"
     DATA_QUALITY = "data_quality"
+    MODEL_QUALITY = "model_quality"
 
 
 class Monitor(models.Model):
@@ -65,7 +66,9 @@ class MonitorRevision(models.Model):
 
 class Batch(models.Model):
     """Production data scored by one model version, stored as Parquet under the project's prefix. It may
-    hold personal data. ``revision`` grows when labels arrive (later issues)."""
+    hold personal data. ``revision`` grows when labels arrive (``BatchLabels``); a label revision re-runs only
+    model_quality monitors. ``purged_at``: the raw file (and its labels) was deleted under the project's
+    retention; the hash, the runs and their results stay."""
 
     class Kind(models.TextChoices):
         UPLOADED = "uploaded"
@@ -88,6 +91,7 @@ class Batch(models.Model):
     revision = models.PositiveIntegerField(default=1)
     created_by = models.ForeignKey("governance.User", on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
+    purged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-window_end", "-id"]
@@ -99,6 +103,29 @@ class Batch(models.Model):
 
     def __str__(self):
         return f"batch {self.pk} of version {self.model_version_id}"
+
+
+class BatchLabels(models.Model):
+    """Labels that arrived for a batch: revision ``revision`` of the batch (2, 3, ...). Stored as Parquet beside
+    the batch; joined to it by ``key`` (a column of both), or row by row when ``key`` is empty."""
+
+    batch = models.ForeignKey(Batch, on_delete=models.PROTECT, related_name="labels")
+    revision = models.PositiveIntegerField()
+    storage_path = models.CharField(max_length=1000)
+    sha256 = models.CharField(max_length=64)
+    size_bytes = models.BigIntegerField(null=True, blank=True)
+    row_count = models.BigIntegerField()
+    schema = models.JSONField(default=list, blank=True)
+    key = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey("governance.User", on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["batch_id", "revision"]
+        constraints = [models.UniqueConstraint(fields=["batch", "revision"], name="batch_labels_revision_unique")]
+
+    def __str__(self):
+        return f"labels r{self.revision} of batch {self.batch_id}"
 
 
 class CheckState(models.TextChoices):
@@ -119,6 +146,7 @@ class ReportState(models.TextChoices):
     PENDING = "pending"
     READY = "ready"
     FAILED = "failed"
+    PURGED = "purged"  # deleted with the raw data it shows (it holds the data's values)
 
 
 class CheckRun(models.Model):
@@ -149,6 +177,9 @@ class CheckRun(models.Model):
     report_json_path = models.CharField(max_length=1000, blank=True)
     report_html_path = models.CharField(max_length=1000, blank=True)
     report_error = models.TextField(blank=True)
+    report_sample_rows = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The report was built on a sample of this many rows per side."
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -172,13 +203,20 @@ class CheckRun(models.Model):
 
 
 class Alert(models.Model):
-    """A check of a deployed version did not pass. Acknowledged by a person, once."""
+    """A check of a deployed version did not pass (``check_<state>``), or a monitor's data stopped arriving
+    (``no_data``: once per silence, keyed by the last arrival). Acknowledged by a person, once."""
+
+    NO_DATA = "no_data"
 
     project = models.ForeignKey("governance.Project", on_delete=models.PROTECT, related_name="alerts")
-    check_run = models.ForeignKey(CheckRun, on_delete=models.PROTECT, related_name="alerts")
-    deployment = models.ForeignKey("governance.Deployment", on_delete=models.PROTECT, related_name="alerts")
+    check_run = models.ForeignKey(CheckRun, on_delete=models.PROTECT, null=True, blank=True, related_name="alerts")
+    monitor = models.ForeignKey(Monitor, on_delete=models.PROTECT, null=True, blank=True, related_name="alerts")
+    deployment = models.ForeignKey(
+        "governance.Deployment", on_delete=models.PROTECT, null=True, blank=True, related_name="alerts"
+    )
     model_version = models.ForeignKey("governance.ModelVersion", on_delete=models.PROTECT, related_name="+")
     kind = models.CharField(max_length=32, default="check_failed")
+    key = models.CharField(max_length=64, blank=True, help_text="no_data: the last arrival it is about")
     message = models.TextField()
     suspended = models.BooleanField(default=False, help_text="The deployment was suspended automatically.")
     raised_at = models.DateTimeField(default=timezone.now)
@@ -191,8 +229,44 @@ class Alert(models.Model):
     class Meta:
         ordering = ["-raised_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["check_run", "deployment"], name="one_alert_per_run_and_deployment")
+            models.UniqueConstraint(fields=["check_run", "deployment"], name="one_alert_per_run_and_deployment"),
+            models.UniqueConstraint(
+                fields=["monitor", "key"], condition=Q(kind="no_data"), name="one_no_data_alert_per_silence"
+            ),
         ]
 
     def __str__(self):
         return f"alert {self.pk}: {self.message[:60]}"
+
+
+class DataPolicy(models.Model):
+    """A project's rules for raw data (batches, their labels, reference data), which may hold personal data:
+    who may download it and how many days it is kept (None: kept). Admins change it, audited."""
+
+    project = models.OneToOneField("governance.Project", on_delete=models.PROTECT, related_name="data_policy")
+    batch_retention_days = models.PositiveIntegerField(null=True, blank=True, default=90)
+    reference_retention_days = models.PositiveIntegerField(null=True, blank=True, default=None)
+    download_roles = models.JSONField(default=list, blank=True)
+    updated_by = models.ForeignKey("governance.User", on_delete=models.PROTECT, null=True, related_name="+")
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    DEFAULT_DOWNLOAD_ROLES = ("ml_engineer",)
+
+    class Meta:
+        verbose_name_plural = "data policies"
+
+    def __str__(self):
+        return f"data policy of {self.project_id}"
+
+
+class DatasetVersionPurge(models.Model):
+    """The stored file of a reference dataset version was deleted under the project's retention. The version
+    (its hash, schema, datasheet) stays; workers no longer read it and its download answers 410."""
+
+    dataset_version = models.OneToOneField("governance.DatasetVersion", on_delete=models.PROTECT, related_name="purge")
+    project = models.ForeignKey("governance.Project", on_delete=models.PROTECT, related_name="+")
+    storage_path = models.CharField(max_length=1000)
+    purged_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"purge of dataset version {self.dataset_version_id}"

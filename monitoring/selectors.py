@@ -8,7 +8,7 @@ from controlplane.api.errors import NotFound
 from governance.access import Principal
 from governance.models import Project
 
-from .models import Alert, Batch, CheckRun, Monitor
+from .models import Alert, Batch, CheckRun, CheckState, Monitor, MonitorKind
 
 
 def _scoped(queryset: QuerySet, principal: Principal, project: Project) -> QuerySet:
@@ -38,8 +38,10 @@ def monitor_get(*, principal: Principal, project: Project, monitor_id: int) -> M
 
 def batch_list(*, principal: Principal, project: Project, filters: dict | None = None) -> QuerySet[Batch]:
     filters = filters or {}
-    batches = _scoped(Batch.objects.all(), principal, project).select_related(
-        "model_version__model", "deployment__environment", "created_by"
+    batches = (
+        _scoped(Batch.objects.all(), principal, project)
+        .select_related("model_version__model", "deployment__environment", "created_by")
+        .prefetch_related("labels")
     )
     if filters.get("model"):
         batches = batches.filter(model_version__model__name=filters["model"])
@@ -79,7 +81,7 @@ def check_run_get(*, principal: Principal, project: Project, run_id: int) -> Che
 def alert_list(*, principal: Principal, project: Project, filters: dict | None = None) -> QuerySet[Alert]:
     filters = filters or {}
     alerts = _scoped(Alert.objects.all(), principal, project).select_related(
-        "check_run", "deployment__environment", "deployment__model", "model_version", "acknowledged_by"
+        "check_run", "monitor", "deployment__environment", "model_version__model", "acknowledged_by"
     )
     if filters.get("acknowledged") is not None:
         alerts = alerts.filter(acknowledged_at__isnull=not filters["acknowledged"])
@@ -91,3 +93,41 @@ def alert_get(*, principal: Principal, project: Project, alert_id: int) -> Alert
     if alert is None:
         raise NotFound("No such alert in this project.")
     return alert
+
+
+def monitor_series(*, monitor: Monitor, since=None, until=None, limit: int = 500) -> dict:
+    """Per batch (oldest window first): the latest run with a verdict of this monitor (any revision) at the
+    batch's latest checked revision, as chart-ready arrays aligned with ``batches``: ``columns`` (data_drift:
+    each column's drift score), ``metrics`` (data_quality: ``column.measure``; model_quality: each metric).
+    One query, whatever the number of batches. ``limit``: the newest batches kept."""
+    runs = CheckRun.objects.filter(monitor=monitor, state__in=(CheckState.PASSED, CheckState.FAILED))
+    if since is not None:
+        runs = runs.filter(batch__window_end__gte=since)
+    if until is not None:
+        runs = runs.filter(batch__window_end__lte=until)
+    rows = runs.order_by("-batch__window_end", "-batch_id", "-batch_revision", "-finished_at", "-id").values_list(
+        "batch_id", "batch__window_start", "batch__window_end", "batch_revision", "id", "state", "results"
+    )
+    latest, seen = [], set()
+    for row in rows.iterator(chunk_size=500):
+        if row[0] in seen:
+            continue
+        seen.add(row[0])
+        latest.append(row)
+        if len(latest) >= limit:
+            break
+    latest.reverse()
+    drift = monitor.kind == MonitorKind.DATA_DRIFT
+    batches, columns, metrics = [], {}, {}
+    for i, (batch_id, start, end, revision, run_id, state, results) in enumerate(latest):
+        batches.append({"batch": batch_id, "window_start": start, "window_end": end, "revision": revision,
+                        "check_run": run_id, "state": state})  # fmt: skip
+        for result in results or []:
+            if drift:
+                name, target = result["column"], columns
+            elif result["column"] in ("*", result["method"]):
+                name, target = result["method"], metrics
+            else:
+                name, target = f"{result['column']}.{result['method']}", metrics
+            target.setdefault(name, [None] * len(latest))[i] = result.get("score")
+    return {"monitor": monitor.pk, "kind": monitor.kind, "batches": batches, "columns": columns, "metrics": metrics}

@@ -4,6 +4,9 @@ run twice (the outbox may deliver a message twice, and acks_late redelivers afte
 - ``run_check`` (checks queue): claim the run, compute it, write the verdict if this attempt still holds it.
 - ``build_report`` (reports queue): the Evidently report of a run with a verdict.
 - ``check_runs_reap`` (beat, every 30 s): runs past the hard time limit are re-queued or timed out.
+- ``monitor_scheduled`` (beat, on each monitor's own schedule -- a django-celery-beat row the monitor's services
+  create, change and delete): runs for unchecked batches, and the freshness alert.
+- ``raw_data_prune`` (beat, daily): raw files past their project's retention are deleted.
 """
 
 import logging
@@ -64,3 +67,15 @@ def build_report(self, run_id: int):
 def check_runs_reap() -> dict:
     """Beat: re-queue (or time out) check runs whose worker was lost, and re-queue orphaned queued runs."""
     return services.check_runs_reap()
+
+
+@shared_task(ignore_result=True)
+def monitor_scheduled(monitor_id: int) -> dict:
+    """Beat, on the monitor's schedule: queue runs for its unchecked batches; alert when data stopped coming."""
+    return services.monitor_scheduled(monitor_id=monitor_id)
+
+
+@shared_task(ignore_result=True)
+def raw_data_prune() -> dict:
+    """Beat, daily: delete raw batches and reference data past their project's retention (hashes stay)."""
+    return services.raw_data_prune()

@@ -158,6 +158,8 @@ CELERY_BEAT_SCHEDULE = {
     "outbox-sweep": {"task": "controlplane.tasks.outbox_sweep", "schedule": 30.0, "options": {"expires": 25}},
     # Check runs still running past their hard time limit plus a margin: re-queued, or timed out.
     "check-runs-reap": {"task": "monitoring.tasks.check_runs_reap", "schedule": 30.0, "options": {"expires": 25}},
+    # Raw batches and reference data past their project's retention: files deleted, hashes and results kept.
+    "raw-data-prune": {"task": "monitoring.tasks.raw_data_prune", "schedule": crontab(minute=50, hour=0)},
 }
 CELERY_TIMEZONE = "UTC"
 # The outbox (DESIGN §7): a pending row is published again this long after its last publish (then with
@@ -172,6 +174,11 @@ TOLLGATE_CHECK_MAX_ATTEMPTS = env.integer("TOLLGATE_CHECK_MAX_ATTEMPTS", 3, mini
 TOLLGATE_CHECK_REAP_MARGIN_SECONDS = env.integer("TOLLGATE_CHECK_REAP_MARGIN_SECONDS", 60, minimum=0)
 TOLLGATE_MAX_BATCH_BYTES = env.integer("TOLLGATE_MAX_BATCH_BYTES", 1024**3, minimum=1024)
 TOLLGATE_MAX_BATCH_ROWS = env.integer("TOLLGATE_MAX_BATCH_ROWS", 5_000_000, minimum=1)
+# The Evidently report (built after the verdict, for people) samples each side above this many rows and says so
+# (monitoring.engine.REPORT_MAX_ROWS); the verdict always uses every row.
+TOLLGATE_REPORT_MAX_ROWS = env.integer("TOLLGATE_REPORT_MAX_ROWS", 100_000, minimum=1000)
+# A monitor's schedule queues at most this many runs per tick (the newest unchecked batches first).
+TOLLGATE_SCHEDULE_MAX_RUNS = env.integer("TOLLGATE_SCHEDULE_MAX_RUNS", 100, minimum=1)
 
 # API conventions (DESIGN §8).
 TOLLGATE_PAGE_SIZE = env.integer("TOLLGATE_PAGE_SIZE", 50, minimum=1)
@@ -257,6 +264,7 @@ SPECTACULAR_SETTINGS = {
         "CheckStateEnum": "monitoring.models.CheckState",
         "MonitorKindEnum": "monitoring.models.MonitorKind",
         "BatchKindEnum": "monitoring.models.Batch.Kind",
+        "ReportStateEnum": "monitoring.models.ReportState",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

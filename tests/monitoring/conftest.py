@@ -123,3 +123,15 @@ CARD_HIGH = {
     "proposed_risk_tier": "high",
     "risk_tier_rationale": "Blocks payments automatically",
 }
+
+
+@pytest.fixture
+def shared_storage(settings, tmp_path, monkeypatch):
+    """The worker subprocess reads the files this process stores: both use one folder."""
+    var = tmp_path / "var"
+    (var / "test-storage").mkdir(parents=True)
+    monkeypatch.setenv("TOLLGATE_VAR_DIR", str(var))
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {**settings.STORAGES["default"], "OPTIONS": {"location": str(var / "test-storage")}},
+    }

@@ -101,9 +101,12 @@ def test_a_batch_is_checked_when_it_arrives(api, project, ml_engineer, officer, 
     run = reviewer.get(url(project, f"check-runs/{run_id}/")).json()
     assert run["attempts"] == 1 and run["finished_at"] and run["duration_seconds"] is not None
     assert {r["column"]: (r["method"], r["drifted"]) for r in run["results"]} == {
-        "amount": ("ks", False), "country": ("chisquare", False), "score": ("ks", False)}  # fmt: skip
+        "amount": ("ks", False), "country": ("chi2_contingency", False), "score": ("ks", False)}  # fmt: skip
     assert run["results"][0]["p_value"] == 1.0 and run["results"][0]["threshold"] == 0.05
-    assert run["report"]["state"] == "ready"
+    # The drift engine's verdict: Benjamini-Hochberg over the p-value columns.
+    assert run["results"][0]["adjusted_p_value"] == 1.0 and run["results"][0]["flagged"] is False
+    assert "Benjamini-Hochberg" in run["verdict"]
+    assert run["report"]["state"] == "ready" and run["report"]["sampled"] is False
     html = api(auditor).get(run["report"]["html"], HTTP_ACCEPT="text/html")
     assert html.status_code == 200
     assert html["Content-Security-Policy"] == REPORT_CSP
@@ -328,15 +331,15 @@ def test_a_failing_run_voids_earlier_decisions_and_a_passing_one_does_not(api, p
 def test_a_transient_storage_error_is_retried(api, project, ml_engineer, reference, monkeypatch):
     from monitoring import services
 
-    real, calls = services._read_parquet, []
+    real, calls = services._read_table, []
 
-    def flaky(path, columns=None):
+    def flaky(path, config):
         calls.append(path)
         if len(calls) == 1:
             raise OSError("storage hiccup")
-        return real(path, columns)
+        return real(path, config)
 
-    monkeypatch.setattr(services, "_read_parquet", flaky)
+    monkeypatch.setattr(services, "_read_table", flaky)
     engineer = api(ml_engineer)
     create_monitor(engineer, project)
     run = upload(engineer, project, same_as_reference(), environment="production").json()["runs"][0]
@@ -396,3 +399,46 @@ def test_results_are_fenced_by_attempt(project, ml_engineer, high_risk, django_c
 
 def _named(data: bytes):
     return ContentFile(data, name="batch.csv")
+
+
+# --- The drift engine decides; the Evidently report follows it ---
+
+
+@flow
+def test_the_report_of_a_large_batch_is_built_on_a_sample_and_says_so(api, project, ml_engineer, reference,
+                                                                      settings):  # fmt: skip
+    settings.TOLLGATE_REPORT_MAX_ROWS = 200
+    engineer = api(ml_engineer)
+    create_monitor(engineer, project)
+    batch = upload(engineer, project, same_as_reference(), environment="production").json()
+    run = engineer.get(url(project, f"check-runs/{batch['runs'][0]['id']}/")).json()
+    assert run["state"] == "passed" and {r["current_rows"] for r in run["results"]} == {300}  # every row
+    assert run["report"] | {"html": None, "json": None} == {
+        "state": "ready",
+        "html": None,
+        "json": None,
+        "error": "",
+        "sampled": True,
+        "sample_rows": 200,
+    }
+    html = b"".join(engineer.get(run["report"]["html"], HTTP_ACCEPT="text/html").streaming_content).decode()
+    assert "uniform random sample (reference: 200 of 300 rows; batch: 200 of 300 rows)" in html
+    # The report tests each column with the engine's method (the contingency test is registered with Evidently).
+    import json
+
+    snapshot = json.loads(b"".join(engineer.get(run["report"]["json"]).streaming_content))
+    methods = {m["config"]["column"]: m["config"]["method"] for m in snapshot["metrics"]}
+    assert methods["country"] == "chi2_contingency" and methods["amount"] == "ks"
+
+
+@flow
+def test_an_engine_error_ends_the_run_in_error(api, project, ml_engineer, deployed):
+    empty = same_as_reference()
+    empty["amount"] = float("nan")
+    link_reference(project, ml_engineer, deployed, frame=empty)
+    engineer = api(ml_engineer)
+    create_monitor(engineer, project, config={"columns": ["amount"]})
+    run = upload(engineer, project, same_as_reference(), environment="production").json()["runs"][0]
+    run = CheckRun.objects.get(pk=run["id"])
+    assert (run.state, run.attempts, run.report_state) == ("error", 1, "none")
+    assert "column 'amount' should contain numerical values only" in run.error  # the engine's DriftError

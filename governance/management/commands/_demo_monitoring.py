@@ -1,6 +1,9 @@
 """Demo monitoring for ``seed_demo``: drift and quality monitors on the deployed version, and two production
 batches -- one distributed like the reference data (its checks pass), one drifted (its checks fail and raise
-alerts). Works in eager mode (no ``REDIS_URL``): the checks and their reports run in process.
+alerts); a history of daily batches before them whose amounts creep up (a series to draw); a model_quality
+monitor on an hourly schedule with a freshness rule, and labels arriving for the like-reference batch (a new
+batch revision that runs only model_quality). Works in eager mode (no ``REDIS_URL``): the checks and their
+reports run in process.
 
 Safe to run again: monitors are reused, and the batches are deterministic (derived from the reference data with
 a fixed seed), so a second run gets the same batches and runs back instead of new ones.
@@ -21,9 +24,12 @@ from governance.access import Principal
 from governance.models import DatasetVersion, Deployment, ModelVersion, Project, User
 from governance.services.registry import model_version_datasets_link
 from monitoring.models import Monitor
-from monitoring.services import batch_upload, monitor_create
+from monitoring.services import batch_labels_upload, batch_upload, monitor_create
 
 SEED = 2026
+HISTORY_DAYS = 8
+QUALITY_MONITOR = "fraud-model-quality"
+TRUTH = "is_fraud"  # the training data's outcome: the labels that "arrive later" for a batch
 
 
 def _reference_frame(reference: DatasetVersion, version: ModelVersion) -> pd.DataFrame:
@@ -31,7 +37,7 @@ def _reference_frame(reference: DatasetVersion, version: ModelVersion) -> pd.Dat
 
     with default_storage.open(reference.storage_path, "rb") as handle:
         frame = pq.read_table(handle).to_pandas()
-    wanted = [c["name"] for side in ("inputs", "outputs") for c in version.signature.get(side, [])]
+    wanted = [c["name"] for side in ("inputs", "outputs") for c in version.signature.get(side, [])] + [TRUTH]
     return frame[[c for c in wanted if c in frame.columns]]
 
 
@@ -85,14 +91,52 @@ def seed_monitoring(
             monitor_create(actor=actor, project=project, name=name, kind=kind, config={}, deployment=deployment)
 
     frame = _reference_frame(reference_dataset_version, deployed_version)
+    outputs = [c["name"] for c in deployed_version.signature.get("outputs", [])]
+    prediction = outputs[0] if outputs and TRUTH in frame.columns else None
+    if prediction and not Monitor.objects.filter(project=project, name=QUALITY_MONITOR).exists():
+        config = {"task": "classification", "target": "is_fraud", "prediction": prediction,
+                  "thresholds": {"accuracy": {"gte": 0.8}, "roc_auc": {"gte": 0.75}},
+                  "schedule": {"every_minutes": 60}, "freshness_hours": 48}  # fmt: skip
+        monitor_create(actor=actor, project=project, name=QUALITY_MONITOR, kind="model_quality", config=config,
+                       deployment=deployment)  # fmt: skip
     today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
     day = datetime.timedelta(days=1)
+    for index in range(HISTORY_DAYS):  # a series to draw: amounts creep up a little every day
+        start = today - (2 + HISTORY_DAYS - index) * day
+        batch_upload(
+            actor=actor, project=project, deployment=deployment,
+            file=_csv(_history(frame, index).drop(columns=TRUTH, errors="ignore"), f"day-{index}.csv"),
+            window_start=start, window_end=start + day - datetime.timedelta(seconds=1),
+        )  # fmt: skip
     results = {}
-    for label, batch_frame, start in (("like-reference", _like_reference(frame), today - 2 * day),
-                                      ("drifted", _drifted(frame), today - day)):  # fmt: skip
+    like = _like_reference(frame)
+    truth = like.pop(TRUTH) if TRUTH in like.columns else None
+    if prediction and truth is not None:
+        like[prediction] = _scores(truth)
+    for label, batch_frame, start in (("like-reference", like, today - 2 * day),
+                                      ("drifted", _drifted(frame).drop(columns=TRUTH, errors="ignore"),
+                                       today - day)):  # fmt: skip
         result = batch_upload(
             actor=actor, project=project, deployment=deployment, file=_csv(batch_frame, f"{label}.csv"),
             window_start=start, window_end=start + day - datetime.timedelta(seconds=1),
         )  # fmt: skip
+        if label == "like-reference" and prediction and truth is not None:  # the outcomes, a day later
+            labels = pd.DataFrame({TRUTH: truth.to_numpy()})
+            batch_labels_upload(actor=actor, batch=result.batch, file=_csv(labels, "labels.csv"))
         results[label] = {"batch": result.batch.pk, "runs": {r.kind: r.pk for r in result.batch.runs.all()}}
     return results
+
+
+def _history(frame: pd.DataFrame, index: int) -> pd.DataFrame:
+    batch = _like_reference(frame.sample(frac=1, random_state=SEED + 10 + index).reset_index(drop=True))
+    for column in batch.columns:
+        if pd.api.types.is_float_dtype(batch[column]) and column != "fraud_score":
+            batch[column] = (batch[column] * (1 + 0.02 * index)).round(2)
+    return batch
+
+
+def _scores(truth: pd.Series) -> np.ndarray:
+    """What the model scored: high for most frauds, low for most others (a good model, not a perfect one)."""
+    rng = np.random.default_rng(SEED + 2)
+    noise = rng.beta(2, 5, len(truth))
+    return np.where(truth.to_numpy() == 1, 1 - noise, noise).round(4)
