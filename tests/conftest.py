@@ -57,11 +57,19 @@ def _private_storage(settings, tmp_path):
     }
 
 
+def _has_browser() -> bool:
+    import importlib.util
+    import shutil
+
+    return bool(shutil.which("chromium")) and importlib.util.find_spec("playwright") is not None
+
+
 def pytest_runtest_setup(item):
     on_postgres = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
     _require(item, "postgres", on_postgres, "needs PostgreSQL: set DATABASE_URL")
     _require(item, "redis", bool(settings.REDIS_URL), "needs Redis: set REDIS_URL")
     _require(item, "worker", bool(settings.REDIS_URL), "needs Redis for a real Celery worker: set REDIS_URL")
+    _require(item, "browser", _has_browser(), "needs Chromium and Playwright: apt-get install chromium")
 
 
 @pytest.fixture
