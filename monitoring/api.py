@@ -19,8 +19,23 @@ from governance.middleware import access_log_mark
 from governance.models import DatasetVersion, Deployment, Environment, Role
 from governance.storage import HashingUploadHandler
 
-from . import selectors, services
-from .models import Alert, Batch, CheckRun, CheckState, DataPolicy, Monitor, MonitorKind, ReportState
+from . import selectors
+from .models import (
+    Alert,
+    Batch,
+    CheckRun,
+    CheckState,
+    DataPolicy,
+    DatasetVersionPurge,
+    Monitor,
+    MonitorKind,
+    ReportState,
+)
+from .services.alerts import alert_acknowledge
+from .services.batches import batch_labels_upload, batch_register, batch_upload
+from .services.monitors import monitor_create, monitor_update
+from .services.retention import data_policy_of, data_policy_update, raw_data_download_allow
+from .services.runs import check_run_request
 
 # DESIGN §6: Evidently's HTML holds uploaded values and draws with inline scripts -- a sandbox, always.
 REPORT_CSP = (
@@ -405,7 +420,7 @@ class MonitorListView(MonitoringView):
         """Create a monitor (ML engineers and admins). Revision 1 holds its configuration."""
         data = _validated(MonitorCreateSerializer, request.data)
         deployment, version = self._target(data)
-        monitor = services.monitor_create(
+        monitor = monitor_create(
             actor=self.principal, project=self.project, name=data["name"], kind=data["kind"], config=data["config"],
             deployment=deployment, model_version=version,
         )  # fmt: skip
@@ -428,8 +443,8 @@ class MonitorDetailView(MonitoringView):
     def patch(self, request, project, pk):
         """Change the configuration (a new revision; runs keep theirs) or pause/resume the monitor."""
         data = _validated(MonitorUpdateSerializer, request.data)
-        services.monitor_update(actor=self.principal, monitor=self._get(pk), config=data.get("config"),
-                                active=data.get("active"))  # fmt: skip
+        monitor_update(actor=self.principal, monitor=self._get(pk), config=data.get("config"),
+                       active=data.get("active"))  # fmt: skip
         return Response(self.get_serializer(self._get(pk)).data)
 
 
@@ -474,9 +489,9 @@ class BatchListView(MonitoringView):
                   "model_version": version, "window_start": data.get("window_start"),
                   "window_end": data.get("window_end")}  # fmt: skip
         if multipart:
-            result = services.batch_upload(file=data["file"], sha256=data.get("sha256"), **common)
+            result = batch_upload(file=data["file"], sha256=data.get("sha256"), **common)
         else:
-            result = services.batch_register(uri=data["uri"], sha256=data["sha256"], **common)
+            result = batch_register(uri=data["uri"], sha256=data["sha256"], **common)
         batch = selectors.batch_get(principal=self.principal, project=self.project, batch_id=result.batch.pk)
         return Response(
             BatchDetailSerializer(batch, context=self.get_serializer_context()).data,
@@ -516,7 +531,7 @@ class CheckRunListView(MonitoringView):
         batch = None
         if data.get("batch"):
             batch = selectors.batch_get(principal=self.principal, project=self.project, batch_id=data["batch"])
-        run, created = services.check_run_request(actor=self.principal, monitor=monitor, batch=batch)
+        run, created = check_run_request(actor=self.principal, monitor=monitor, batch=batch)
         run = selectors.check_run_get(principal=self.principal, project=self.project, run_id=run.pk)
         return Response(CheckRunDetailSerializer(run, context=self.get_serializer_context()).data,
                         status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)  # fmt: skip
@@ -593,7 +608,7 @@ class AlertAcknowledgeView(MonitoringView):
         """Acknowledge an alert (ML engineers, governance officers, admins), once."""
         data = _validated(AcknowledgeSerializer, request.data)
         alert = selectors.alert_get(principal=self.principal, project=self.project, alert_id=pk)
-        services.alert_acknowledge(actor=self.principal, alert=alert, comment=data["comment"])
+        alert_acknowledge(actor=self.principal, alert=alert, comment=data["comment"])
         alert = selectors.alert_get(principal=self.principal, project=self.project, alert_id=pk)
         return Response(self.get_serializer(alert).data)
 
@@ -631,8 +646,8 @@ class BatchLabelsView(MonitoringView):
         was deleted under the project's retention."""
         data = _validated(LabelsUploadSerializer, request.data)
         batch = selectors.batch_get(principal=self.principal, project=self.project, batch_id=pk)
-        result = services.batch_labels_upload(actor=self.principal, batch=batch, file=data["file"], key=data["key"],
-                                              sha256=data.get("sha256"))  # fmt: skip
+        result = batch_labels_upload(actor=self.principal, batch=batch, file=data["file"], key=data["key"],
+                                     sha256=data.get("sha256"))  # fmt: skip
         batch = selectors.batch_get(principal=self.principal, project=self.project, batch_id=pk)
         return Response(self.get_serializer(batch).data,
                         status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)  # fmt: skip
@@ -647,7 +662,7 @@ class RawDownloadView(MonitoringView):
         return super().perform_content_negotiation(request, force=True)
 
     def _stream(self, request, *, storage_path: str, purged: bool, filename: str, what: str):
-        services.raw_data_download_allow(actor=self.principal, project=self.project)
+        raw_data_download_allow(actor=self.principal, project=self.project)
         if purged:
             raise DomainError(f"The {what}'s data was deleted under the project's retention.", code="purged",
                               status=410)  # fmt: skip
@@ -679,7 +694,7 @@ class DatasetVersionDownloadView(RawDownloadView):
         dataset = governance_selectors.dataset_get(principal=self.principal, project=self.project, dataset_id=pk)
         version = governance_selectors.dataset_version_get(principal=self.principal, dataset=dataset,
                                                            version_id=version_id)  # fmt: skip
-        purged = services.DatasetVersionPurge.objects.filter(dataset_version=version).exists()
+        purged = DatasetVersionPurge.objects.filter(dataset_version=version).exists()
         filename = f"dataset-{dataset.pk}-version-{version.pk}.parquet"
         return self._stream(request, storage_path=version.storage_path, purged=purged, filename=filename,
                             what="dataset version")  # fmt: skip
@@ -692,10 +707,10 @@ class DataPolicyView(MonitoringView):
     queryset = DataPolicy.objects.none()
 
     def get(self, request, project):
-        return Response(self.get_serializer(services.data_policy_of(self.project)).data)
+        return Response(self.get_serializer(data_policy_of(self.project)).data)
 
     @extend_schema(request=DataPolicyUpdateSerializer, responses={200: DataPolicySerializer})
     def patch(self, request, project):
         data = _validated(DataPolicyUpdateSerializer, request.data)
-        policy = services.data_policy_update(actor=self.principal, project=self.project, **data)
+        policy = data_policy_update(actor=self.principal, project=self.project, **data)
         return Response(self.get_serializer(policy).data)

@@ -2,7 +2,7 @@
 plain results out; no ORM, no storage, no settings. Tested and benchmarked without a database; a faster
 engine can replace ``compute_drift`` / ``compute_quality`` as long as it keeps this input and output shape.
 
-The config is a plain dict, already resolved by the caller (``monitoring.services.resolved_config``):
+The config is a plain dict, already resolved by the caller (``monitoring.services.inputs.resolved_config``):
 
 ``columns``
     ``{name: "numerical" | "categorical"}`` -- the columns to check and how Evidently treats them (declared

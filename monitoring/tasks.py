@@ -16,7 +16,7 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
-from . import services
+from .services import execution, reports, retention, schedules
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +38,12 @@ def run_check(self, run_id: int):
     try:
         while True:
             try:
-                return services.check_run_execute(run_id=run_id, worker=worker, soft_timeout=SoftTimeLimitExceeded)
-            except services.RetryLater as retry:
+                return execution.check_run_execute(run_id=run_id, worker=worker, soft_timeout=SoftTimeLimitExceeded)
+            except execution.RetryLater as retry:
                 if not self.request.is_eager:
                     raise self.retry(countdown=retry.countdown, exc=retry.cause) from None
                 # In process (no broker to come back through): the next attempt at once; attempts cap it.
-    except services.TRANSIENT_ERRORS as exc:  # the database failed before the claim or after: try again later
+    except execution.TRANSIENT_ERRORS as exc:  # the database failed before the claim or after: try again later
         if self.request.retries >= DB_RETRIES:
             raise  # the reaper re-queues the run (or times it out) once the database is back
         raise self.retry(countdown=min(2 ** (self.request.retries + 1), 60), exc=exc) from None
@@ -52,30 +52,30 @@ def run_check(self, run_id: int):
 @shared_task(**TASK_OPTIONS)
 def build_report(self, run_id: int):
     try:
-        return services.check_run_report_build(run_id=run_id)
-    except services.TRANSIENT_ERRORS as exc:
+        return reports.check_run_report_build(run_id=run_id)
+    except execution.TRANSIENT_ERRORS as exc:
         if self.request.retries >= DB_RETRIES:
-            services.check_run_report_give_up(run_id=run_id, error=services.describe_error(exc))
+            reports.check_run_report_give_up(run_id=run_id, error=execution.describe_error(exc))
             raise
         raise self.retry(countdown=min(2 ** (self.request.retries + 1), 60), exc=exc) from None
     except SoftTimeLimitExceeded:
-        services.check_run_report_give_up(run_id=run_id, error="the report exceeded its time limit")
+        reports.check_run_report_give_up(run_id=run_id, error="the report exceeded its time limit")
         raise
 
 
 @shared_task(ignore_result=True)
 def check_runs_reap() -> dict:
     """Beat: re-queue (or time out) check runs whose worker was lost, and re-queue orphaned queued runs."""
-    return services.check_runs_reap()
+    return execution.check_runs_reap()
 
 
 @shared_task(ignore_result=True)
 def monitor_scheduled(monitor_id: int) -> dict:
     """Beat, on the monitor's schedule: queue runs for its unchecked batches; alert when data stopped coming."""
-    return services.monitor_scheduled(monitor_id=monitor_id)
+    return schedules.monitor_scheduled(monitor_id=monitor_id)
 
 
 @shared_task(ignore_result=True)
 def raw_data_prune() -> dict:
     """Beat, daily: delete raw batches and reference data past their project's retention (hashes stay)."""
-    return services.raw_data_prune()
+    return retention.raw_data_prune()

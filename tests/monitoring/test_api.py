@@ -13,7 +13,7 @@ from governance.models import AuditEvent, Decision, Deployment, ModelVersion
 from governance.services.workflow import policy_publish
 from monitoring.api import REPORT_CSP
 from monitoring.models import Batch, CheckRun, MonitorRevision
-from monitoring.services import check_runs_reap
+from monitoring.services.execution import check_runs_reap
 from tests.governance.test_registry import body, versions_url
 from tests.monitoring.conftest import (
     CARD_HIGH,
@@ -329,9 +329,9 @@ def test_a_failing_run_voids_earlier_decisions_and_a_passing_one_does_not(api, p
 
 @flow
 def test_a_transient_storage_error_is_retried(api, project, ml_engineer, reference, monkeypatch):
-    from monitoring import services
+    from monitoring.services import execution
 
-    real, calls = services._read_table, []
+    real, calls = execution._read_table, []
 
     def flaky(path, config):
         calls.append(path)
@@ -339,7 +339,7 @@ def test_a_transient_storage_error_is_retried(api, project, ml_engineer, referen
             raise OSError("storage hiccup")
         return real(path, config)
 
-    monkeypatch.setattr(services, "_read_table", flaky)
+    monkeypatch.setattr(execution, "_read_table", flaky)
     engineer = api(ml_engineer)
     create_monitor(engineer, project)
     run = upload(engineer, project, same_as_reference(), environment="production").json()["runs"][0]
@@ -380,19 +380,19 @@ def test_the_reaper_requeues_lost_runs_then_times_them_out(api, project, ml_engi
 
 @pytest.mark.django_db
 def test_results_are_fenced_by_attempt(project, ml_engineer, high_risk, django_capture_on_commit_callbacks):
-    from monitoring import services
+    from monitoring.services import batches, execution
 
     with django_capture_on_commit_callbacks(execute=False):
-        batch = services.batch_upload(actor=Principal(ml_engineer), project=project, model_version=high_risk,
-                                      file=_named(csv_bytes(same_as_reference())))  # fmt: skip
+        batch = batches.batch_upload(actor=Principal(ml_engineer), project=project, model_version=high_risk,
+                                     file=_named(csv_bytes(same_as_reference())))  # fmt: skip
     run = batch.runs[0]
-    first = services._claim(run.pk, "w:1")
-    assert first == 1 and services._claim(run.pk, "w:2") is None  # a duplicate message claims nothing
-    assert services._requeue(run.pk, first, error="reaped")
-    second = services._claim(run.pk, "w:3")
+    first = execution._claim(run.pk, "w:1")
+    assert first == 1 and execution._claim(run.pk, "w:2") is None  # a duplicate message claims nothing
+    assert execution._requeue(run.pk, first, error="reaped")
+    second = execution._claim(run.pk, "w:3")
     assert second == 2
-    assert services._finish(run.pk, first, state="passed", verdict="stale") is None  # the old attempt lost
-    assert services._finish(run.pk, second, state="failed", verdict="fresh") == "failed"
+    assert execution._finish(run.pk, first, state="passed", verdict="stale") is None  # the old attempt lost
+    assert execution._finish(run.pk, second, state="failed", verdict="fresh") == "failed"
     run.refresh_from_db()
     assert (run.state, run.verdict) == ("failed", "fresh")
 

@@ -6,7 +6,7 @@ from django_celery_beat.models import PeriodicTask
 from governance.management.commands._demo_datasets import seed_datasets
 from governance.management.commands._demo_monitoring import HISTORY_DAYS, QUALITY_MONITOR, seed_monitoring
 from monitoring.models import Alert, CheckRun, Monitor
-from monitoring.services import schedule_task_name
+from monitoring.services.monitors import schedule_task_name
 
 
 @pytest.mark.django_db(transaction=True)

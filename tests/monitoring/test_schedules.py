@@ -10,7 +10,8 @@ from django_celery_beat.models import PeriodicTask
 
 from governance.models import AuditEvent
 from monitoring.models import Alert, Batch, CheckRun
-from monitoring.services import monitor_scheduled, schedule_task_name
+from monitoring.services.monitors import schedule_task_name
+from monitoring.services.schedules import monitor_scheduled
 from tests.monitoring.conftest import create_monitor, same_as_reference, upload, url
 from tests.worker import wait_for
 

@@ -22,7 +22,7 @@ from governance.models import AuditEvent
 from governance.services.workflow import policy_publish
 from monitoring.api import REPORT_CSP
 from monitoring.models import CheckRun
-from monitoring.services import check_runs_reap
+from monitoring.services.execution import check_runs_reap
 from tests.monitoring.conftest import create_monitor, drifted, same_as_reference, upload, url
 from tests.worker import wait_for
 

@@ -24,7 +24,8 @@ from governance.access import Principal
 from governance.models import DatasetVersion, Deployment, ModelVersion, Project, User
 from governance.services.registry import model_version_datasets_link
 from monitoring.models import Monitor
-from monitoring.services import batch_labels_upload, batch_upload, monitor_create
+from monitoring.services.batches import batch_labels_upload, batch_upload
+from monitoring.services.monitors import monitor_create
 
 SEED = 2026
 HISTORY_DAYS = 8

@@ -1,0 +1,37 @@
+"""Helpers several service modules share; private to the package."""
+
+from __future__ import annotations
+
+from controlplane.api.errors import DomainError
+from governance.access import Principal
+from governance.models import ModelVersion, Role
+from monitoring import evidently_checks as checks
+
+WRITERS = (Role.ML_ENGINEER, Role.ADMIN)
+
+# Signature type -> how Evidently treats the column.
+CHECKED_AS = {
+    "float": checks.NUMERICAL,
+    "integer": checks.NUMERICAL,
+    "string": checks.CATEGORICAL,
+    "category": checks.CATEGORICAL,
+    "boolean": checks.CATEGORICAL,
+}
+
+
+def _invalid(field: str, message: str, **extra) -> DomainError:
+    return DomainError(f"{field}: {message}", details=[{"field": field, "message": message, **extra}])
+
+
+def _system() -> Principal:
+    return Principal.system()
+
+
+def _signature_columns(version: ModelVersion) -> dict[str, str]:
+    """Inputs then outputs of the signature, name -> type."""
+    signature = version.signature or {}
+    columns = {}
+    for side in ("inputs", "outputs"):
+        for column in signature.get(side) or []:
+            columns.setdefault(column["name"], column["type"])
+    return columns

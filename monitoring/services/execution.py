@@ -1,0 +1,293 @@
+"""The worker side of a check run (DESIGN §7): claimed with attempt fencing, computed outside transactions,
+and finished -- with its consequences (audit, voided decisions, alerts, automatic suspension) -- only while its
+attempt still holds the run. The reaper recovers runs whose worker was lost."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import math
+import shutil
+import tempfile
+import time
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import InterfaceError, OperationalError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from controlplane.models import OutboxMessage
+from controlplane.outbox import outbox_enqueue
+from governance.audit import audit_record
+from governance.models import Decision, Deployment, PromotionRequest
+from monitoring import engine
+from monitoring import evidently_checks as checks
+from monitoring.models import NOT_PASSED_STATES, Alert, Batch, CheckRun, CheckState, MonitorKind, ReportState
+
+from ._common import _system
+from .batches import _schema_mismatch, signature_problems
+from .inputs import _parquet_schema, _read_parquet, labelled_frame, quality_config, reference_of, resolved_config
+from .runs import RUN_TASK
+
+log = logging.getLogger(__name__)
+
+REPORT_TASK = "monitoring.tasks.build_report"
+# Errors worth another attempt: storage or database trouble. Anything else is permanent for this run.
+TRANSIENT_ERRORS = (OSError, OperationalError, InterfaceError)
+
+
+class RetryLater(Exception):
+    """A transient error; the run is queued again and the task should retry after ``countdown`` seconds."""
+
+    def __init__(self, cause: BaseException, countdown: float):
+        super().__init__(str(cause))
+        self.cause = cause
+        self.countdown = countdown
+
+
+def describe_error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:4000]
+
+
+def _claim(run_id: int, worker: str) -> int | None:
+    """queued -> running, attempts + 1; the attempt number, or None when another attempt holds the run."""
+    now = timezone.now()
+    claimed = CheckRun.objects.filter(pk=run_id, state=CheckState.QUEUED).update(
+        state=CheckState.RUNNING, attempts=F("attempts") + 1, claimed_at=now, claimed_by=worker[:300]
+    )
+    if not claimed:
+        return None
+    return CheckRun.objects.values_list("attempts", flat=True).get(pk=run_id)
+
+
+def _compute(run: CheckRun) -> tuple[bool, str, list[dict]]:
+    """Read the reference and the batch, and check them. Outside any transaction: this is the heavy part."""
+    if run.kind == MonitorKind.MODEL_QUALITY:
+        results = checks.compute_model_quality(labelled_frame(run), quality_config(run))
+        passed, verdict = checks.model_quality_verdict(results)
+        return passed, verdict, [_finite(r.as_dict()) for r in results]
+    reference = reference_of(run.model_version)
+    if reference is None:
+        raise checks.CheckInputError(
+            f"{run.model_version} has no reference dataset version stored under the project's prefix "
+            "(link one with the role 'reference')"
+        )
+    batch = run.batch
+    batch_schema = batch.schema or _parquet_schema(batch.storage_path)
+    if batch.kind == Batch.Kind.URI:
+        problems = signature_problems(run.model_version, batch_schema)
+        if problems:
+            raise checks.CheckInputError(_schema_mismatch(run.model_version, problems).message)
+    reference_schema = reference.schema or _parquet_schema(reference.storage_path)
+    config = resolved_config(run, batch_schema, reference_schema)
+    if run.kind == MonitorKind.DATA_DRIFT:
+        return _compute_drift(reference, batch, config)
+    names = list(config["columns"])
+    current = _read_parquet(batch.storage_path, names)
+    reference_frame = _read_parquet(reference.storage_path, names)
+    results = checks.compute(run.kind, reference_frame, current, config)
+    passed, verdict = checks.verdict(run.kind, results, config)
+    return passed, verdict, [r.as_dict() for r in results]
+
+
+def _compute_drift(reference, batch: Batch, config: dict) -> tuple[bool, str, list[dict]]:
+    """The verdict of a data_drift run, from the drift engine: the reference profile comes from the process
+    cache by (reference sha256, columns); only the batch is read. ``max_drifted_columns`` > 0 replaces the
+    engine's rule by a count of flagged columns."""
+    drift_config = engine.DriftConfig.from_dict(config)
+    profile = engine.profile_cached(
+        reference.sha256, lambda: _read_table(reference.storage_path, drift_config), drift_config
+    )
+    result = engine.drift(profile, _read_table(batch.storage_path, drift_config), drift_config)
+    allowed = int(config.get("max_drifted_columns") or 0)
+    flagged = sum(c.flagged for c in result.columns)
+    passed = flagged <= allowed if allowed else not result.drift_detected
+    verdict = result.reason + (f"; at most {allowed} allowed" if allowed else "")
+    order = list(config["columns"])  # the engine groups numerical columns first; keep the configured order
+    return passed, verdict, [_finite(c.as_dict()) for c in sorted(result.columns, key=lambda c: order.index(c.column))]
+
+
+def _finite(result: dict) -> dict:
+    """NaN and infinities are not JSON (PostgreSQL refuses them): stored as null."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in result.items()}
+
+
+def _read_table(storage_path: str, config: engine.DriftConfig):
+    """The configured columns of a stored Parquet file, read by the engine (from the storage's local path; a
+    remote storage's file is copied to a temporary file first)."""
+    try:
+        local = default_storage.path(storage_path)
+    except NotImplementedError:
+        with (
+            default_storage.open(storage_path, "rb") as handle,
+            tempfile.NamedTemporaryFile(suffix=".parquet") as copy,
+        ):
+            shutil.copyfileobj(handle, copy)
+            copy.flush()
+            return engine.read_table(copy.name, config)
+    return engine.read_table(local, config)
+
+
+def check_run_execute(*, run_id: int, worker: str, soft_timeout: type[BaseException] | None = None) -> str | None:
+    """Claim the run, compute it outside transactions, and write its result if this attempt still holds it.
+    Returns the final state (None when the run was not claimable). Raises ``RetryLater`` for transient
+    errors while attempts remain (the run is queued again first)."""
+    attempt = _claim(run_id, worker)
+    if attempt is None:
+        log.info("check run %s is gone or already claimed", run_id)
+        return None
+    started = time.monotonic()
+    try:
+        _test_delay(soft_timeout)
+        run = CheckRun.objects.select_related("monitor_revision", "batch", "model_version__model").get(pk=run_id)
+        passed, verdict, results = _compute(run)
+    except (checks.CheckInputError, engine.DriftError) as exc:
+        return _finish(run_id, attempt, state=CheckState.ERROR, error=str(exc), started=started)
+    except TRANSIENT_ERRORS as exc:
+        log.warning("check run %s attempt %s: transient error %r", run_id, attempt, exc)
+        if attempt < settings.TOLLGATE_CHECK_MAX_ATTEMPTS and _requeue(run_id, attempt, error=describe_error(exc)):
+            raise RetryLater(exc, countdown=min(2**attempt, 60)) from exc
+        return _finish(run_id, attempt, state=CheckState.ERROR, error=describe_error(exc), started=started)
+    except Exception as exc:
+        if soft_timeout is not None and isinstance(exc, soft_timeout):
+            message = f"attempt {attempt} exceeded the soft time limit of {settings.TOLLGATE_CHECK_SOFT_TIME_LIMIT}s"
+            if attempt < settings.TOLLGATE_CHECK_MAX_ATTEMPTS and _requeue(run_id, attempt, error=message):
+                raise RetryLater(exc, countdown=0) from exc
+            return _finish(run_id, attempt, state=CheckState.TIMED_OUT, error=message, started=started)
+        log.exception("check run %s attempt %s failed", run_id, attempt)
+        return _finish(run_id, attempt, state=CheckState.ERROR, error=describe_error(exc), started=started)
+    state = CheckState.PASSED if passed else CheckState.FAILED
+    return _finish(run_id, attempt, state=state, verdict=verdict, results=results, started=started)
+
+
+def _test_delay(soft_timeout) -> None:
+    """Test-only (``TOLLGATE_TEST_CHECK_DELAY_SECONDS``): a check that takes this long, so a test can kill its
+    worker mid-run. Like a computation stuck in native code, it does not notice the soft time limit."""
+    delay = getattr(settings, "TOLLGATE_TEST_CHECK_DELAY_SECONDS", 0)
+    deadline = time.monotonic() + delay
+    while time.monotonic() < deadline:
+        try:
+            time.sleep(max(deadline - time.monotonic(), 0))
+        except Exception as exc:
+            if soft_timeout is None or not isinstance(exc, soft_timeout):
+                raise
+
+
+def _requeue(run_id: int, attempt: int, *, error: str) -> bool:
+    """running (this attempt) -> queued; False when the attempt no longer holds the run."""
+    return bool(
+        CheckRun.objects.filter(pk=run_id, state=CheckState.RUNNING, attempts=attempt).update(
+            state=CheckState.QUEUED, queued_at=timezone.now(), claimed_by="", error=error
+        )
+    )
+
+
+def _finish(run_id: int, attempt: int, *, state: str, verdict: str = "", results=None, error: str = "",
+            started: float | None = None) -> str | None:  # fmt: skip
+    """Write the outcome if (running, ``attempt``) still holds, with its consequences, in one transaction."""
+    now = timezone.now()
+    with transaction.atomic():
+        has_verdict = state in (CheckState.PASSED, CheckState.FAILED)
+        updated = CheckRun.objects.filter(pk=run_id, state=CheckState.RUNNING, attempts=attempt).update(
+            state=state, finished_at=now, verdict=verdict, results=results or [], error=error,
+            duration_seconds=None if started is None else round(time.monotonic() - started, 3),
+            report_state=ReportState.PENDING if has_verdict else ReportState.NONE,
+        )  # fmt: skip
+        if not updated:
+            log.warning("check run %s: attempt %s lost the run (reaped or re-queued); its result is dropped",
+                        run_id, attempt)  # fmt: skip
+            return None
+        run = CheckRun.objects.select_related(
+            "project", "monitor", "batch", "model_version__model", "monitor_revision"
+        ).get(pk=run_id)
+        _consequences(run)
+    return state
+
+
+def _consequences(run: CheckRun) -> None:
+    """In the transaction that writes the outcome: audit, the report, voided decisions, alerts, suspension."""
+    version = run.model_version
+    diff = {"check_run": run.pk, "monitor": run.monitor.name, "kind": run.kind,
+            "revision": run.monitor_revision.revision, "batch": run.batch_id, "model": version.model.name,
+            "version": version.version, "state": run.state, "attempts": run.attempts, "verdict": run.verdict,
+            "error": run.error}  # fmt: skip
+    passed = run.state == CheckState.PASSED
+    audit_record(action="check.passed" if passed else "check.failed", actor=_system(), project=run.project,
+                 target=run, diff=diff)  # fmt: skip
+    if run.report_state == ReportState.PENDING:
+        outbox_enqueue(REPORT_TASK, kwargs={"run_id": run.pk})
+    if run.state not in NOT_PASSED_STATES:
+        return
+    why = run.verdict or run.error or run.state
+    stale = Decision.objects.filter(
+        request__model_version=version, request__state=PromotionRequest.State.OPEN, voided_at__isnull=True,
+        created_at__lt=run.finished_at,
+    ).select_related("request__project", "reviewer")  # fmt: skip
+    from governance.services.workflow import decision_void, deployment_set_state, policy_current
+
+    for decision in stale:
+        decision_void(
+            decision=decision, reason=f"check run {run.pk} ({run.kind}) ended {run.state} after it: {why}"[:2000]
+        )
+    policy = policy_current(run.project)
+    suspend_kinds = set((policy.document if policy else {}).get("suspend_on_failed_check", []))
+    for deployment in Deployment.objects.filter(model_version=version).select_related("environment", "model"):
+        suspend = (
+            run.state == CheckState.FAILED
+            and deployment.environment.kind in suspend_kinds
+            and deployment.state == Deployment.State.ACTIVE
+        )
+        message = f"{run.kind} check of {version} in {deployment.environment.name} ended {run.state}: {why}"
+        alert, created = Alert.objects.get_or_create(
+            check_run=run, deployment=deployment,
+            defaults={"project": run.project, "model_version": version, "kind": f"check_{run.state}",
+                      "message": message[:4000], "suspended": suspend},
+        )  # fmt: skip
+        if not created:
+            continue
+        audit_record(action="alert.raised", actor=_system(), project=run.project, target=alert,
+                     diff={"check_run": run.pk, "kind": alert.kind, "model": version.model.name,
+                           "environment": deployment.environment.name, "message": alert.message,
+                           "suspend": suspend})  # fmt: skip
+        if suspend:
+            deployment_set_state(
+                actor=None, deployment=deployment, state=Deployment.State.SUSPENDED,
+                reason=f"automatically: check run {run.pk} ({run.kind}) failed: {why}"[:2000],
+            )  # fmt: skip
+
+
+# --- The reaper ----------------------------------------------------------------------------------------------
+
+
+def check_runs_reap(*, now: datetime.datetime | None = None) -> dict:
+    """Runs still ``running`` past the hard time limit plus the margin: queued again while attempts remain
+    (through the outbox), else ``timed_out``. Queued runs whose outbox message is gone are queued again."""
+    now = now or timezone.now()
+    limit = settings.TOLLGATE_CHECK_TIME_LIMIT + settings.TOLLGATE_CHECK_REAP_MARGIN_SECONDS
+    stale = CheckRun.objects.filter(state=CheckState.RUNNING, claimed_at__lt=now - datetime.timedelta(seconds=limit))
+    requeued = timed_out = orphans = 0
+    for run_id, attempt in stale.values_list("pk", "attempts"):
+        message = (
+            f"attempt {attempt} was still running after the hard time limit of {settings.TOLLGATE_CHECK_TIME_LIMIT}s"
+        )
+        if attempt < settings.TOLLGATE_CHECK_MAX_ATTEMPTS:
+            with transaction.atomic():
+                if _requeue(run_id, attempt, error=message):
+                    outbox_enqueue(RUN_TASK, kwargs={"run_id": run_id})
+                    requeued += 1
+        elif _finish(run_id, attempt, state=CheckState.TIMED_OUT, error=message):
+            timed_out += 1
+    cutoff = now - datetime.timedelta(seconds=settings.TOLLGATE_OUTBOX_REPUBLISH_SECONDS)
+    for run_id in CheckRun.objects.filter(state=CheckState.QUEUED, queued_at__lt=cutoff).values_list("pk", flat=True):
+        pending = OutboxMessage.objects.filter(
+            task_name=RUN_TASK, state=OutboxMessage.State.PENDING, kwargs__run_id=run_id
+        ).exists()
+        if not pending:
+            with transaction.atomic():
+                if CheckRun.objects.filter(pk=run_id, state=CheckState.QUEUED).update(queued_at=now):
+                    outbox_enqueue(RUN_TASK, kwargs={"run_id": run_id})
+                    orphans += 1
+    if requeued or timed_out or orphans:
+        log.info("check runs reaped: %s re-queued, %s timed out, %s orphans re-queued", requeued, timed_out, orphans)
+    return {"requeued": requeued, "timed_out": timed_out, "orphans": orphans}

@@ -1,0 +1,114 @@
+"""The Evidently report of a run with a verdict (reports queue): built after the verdict is written, so a slow
+or failed report never holds up a check or its consequences."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+
+from governance.storage import delete_stored, project_prefix
+from monitoring import engine, stattests
+from monitoring import evidently_checks as checks
+from monitoring.models import CheckRun, MonitorKind, ReportState
+
+from .execution import TRANSIENT_ERRORS, describe_error
+from .inputs import _parquet_schema, _read_arrow, labelled_frame, quality_config, reference_of, resolved_config
+
+log = logging.getLogger(__name__)
+
+
+def _report_paths(run: CheckRun) -> tuple[str, str]:
+    base = f"{project_prefix(run.project)}reports/check-runs/{run.pk}/{uuid.uuid4().hex}"
+    return f"{base}.json", f"{base}.html"
+
+
+def check_run_report_build(*, run_id: int) -> str | None:
+    """Build the Evidently report (JSON snapshot and HTML) of a run with a verdict and store both under the
+    project's prefix. Safe to run twice: only the first build that finds the report pending records it."""
+    run = (
+        CheckRun.objects.select_related("project", "monitor_revision", "batch", "model_version__model")
+        .filter(pk=run_id, report_state=ReportState.PENDING)
+        .first()
+    )
+    if run is None:
+        log.info("check run %s has no pending report", run_id)
+        return None
+    sample_rows = None
+    try:
+        if run.batch.purged_at is not None:
+            raise checks.CheckInputError("the batch's data was deleted under the project's retention")
+        if run.kind == MonitorKind.MODEL_QUALITY:
+            snapshot, html = checks.report_model_quality(labelled_frame(run), quality_config(run))
+        else:
+            reference = reference_of(run.model_version)
+            if reference is None:
+                raise checks.CheckInputError("the version has no stored reference dataset version any more")
+            snapshot, html, sample_rows = _data_report(run, reference)
+    except TRANSIENT_ERRORS:
+        raise
+    except Exception as exc:
+        log.exception("report of check run %s failed", run_id)
+        CheckRun.objects.filter(pk=run_id, report_state=ReportState.PENDING).update(
+            report_state=ReportState.FAILED, report_error=describe_error(exc)
+        )
+        return ReportState.FAILED
+    json_path, html_path = _report_paths(run)
+    json_path = default_storage.save(json_path, ContentFile(snapshot.encode("utf-8")))
+    html_path = default_storage.save(html_path, ContentFile(html.encode("utf-8")))
+    updated = CheckRun.objects.filter(pk=run_id, report_state=ReportState.PENDING).update(
+        report_state=ReportState.READY,
+        report_json_path=json_path,
+        report_html_path=html_path,
+        report_error="",
+        report_sample_rows=sample_rows,
+    )
+    if not updated:  # another build recorded its report first
+        delete_stored(json_path)
+        delete_stored(html_path)
+        return None
+    return ReportState.READY
+
+
+def _data_report(run: CheckRun, reference) -> tuple[str, str, int | None]:
+    """A data check's report, each side sampled above ``TOLLGATE_REPORT_MAX_ROWS`` rows (and saying so); a
+    drift report tests each column with the method and threshold of the engine's verdict."""
+    batch_schema = run.batch.schema or _parquet_schema(run.batch.storage_path)
+    reference_schema = reference.schema or _parquet_schema(reference.storage_path)
+    config = resolved_config(run, batch_schema, reference_schema)
+    names = list(config["columns"])
+    limit = settings.TOLLGATE_REPORT_MAX_ROWS
+    sample_rows, frames, notes = None, [], []
+    for label, path in (("reference", reference.storage_path), ("batch", run.batch.storage_path)):
+        table = _read_arrow(path, names)
+        sample, sampled = engine.report_sample(table, limit)
+        frames.append(sample.to_pandas())
+        if sampled:
+            sample_rows = limit
+            notes.append(f"{label}: {limit:,} of {table.num_rows:,} rows")
+    note = ""
+    if notes:
+        note = (f"This report was built on a uniform random sample ({'; '.join(notes)}); the check's verdict "
+                "and per-column results used every row.")  # fmt: skip
+    options = None
+    if run.kind == MonitorKind.DATA_DRIFT:
+        stattests.register_with_evidently()
+        options = engine.preset_options(_drift_result(run.results))
+    snapshot, html = checks.report(run.kind, frames[0], frames[1], config, drift_options=options, note=note)
+    return snapshot, html, sample_rows
+
+
+def _drift_result(results: list[dict]) -> engine.DriftResult:
+    """The saved per-column results of a data_drift run, as the engine's result (for ``preset_options``)."""
+    fields = set(engine.ColumnResult.__dataclass_fields__)
+    columns = tuple(engine.ColumnResult(**{k: v for k, v in r.items() if k in fields}) for r in results)
+    return engine.DriftResult(columns, any(c.flagged for c in columns), "", 0.0, False)
+
+
+def check_run_report_give_up(*, run_id: int, error: str) -> None:
+    CheckRun.objects.filter(pk=run_id, report_state=ReportState.PENDING).update(
+        report_state=ReportState.FAILED, report_error=error[:4000]
+    )
