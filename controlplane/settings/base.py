@@ -235,6 +235,7 @@ REST_FRAMEWORK = {
         "controlplane.api.throttling.AnonThrottle",
     ],
     "EXCEPTION_HANDLER": "controlplane.api.errors.exception_handler",
+    "DEFAULT_METADATA_CLASS": "controlplane.api.metadata.Metadata",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # The anonymous throttle keys on the client address; trust X-Forwarded-For only behind our proxies.

@@ -1,6 +1,7 @@
 """API conventions (DESIGN §8): one error shape, JSON only, body limits, capped pages, throttling, slashes."""
 
 import json
+import re
 
 import pytest
 from django.core.cache import cache
@@ -216,3 +217,31 @@ def test_a_content_length_that_is_not_a_number_is_400(api, ml_engineer):
     response = api(ml_engineer).post("/api/v1/api-keys/", {"name": "ci"}, format="json", CONTENT_LENGTH="lots")
     _assert_error(response, 400, "bad_request")
     assert not ApiKey.objects.filter(owner=ml_engineer, name="ci").exists()
+
+
+def test_options_answers_every_api_route_without_a_server_error(api, project, ml_engineer):
+    """OPTIONS on each route (including views without a serializer) is never a 500."""
+    from django.urls import URLPattern, URLResolver, get_resolver
+
+    def walk(patterns, prefix=""):
+        for entry in patterns:
+            if isinstance(entry, URLResolver):
+                yield from walk(entry.url_patterns, prefix + str(entry.pattern))
+            elif isinstance(entry, URLPattern):
+                yield prefix + str(entry.pattern)
+
+    client = api(ml_engineer)
+    routes = [r for r in walk(get_resolver().url_patterns) if r.startswith("api/v1/")]
+    assert len(routes) > 50
+    for route in routes:
+        path = "/" + route
+        for converter, value in (
+            ("<slug:project>", project.slug),
+            ("<str:model>", "m"),
+            ("<slug:environment>", "production"),
+        ):
+            path = path.replace(converter, value)
+        path = re.sub(r"<int:\w+>", "1", path)
+        path = re.sub(r"<(?:str|slug|uuid):\w+>", "x", path)
+        response = client.options(path)
+        assert response.status_code < 500, (path, response.status_code)
