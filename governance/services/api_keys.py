@@ -125,12 +125,10 @@ def service_account_key_create(
 @transaction.atomic
 def api_key_revoke(*, actor: Principal, key: ApiKey) -> ApiKey:
     key = ApiKey.objects.select_for_update().get(pk=key.pk)
-    own = key.owner_id == actor.user.pk
     if actor.pinned_project_id and key.project_id != actor.pinned_project_id:
         raise NotFound("No such API key.")
-    if actor.is_system:
-        pass
-    elif not own:
+    if key.owner_id != actor.user.pk and not actor.is_system:
+        # Someone else's key: only a service account's, by an admin of its project.
         project = key.owner.service_project
         if project is None:
             raise NotFound("No such API key.")
