@@ -1,7 +1,8 @@
 """Maintenance mode for the audit table's append-only triggers (migration 0003).
 
 Nothing in the application enters it. The test suite's database flush does (Django empties every table
-between transactional tests), and so would an operator's deliberate, documented maintenance.
+between transactional tests), and so would an operator's deliberate, documented maintenance. On PostgreSQL
+it counts only for the tables' owner (or a superuser), never for the role the processes connect as.
 """
 
 import contextlib
@@ -46,14 +47,18 @@ def audit_maintenance(connection=None):
 
 def append_only(table: str, *, name: str, label: str):
     """A migration operation making ``table`` append-only: the database refuses UPDATE, DELETE and (on
-    PostgreSQL) TRUNCATE of its rows except in the maintenance mode above. ``name`` names the trigger
-    function and triggers; ``label`` says in the error what the rows are."""
+    PostgreSQL) TRUNCATE of its rows except in the maintenance mode above, which PostgreSQL honours only for
+    roles holding the table owner's privileges (migration 0009). ``name`` names the trigger function
+    (``tollgate_<name>_immutable``, by which deploy/db-roles.sql finds the append-only tables) and the
+    triggers; ``label`` says in the error what the rows are."""
     from django.db import migrations
 
     postgres_up = f"""
 CREATE OR REPLACE FUNCTION tollgate_{name}_immutable() RETURNS trigger AS $$
 BEGIN
-    IF coalesce(current_setting('tollgate.audit_maintenance', true), '') = 'on' THEN
+    IF coalesce(pg_catalog.current_setting('tollgate.audit_maintenance', true), '') = 'on'
+        AND pg_catalog.pg_has_role(current_user,
+            (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = TG_RELID), 'USAGE') THEN
         IF TG_LEVEL = 'ROW' THEN RETURN coalesce(NEW, OLD); END IF;
         RETURN NULL;
     END IF;
