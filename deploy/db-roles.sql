@@ -18,9 +18,9 @@
 -- The runner needs CREATEROLE the first time (to create the runtime role); PostgreSQL 15 or later.
 --
 -- Adding an append-only table: make it append-only in its migration with governance.audit_db.append_only(),
--- whose triggers call tollgate_<name>_immutable(). This script finds the append-only tables by those
--- triggers, so there is nothing to add here: run it after that migration. Until it runs, the new table has
--- the default privileges (UPDATE and DELETE too) and only its triggers refuse the runtime role's changes.
+-- whose triggers call tollgate_<name>_immutable() and which revokes UPDATE, DELETE and TRUNCATE on it from
+-- every role but the owner, so the runtime role holds SELECT, INSERT on it as soon as that migration ran.
+-- This script finds the append-only tables by those triggers, so there is nothing to add here.
 
 \set ON_ERROR_STOP on
 \if :{?owner}

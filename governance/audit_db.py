@@ -48,9 +48,11 @@ def audit_maintenance(connection=None):
 def append_only(table: str, *, name: str, label: str):
     """A migration operation making ``table`` append-only: the database refuses UPDATE, DELETE and (on
     PostgreSQL) TRUNCATE of its rows except in the maintenance mode above, which PostgreSQL honours only for
-    roles holding the table owner's privileges (migration 0009). ``name`` names the trigger function
-    (``tollgate_<name>_immutable``, by which deploy/db-roles.sql finds the append-only tables) and the
-    triggers; ``label`` says in the error what the rows are."""
+    roles holding the table owner's privileges (migration 0009). On PostgreSQL it also revokes UPDATE,
+    DELETE and TRUNCATE from every role but the owner, so the runtime role's default privileges
+    (deploy/db-roles.sql) leave it SELECT and INSERT on the new table from the migration on. ``name`` names
+    the trigger function (``tollgate_<name>_immutable``, by which deploy/db-roles.sql finds the append-only
+    tables) and the triggers; ``label`` says in the error what the rows are."""
     from django.db import migrations
 
     postgres_up = f"""
@@ -69,6 +71,21 @@ CREATE TRIGGER {name}_append_only_rows BEFORE UPDATE OR DELETE ON {table}
     FOR EACH ROW EXECUTE FUNCTION tollgate_{name}_immutable();
 CREATE TRIGGER {name}_append_only_truncate BEFORE TRUNCATE ON {table}
     FOR EACH STATEMENT EXECUTE FUNCTION tollgate_{name}_immutable();
+DO $$
+DECLARE
+    grantee text;
+BEGIN
+    FOR grantee IN
+        SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC'
+                             ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END
+        FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+        WHERE c.oid = '{table}'::pg_catalog.regclass AND a.grantee <> c.relowner
+          AND a.privilege_type IN ('UPDATE', 'DELETE', 'TRUNCATE')
+    LOOP
+        EXECUTE 'REVOKE UPDATE, DELETE, TRUNCATE ON {table} FROM ' || grantee;
+    END LOOP;
+END
+$$;
 """
     postgres_down = f"""
 DROP TRIGGER IF EXISTS {name}_append_only_rows ON {table};

@@ -205,6 +205,62 @@ def test_the_script_refuses_a_runtime_role_that_owns_a_table(runtime_role):
     assert _password_hash(runtime_role.name) == before  # one transaction: a refused run changes nothing
 
 
+PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
+
+
+def _privileges(role: str, table: str) -> set:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT p FROM unnest(%s::text[]) p WHERE has_table_privilege(%s, %s::regclass, p)",
+            [list(PRIVILEGES), role, table],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+@pytest.mark.parametrize("table", APPEND_ONLY)
+def test_the_runtime_role_holds_only_select_and_insert_on_the_append_only_tables(runtime_role, table):
+    assert _privileges(runtime_role.name, table) == {"SELECT", "INSERT"}
+
+
+def test_the_runtime_role_reads_the_migration_history_and_writes_the_other_tables(runtime_role):
+    assert _privileges(runtime_role.name, "django_migrations") == {"SELECT"}
+    assert _privileges(runtime_role.name, "governance_project") == {"SELECT", "INSERT", "UPDATE", "DELETE"}
+
+
+def test_tables_a_later_migration_creates_are_granted_and_append_only_ones_stay_append_only(runtime_role):
+    """ALTER DEFAULT PRIVILEGES gives the runtime role a new table; append_only() in its migration takes
+    UPDATE, DELETE and TRUNCATE back at once, before the script runs again."""
+    from django.db.migrations.state import ProjectState
+
+    from governance.audit_db import append_only
+
+    operation = append_only("later_events", name="later_event", label="later events")
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("CREATE TABLE later_events (id serial PRIMARY KEY, body text)")
+            cursor.execute("INSERT INTO later_events (body) VALUES ('first')")
+        granted = _privileges(runtime_role.name, "later_events")
+        with connection.schema_editor() as editor:
+            operation.database_forwards("governance", editor, ProjectState(), ProjectState())
+        kept = _privileges(runtime_role.name, "later_events")
+        with runtime_role.connect() as conn:
+            conn.execute("INSERT INTO later_events (body) VALUES ('second')")
+            conn.execute("SELECT set_config('tollgate.audit_maintenance', 'on', false)")
+            with pytest.raises(errors.InsufficientPrivilege, match="permission denied"):
+                conn.execute("UPDATE later_events SET body = 'forged'")
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT body FROM later_events ORDER BY id")
+            rows = cursor.fetchall()
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "DROP TABLE IF EXISTS later_events; DROP FUNCTION IF EXISTS tollgate_later_event_immutable()"
+            )
+    assert granted == {"SELECT", "INSERT", "UPDATE", "DELETE"}
+    assert kept == {"SELECT", "INSERT"}
+    assert rows == [("first",), ("second",)]
+
+
 def test_an_owner_that_is_not_a_superuser_can_enter_maintenance_mode(events):
     """What the test flush (and an operator's maintenance) relies on: the owner's maintenance mode counts.
     In one rolled-back transaction, the audit table is handed to a plain role that then updates a row."""
