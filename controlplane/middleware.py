@@ -1,5 +1,6 @@
 import re
 import uuid
+from urllib.parse import unquote_to_bytes
 
 from django.conf import settings
 
@@ -36,6 +37,45 @@ class RequestIdMiddleware:
             current_request.reset(token)
         response["X-Request-ID"] = request.request_id
         return response
+
+
+# C0 and C1 control characters and DEL: no path or query value of this API holds one, and PostgreSQL refuses
+# NUL in text outright.
+_CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")
+# Django hands views the path with each byte that is not UTF-8 percent-encoded again (``%FF``); no route
+# accepts a percent sign, so one of these in the decoded path is such a byte.
+_REPERCENTED_BYTE = re.compile("%[89A-F][0-9A-F]")
+
+
+def _url_problem(request) -> str | None:
+    """Why the request's path or query string is refused, or None."""
+    if _REPERCENTED_BYTE.search(request.path_info):
+        return "path is not valid UTF-8"
+    if _CONTROL_CHARACTERS.search(request.path_info):
+        return "path contains a control character"
+    # WSGI hands the query string over undecoded, its bytes as Latin-1 characters.
+    try:
+        query = unquote_to_bytes(request.META.get("QUERY_STRING", "").encode("latin-1").replace(b"+", b" "))
+        text = query.decode("utf-8")
+    except UnicodeError:
+        return "query string is not valid UTF-8"
+    if _CONTROL_CHARACTERS.search(text):
+        return "query string contains a control character"
+    return None
+
+
+class UrlCharactersMiddleware:
+    """400 for a path or query string that is not UTF-8 or holds a control character (NUL, say), before any
+    view, filter or query sees it: every route is covered at once."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        problem = _url_problem(request)
+        if problem:
+            return error_response(400, "bad_request", f"The URL's {problem}.")
+        return self.get_response(request)
 
 
 class BodySizeLimitMiddleware:

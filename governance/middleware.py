@@ -7,6 +7,7 @@ response goes out regardless -- the access log must never take the API down with
 
 import functools
 import logging
+import re
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -23,6 +24,14 @@ DETAIL_ATTRIBUTE = "_tollgate_access_detail"
 def access_log_mark(request, detail: str) -> None:
     """Attach a note (a failed login, say) to the access log entry this request will produce."""
     setattr(request, DETAIL_ATTRIBUTE, detail[:200])
+
+
+_CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def _printable(text: str) -> str:
+    """Control characters as ``\\xNN``: a refused hostile path is still logged (PostgreSQL refuses NUL)."""
+    return _CONTROL_CHARACTERS.sub(lambda match: f"\\x{ord(match[0]):02x}", text)
 
 
 def _principal(request):
@@ -69,7 +78,7 @@ class AccessLogMiddleware:
             principal_name=user.get_username()[:200] if user else "",
             key_prefix=key.prefix if key else "",
             method=(request.method or "")[:10],
-            path=request.path[:500],
+            path=_printable(request.path)[:500],
             project_slug=str(match.kwargs.get("project", ""))[:64] if match else "",
             object=_object(match),
             status=response.status_code,

@@ -39,6 +39,7 @@ MIDDLEWARE = [
     "controlplane.middleware.RequestIdMiddleware",
     # Outermost after the request id, so refusals by the middleware below (413, HTTPS redirects) are logged.
     "governance.middleware.AccessLogMiddleware",
+    "controlplane.middleware.UrlCharactersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "controlplane.middleware.BodySizeLimitMiddleware",
