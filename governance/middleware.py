@@ -1,4 +1,5 @@
-"""The access log (DESIGN §4): one row per API and console request, written after the response.
+"""The access log (DESIGN §4): one row per API and console request, written after the response; and the
+audit of every refusal.
 
 One INSERT and nothing else: the principal, key and URL match are already on the request by then (DRF copies
 ``user`` and ``auth`` onto the Django request when it authenticates). A failed write is logged and the
@@ -6,6 +7,7 @@ response goes out regardless -- the access log must never take the API down with
 """
 
 import functools
+import json
 import logging
 import re
 
@@ -13,7 +15,11 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .models import AccessLogEntry, ApiKey
+from controlplane.api.errors import REFUSAL_ATTRIBUTE
+
+from .access import Principal
+from .audit import audit_denied
+from .models import AccessLogEntry, ApiKey, Project
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +99,54 @@ class AccessLogMiddleware:
                 _insert(entry, asynchronous=False)
         else:
             _insert(entry, asynchronous=connection.vendor == "postgresql")
+
+
+class RefusalAuditMiddleware:
+    """Every 403 to an authenticated principal is an ``access.denied`` audit event, whatever refused it: a
+    permission class (a read-only key), a service's ``Forbidden``, Django itself (CSRF). Written after the
+    view, outside any transaction it opened, in the chain of the project the refusal names, else of the URL's
+    project when the caller belongs to it, else in the system chain."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if response.status_code == 403:
+            self._audit(request, response)
+        return response
+
+    def _audit(self, request, response) -> None:
+        user, key = _principal(request)
+        if user is None:
+            return
+        actor = Principal(user, key)
+        reason, project = getattr(request, REFUSAL_ATTRIBUTE, None) or (_message(response), None)
+        if project is None:
+            project = _url_project(request, actor)
+        audit_denied(actor=actor, project=project, operation=f"{request.method} {request.path}", reason=reason)
+
+
+def _message(response) -> str:
+    """The error message of a 403 that did not say why through the exception handler."""
+    if not response.streaming and response.get("Content-Type") == "application/json":
+        try:
+            return str(json.loads(response.content)["error"]["message"])
+        except (ValueError, KeyError, TypeError):
+            pass
+    return response.reason_phrase
+
+
+def _url_project(request, actor: Principal) -> Project | None:
+    match = getattr(request, "resolver_match", None)
+    slug = match.kwargs.get("project") if match else None
+    if not slug:
+        return None
+    try:
+        return Project.objects.filter(slug=slug, pk__in=actor.project_ids()).first()
+    except Exception:  # noqa: BLE001 - the refusal is audited regardless, in the system chain
+        log.exception("refusal audit: could not look up project %r", slug)
+        return None
 
 
 @functools.cache

@@ -26,7 +26,7 @@ class DomainError(Exception):
         self.code = code or self.code
         self.details = details or []
         self.status = status or self.status
-        self.project = project  # where a refusal is audited (None: the system chain)
+        self.project = project  # where a refusal is audited (None: the URL's project, else the system chain)
 
 
 class NotFound(DomainError):
@@ -73,26 +73,20 @@ def _flatten(detail, field: str | None = None) -> list[dict]:
     return [{"field": field, "message": str(detail), "code": getattr(detail, "code", "invalid")}]
 
 
-def _audit_refusal(exc, context, message: str) -> None:
-    """A 403 to an authenticated principal is an ``access.denied`` audit event, in its own transaction."""
-    request = context.get("request")
-    if request is None or not getattr(request.user, "is_authenticated", False):
-        return
-    from governance.access import Principal
-    from governance.audit import audit_denied
+REFUSAL_ATTRIBUTE = "_tollgate_refusal"
 
-    audit_denied(
-        actor=Principal.from_request(request),
-        project=getattr(exc, "project", None),
-        operation=f"{request.method} {request.path}",
-        reason=message,
-    )
+
+def _note_refusal(request, message: str, project=None) -> None:
+    """Tell the refusal audit (governance.middleware.RefusalAuditMiddleware, which audits every 403 after
+    the view) why this request was refused and in which project."""
+    if request is not None:
+        setattr(getattr(request, "_request", request), REFUSAL_ATTRIBUTE, (message, project))
 
 
 def exception_handler(exc, context):
     if isinstance(exc, DomainError):
         if exc.status == status.HTTP_403_FORBIDDEN:
-            _audit_refusal(exc, context, exc.message)
+            _note_refusal(context.get("request"), exc.message, exc.project)
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
     if isinstance(exc, RequestDataTooBig):
         return Response(
@@ -106,7 +100,7 @@ def exception_handler(exc, context):
     if response is None:
         return None  # a real bug: Django's handler500 answers with the same shape
     if isinstance(exc, exceptions.PermissionDenied):
-        _audit_refusal(exc, context, str(exc.detail))
+        _note_refusal(context.get("request"), str(exc.detail))
     if isinstance(exc, exceptions.ValidationError):
         body = error_body("invalid", "The request is not valid.", _flatten(exc.detail))
     else:
@@ -124,6 +118,7 @@ def handler400(request, exception=None):
 
 
 def handler403(request, exception=None):
+    _note_refusal(request, str(exception or "") or "You may not do this.")
     return error_response(403, "permission_denied", "You may not do this.")
 
 

@@ -40,6 +40,7 @@ MIDDLEWARE = [
     # Outermost after the request id, so refusals by the middleware below (413, HTTPS redirects) are logged.
     "governance.middleware.AccessLogMiddleware",
     "controlplane.middleware.UrlCharactersMiddleware",
+    "governance.middleware.RefusalAuditMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "controlplane.middleware.BodySizeLimitMiddleware",
