@@ -1,15 +1,29 @@
 """One error shape everywhere: ``{"error": {"code": ..., "message": ..., "details": [...]}}``.
 
 Services raise ``DomainError`` (or a subclass); DRF's own exceptions and Django's 404/500 handlers are
-reshaped here, so a client parses every error the same way.
+reshaped here, so a client parses every error the same way. A lost or refused database connection is a 503
+``database_unavailable`` with ``Retry-After``, from DRF views and from everything else (handler500).
 """
 
+import logging
+import sys
+
+import psycopg
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.http import JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+log = logging.getLogger(__name__)
+
+DATABASE_RETRY_AFTER_SECONDS = 5
+# SQLSTATEs of a server that is going away or not there yet: admin_shutdown, crash_shutdown, cannot_connect_now
+# ("the database system is starting up / shutting down"). Class 08 is a connection exception.
+_UNAVAILABLE_SQLSTATES = {"57P01", "57P02", "57P03"}
 
 
 class DomainError(Exception):
@@ -83,7 +97,49 @@ def _note_refusal(request, message: str, project=None) -> None:
         setattr(getattr(request, "_request", request), REFUSAL_ATTRIBUTE, (message, project))
 
 
+def _database_unavailable(exc: BaseException | None) -> bool:
+    """A lost or refused PostgreSQL connection, as opposed to an error of one statement (a lock timeout, a
+    deadlock, a cancelled query: those keep their own answers)."""
+    if isinstance(exc, InterfaceError):
+        return True  # Django's "connection already closed"
+    if not isinstance(exc, OperationalError) or not isinstance(exc.__cause__, psycopg.Error):
+        return False
+    sqlstate = exc.__cause__.sqlstate
+    return sqlstate is None or sqlstate.startswith("08") or sqlstate in _UNAVAILABLE_SQLSTATES
+
+
+def _lost_during_commit(exc: BaseException) -> bool:
+    """Whether the connection broke while COMMIT was on its way: the server may have committed or not."""
+    traceback = exc.__traceback__
+    while traceback is not None:
+        if traceback.tb_frame.f_code is BaseDatabaseWrapper._commit.__code__:
+            return True
+        traceback = traceback.tb_next
+    return False
+
+
+def _database_unavailable_body(exc: BaseException) -> dict:
+    log.warning("database unavailable: %s: %s", type(exc).__name__, str(exc).strip()[:300])
+    if _lost_during_commit(exc):
+        return error_body(
+            "database_unavailable",
+            "The database connection was lost while this change was being committed: it may or may not have "
+            "been saved. Check its state before you send it again.",
+            [{"code": "commit_outcome_unknown"}],
+        )
+    return error_body(
+        "database_unavailable",
+        f"The database is unavailable. Try again in {DATABASE_RETRY_AFTER_SECONDS} seconds.",
+    )
+
+
 def exception_handler(exc, context):
+    if _database_unavailable(exc):
+        return Response(
+            _database_unavailable_body(exc),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        )
     if isinstance(exc, DomainError):
         if exc.status == status.HTTP_403_FORBIDDEN:
             _note_refusal(context.get("request"), exc.message, exc.project)
@@ -127,4 +183,11 @@ def handler404(request, exception=None):
 
 
 def handler500(request):
+    """Django calls this while the exception is being handled (a view outside DRF, or any middleware: the
+    session, the access log), so a lost database is a 503 here too."""
+    exc = sys.exception()
+    if _database_unavailable(exc):
+        response = JsonResponse(_database_unavailable_body(exc), status=503)
+        response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+        return response
     return error_response(500, "server_error", "Something went wrong on our side; it has been logged.")

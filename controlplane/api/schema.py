@@ -23,6 +23,7 @@ COMMON = {
     "403": "Authenticated, but the role or key does not allow this.",
     "404": "No such object in a project where you hold a role.",
     "429": "Too many requests; see `Retry-After`.",
+    "503": "The database is unavailable (`database_unavailable`); see `Retry-After`.",
 }
 WRITE = {
     "400": "The request is not valid; `details` names each field.",
