@@ -1,8 +1,10 @@
 import re
+import tempfile
 import uuid
 from urllib.parse import unquote_to_bytes
 
 from django.conf import settings
+from django.core.handlers.wsgi import LimitedStream
 
 from controlplane.api.errors import error_response
 from controlplane.context import RequestContext, current_request
@@ -78,20 +80,34 @@ class UrlCharactersMiddleware:
         return self.get_response(request)
 
 
+_COPY_BLOCK_BYTES = 64 * 1024
+
+
+def _body_limit(request) -> int:
+    multipart = request.content_type == "multipart/form-data"
+    return settings.TOLLGATE_MAX_UPLOAD_BYTES if multipart else settings.TOLLGATE_MAX_JSON_BODY_BYTES
+
+
 class BodySizeLimitMiddleware:
-    """413 before the body is read: JSON bodies and multipart uploads have separate limits."""
+    """413 before the body is read: JSON bodies and multipart uploads have separate limits.
+
+    A chunked body has no Content-Length, and Django reads a body without one as empty. This reads it here, up
+    to the same limit, into a spooled temporary file (in memory up to ``FILE_UPLOAD_MAX_MEMORY_SIZE``, on disk
+    beyond), and hands it on with its length, so the views see it whole. A body whose length the server cannot
+    find out (another transfer coding, a server that does not end the input at the last chunk) is a 411."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
+        if "HTTP_TRANSFER_ENCODING" in request.META:
+            return self._chunked(request, _body_limit(request))
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             return error_response(400, "bad_request", "Content-Length is not a number.")
         if length:
-            multipart = request.content_type == "multipart/form-data"
-            limit = settings.TOLLGATE_MAX_UPLOAD_BYTES if multipart else settings.TOLLGATE_MAX_JSON_BODY_BYTES
+            limit = _body_limit(request)
             if length > limit:
                 return error_response(
                     413,
@@ -99,3 +115,46 @@ class BodySizeLimitMiddleware:
                     f"The request body is {length} bytes; the limit for this kind of body is {limit} bytes.",
                 )
         return self.get_response(request)
+
+    def _chunked(self, request, limit: int):
+        coding = request.META["HTTP_TRANSFER_ENCODING"].strip().lower()
+        # PEP 3333 lets a server hand over the raw socket; "input terminated" says it ends at the last chunk.
+        if coding != "chunked" or not request.META.get("wsgi.input_terminated"):
+            return error_response(
+                411,
+                "length_required",
+                f"A request body sent with Transfer-Encoding: {coding[:40]} cannot be read here; send it with a "
+                "Content-Length header.",
+            )
+        body = tempfile.SpooledTemporaryFile(
+            max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, dir=settings.FILE_UPLOAD_TEMP_DIR
+        )
+        try:
+            try:
+                size = _copy(request.META["wsgi.input"], body, limit + 1)
+            except Exception:  # noqa: BLE001 - the server's chunk parser: a malformed chunk or a client gone
+                return error_response(400, "bad_request", "The chunked request body could not be read.")
+            if size > limit:
+                return error_response(
+                    413,
+                    "payload_too_large",
+                    f"The request body is more than {limit} bytes, the limit for this kind of body.",
+                )
+            body.seek(0)
+            request.META["CONTENT_LENGTH"] = str(size)
+            request._stream = LimitedStream(body, size)  # what WSGIRequest would have built from a Content-Length
+            return self.get_response(request)
+        finally:
+            body.close()
+
+
+def _copy(source, target, most: int) -> int:
+    """Copy at most ``most`` bytes from ``source`` to ``target``; returns how many were copied."""
+    copied = 0
+    while copied < most:
+        block = source.read(min(_COPY_BLOCK_BYTES, most - copied))
+        if not block:
+            break
+        target.write(block)
+        copied += len(block)
+    return copied

@@ -28,6 +28,7 @@ COMMON = {
 WRITE = {
     "400": "The request is not valid; `details` names each field.",
     "409": "Conflicts with the current state.",
+    "411": "A body in a transfer coding that cannot be read: send it with `Content-Length`.",
     "413": "The body is too large.",
     "415": "Unsupported content type: send JSON.",
 }

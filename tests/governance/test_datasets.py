@@ -443,7 +443,7 @@ def test_an_upload_over_the_limit_is_413(api, project, ml_engineer, settings):
 
 
 def test_the_upload_handler_stops_at_the_limit_without_content_length(settings):
-    """A body whose length is not announced (chunked) passes the middleware; the handler still stops it."""
+    """The handler stops at the limit by itself, whatever length the request announced."""
     settings.TOLLGATE_MAX_UPLOAD_BYTES = 100
     handler = HashingUploadHandler()
     handler.new_file("file", "big.csv", "text/csv", None)
