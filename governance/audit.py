@@ -171,7 +171,8 @@ def audit_record(
 def audit_denied(*, actor, project: Project | None, operation: str, reason: str) -> None:
     """Record ``access.denied`` in its own transaction, after the refused operation rolled back.
 
-    Called by the API's exception handler; a failure to record is logged, never turned into a 500."""
+    Called by governance.middleware.RefusalAuditMiddleware for every 403; a failure to record is logged, never
+    turned into a 500."""
     try:
         with transaction.atomic():
             audit_record(
