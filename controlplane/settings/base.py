@@ -200,6 +200,12 @@ TOLLGATE_ALLOW_FILE_URIS = env.boolean("TOLLGATE_ALLOW_FILE_URIS", False)
 # Audit (DESIGN §4): checkpoints of every chain head, signed, in the storage backend.
 TOLLGATE_AUDIT_SIGNING_KEY = env.string("TOLLGATE_AUDIT_SIGNING_KEY", "") or SECRET_KEY
 TOLLGATE_AUDIT_CHECKPOINT_MINUTES = env.integer("TOLLGATE_AUDIT_CHECKPOINT_MINUTES", 10, minimum=1)
+# Beat signs a checkpoint of every chain head that moved; a message not run within one interval is superseded.
+CELERY_BEAT_SCHEDULE["audit-checkpoint-write"] = {
+    "task": "governance.tasks.audit_checkpoint_write",
+    "schedule": TOLLGATE_AUDIT_CHECKPOINT_MINUTES * 60.0,
+    "options": {"expires": TOLLGATE_AUDIT_CHECKPOINT_MINUTES * 60},
+}
 TOLLGATE_AUDIT_VERIFY_INLINE_MAX = env.integer("TOLLGATE_AUDIT_VERIFY_INLINE_MAX", 20000, minimum=0)
 TOLLGATE_EXCEPTION_MAX_DAYS = env.integer("TOLLGATE_EXCEPTION_MAX_DAYS", 90, minimum=1)
 TOLLGATE_ACCESS_LOG_RETENTION_DAYS = env.integer("TOLLGATE_ACCESS_LOG_RETENTION_DAYS", 365, minimum=1)
