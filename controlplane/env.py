@@ -64,3 +64,21 @@ def string_list(name: str, default: list[str]) -> list[str]:
     if value is None:
         return default
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def time_limits(*, soft: str, hard: str, default_hard: int) -> tuple[int, int]:
+    """A task's (soft, hard) time limits in seconds. An unset soft limit is 90 % of the hard one; a soft limit
+    set explicitly must be below the hard one (Celery refuses to publish a task whose soft limit is above its
+    hard one, and one equal to it never fires first)."""
+    hard_limit = integer(hard, default_hard, minimum=2)
+    if raw(soft, None) is None:
+        return hard_limit * 9 // 10, hard_limit
+    soft_limit = integer(soft, 0, minimum=1)
+    if soft_limit >= hard_limit:
+        source = f"{hard}={hard_limit}" if raw(hard, None) is not None else f"{hard} (default {hard_limit})"
+        raise ImproperlyConfigured(
+            f"{soft}={soft_limit} must be below {source}: the soft time limit asks a task to stop before the hard "
+            f"one kills it. Lower {soft}, raise {hard}, or unset {soft} for 90 % of the hard limit "
+            f"({hard_limit * 9 // 10})."
+        )
+    return soft_limit, hard_limit

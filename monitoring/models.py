@@ -168,6 +168,9 @@ class CheckRun(models.Model):
     queued_at = models.DateTimeField(default=timezone.now, help_text="When it was (re-)queued last.")
     claimed_at = models.DateTimeField(null=True, blank=True)
     claimed_by = models.CharField(max_length=300, blank=True, help_text="host:pid of the attempt's worker process")
+    time_limit_seconds = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The hard time limit the attempt's worker applies; the reaper goes by it."
+    )
     finished_at = models.DateTimeField(null=True, blank=True)
     duration_seconds = models.FloatField(null=True, blank=True)
     results = models.JSONField(default=list, blank=True)

@@ -3,7 +3,8 @@ run twice (the outbox may deliver a message twice, and acks_late redelivers afte
 
 - ``run_check`` (checks queue): claim the run, compute it, write the verdict if this attempt still holds it.
 - ``build_report`` (reports queue): the Evidently report of a run with a verdict.
-- ``check_runs_reap`` (beat, every 30 s): runs past the hard time limit are re-queued or timed out.
+- ``check_runs_reap`` (beat, every 30 s): runs past the hard time limit their worker recorded are re-queued or
+  timed out.
 - ``monitor_scheduled`` (beat, on each monitor's own schedule -- a django-celery-beat row the monitor's services
   create, change and delete): runs for unchecked batches, and the freshness alert.
 - ``raw_data_prune`` (beat, daily): raw files past their project's retention are deleted.
@@ -20,13 +21,13 @@ from .services import execution, reports, retention, schedules
 
 log = logging.getLogger(__name__)
 
-_SOFT, _HARD = settings.TOLLGATE_CHECK_SOFT_TIME_LIMIT, settings.TOLLGATE_CHECK_TIME_LIMIT
 TASK_OPTIONS = {
     "bind": True,
     "acks_late": True,
     "reject_on_worker_lost": True,
-    "soft_time_limit": _SOFT if _SOFT < _HARD else None,  # a soft limit not below the hard one is none
-    "time_limit": _HARD,
+    # The worker's own limits (controlplane.celery.WorkerLimitsRequest); the settings keep soft below hard.
+    "soft_time_limit": settings.TOLLGATE_CHECK_SOFT_TIME_LIMIT,
+    "time_limit": settings.TOLLGATE_CHECK_TIME_LIMIT,
     "max_retries": None,  # the run's attempts cap the retries of run_check
 }
 DB_RETRIES = 5
@@ -38,7 +39,9 @@ def run_check(self, run_id: int):
     try:
         while True:
             try:
-                return execution.check_run_execute(run_id=run_id, worker=worker, soft_timeout=SoftTimeLimitExceeded)
+                return execution.check_run_execute(
+                    run_id=run_id, worker=worker, time_limit=self.time_limit, soft_timeout=SoftTimeLimitExceeded
+                )
             except execution.RetryLater as retry:
                 if not self.request.is_eager:
                     raise self.retry(countdown=retry.countdown, exc=retry.cause) from None

@@ -127,9 +127,11 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-# Celery (DESIGN §7). Read by controlplane/celery.py through the CELERY_ namespace.
-CELERY_TASK_SOFT_TIME_LIMIT = env.integer("TOLLGATE_TASK_SOFT_TIME_LIMIT", 300, minimum=1)
-CELERY_TASK_TIME_LIMIT = env.integer("TOLLGATE_TASK_TIME_LIMIT", 360, minimum=2)
+# Celery (DESIGN §7). Read by controlplane/celery.py through the CELERY_ namespace. The time limits that apply
+# are the worker's own (controlplane.celery.WorkerLimitsRequest), never those of the process that sent the task.
+CELERY_TASK_SOFT_TIME_LIMIT, CELERY_TASK_TIME_LIMIT = env.time_limits(
+    soft="TOLLGATE_TASK_SOFT_TIME_LIMIT", hard="TOLLGATE_TASK_TIME_LIMIT", default_hard=360
+)
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
@@ -170,8 +172,10 @@ TOLLGATE_OUTBOX_REPUBLISH_SECONDS = env.integer("TOLLGATE_OUTBOX_REPUBLISH_SECON
 TOLLGATE_OUTBOX_RETENTION_DAYS = env.integer("TOLLGATE_OUTBOX_RETENTION_DAYS", 7, minimum=1)
 # Monitoring (DESIGN §4, §7): check runs (checks queue) and their Evidently reports (reports queue). A run
 # still running past its hard limit plus the margin is re-queued while attempts remain, then timed out.
-TOLLGATE_CHECK_SOFT_TIME_LIMIT = env.integer("TOLLGATE_CHECK_SOFT_TIME_LIMIT", CELERY_TASK_SOFT_TIME_LIMIT, minimum=1)
-TOLLGATE_CHECK_TIME_LIMIT = env.integer("TOLLGATE_CHECK_TIME_LIMIT", CELERY_TASK_TIME_LIMIT, minimum=2)
+# The worker records the hard limit it applies on the run it claims; the reaper goes by the run's value.
+TOLLGATE_CHECK_SOFT_TIME_LIMIT, TOLLGATE_CHECK_TIME_LIMIT = env.time_limits(
+    soft="TOLLGATE_CHECK_SOFT_TIME_LIMIT", hard="TOLLGATE_CHECK_TIME_LIMIT", default_hard=CELERY_TASK_TIME_LIMIT
+)
 TOLLGATE_CHECK_MAX_ATTEMPTS = env.integer("TOLLGATE_CHECK_MAX_ATTEMPTS", 3, minimum=1)
 TOLLGATE_CHECK_REAP_MARGIN_SECONDS = env.integer("TOLLGATE_CHECK_REAP_MARGIN_SECONDS", 60, minimum=0)
 TOLLGATE_MAX_BATCH_BYTES = env.integer("TOLLGATE_MAX_BATCH_BYTES", 1024**3, minimum=1024)

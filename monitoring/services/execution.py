@@ -50,12 +50,14 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:4000]
 
 
-def _claim(run_id: int, worker: str) -> int | None:
-    """queued -> running, attempts + 1; the attempt number, or None when another attempt holds the run."""
+def _claim(run_id: int, worker: str, time_limit: int | None = None) -> int | None:
+    """queued -> running, attempts + 1, with the hard time limit the worker applies to this attempt; the attempt
+    number, or None when another attempt holds the run."""
     now = timezone.now()
     claimed = CheckRun.objects.filter(pk=run_id, state=CheckState.QUEUED).update(
-        state=CheckState.RUNNING, attempts=F("attempts") + 1, claimed_at=now, claimed_by=worker[:300]
-    )
+        state=CheckState.RUNNING, attempts=F("attempts") + 1, claimed_at=now, claimed_by=worker[:300],
+        time_limit_seconds=time_limit,
+    )  # fmt: skip
     if not claimed:
         return None
     return CheckRun.objects.values_list("attempts", flat=True).get(pk=run_id)
@@ -129,11 +131,13 @@ def _read_table(storage_path: str, config: engine.DriftConfig):
     return engine.read_table(local, config)
 
 
-def check_run_execute(*, run_id: int, worker: str, soft_timeout: type[BaseException] | None = None) -> str | None:
+def check_run_execute(*, run_id: int, worker: str, time_limit: int | None = None,
+                      soft_timeout: type[BaseException] | None = None) -> str | None:  # fmt: skip
     """Claim the run, compute it outside transactions, and write its result if this attempt still holds it.
-    Returns the final state (None when the run was not claimable). Raises ``RetryLater`` for transient
-    errors while attempts remain (the run is queued again first)."""
-    attempt = _claim(run_id, worker)
+    ``time_limit`` is the hard limit the worker applies (recorded on the run for the reaper). Returns the final
+    state (None when the run was not claimable). Raises ``RetryLater`` for transient errors while attempts
+    remain (the run is queued again first)."""
+    attempt = _claim(run_id, worker, time_limit)
     if attempt is None:
         log.info("check run %s is gone or already claimed", run_id)
         return None
@@ -262,15 +266,21 @@ def _consequences(run: CheckRun) -> None:
 
 def check_runs_reap(*, now: datetime.datetime | None = None) -> dict:
     """Runs still ``running`` past the hard time limit plus the margin: queued again while attempts remain
-    (through the outbox), else ``timed_out``. Queued runs whose outbox message is gone are queued again."""
+    (through the outbox), else ``timed_out``. Queued runs whose outbox message is gone are queued again.
+
+    The hard limit is the one the claiming worker recorded on the run: the reaper runs wherever beat sends it,
+    under settings that need not be that worker's. (A run claimed without one falls back to this process's.)"""
     now = now or timezone.now()
-    limit = settings.TOLLGATE_CHECK_TIME_LIMIT + settings.TOLLGATE_CHECK_REAP_MARGIN_SECONDS
-    stale = CheckRun.objects.filter(state=CheckState.RUNNING, claimed_at__lt=now - datetime.timedelta(seconds=limit))
+    margin = settings.TOLLGATE_CHECK_REAP_MARGIN_SECONDS
+    running = CheckRun.objects.filter(state=CheckState.RUNNING).values_list(
+        "pk", "attempts", "claimed_at", "time_limit_seconds"
+    )
     requeued = timed_out = orphans = 0
-    for run_id, attempt in stale.values_list("pk", "attempts"):
-        message = (
-            f"attempt {attempt} was still running after the hard time limit of {settings.TOLLGATE_CHECK_TIME_LIMIT}s"
-        )
+    for run_id, attempt, claimed_at, time_limit in running:
+        hard = time_limit or settings.TOLLGATE_CHECK_TIME_LIMIT
+        if claimed_at is not None and claimed_at >= now - datetime.timedelta(seconds=hard + margin):
+            continue
+        message = f"attempt {attempt} was still running after the hard time limit of {hard}s"
         if attempt < settings.TOLLGATE_CHECK_MAX_ATTEMPTS:
             with transaction.atomic():
                 if _requeue(run_id, attempt, error=message):

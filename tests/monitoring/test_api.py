@@ -378,6 +378,25 @@ def test_the_reaper_requeues_lost_runs_then_times_them_out(api, project, ml_engi
     assert gates["data_drift"] == "failed"  # timed out counts as not passed
 
 
+@pytest.mark.parametrize(
+    ("recorded", "elapsed", "state"),
+    [(600, 450, "running"), (30, 100, "passed")],
+    ids=["a longer limit than the reaper's is waited for", "a shorter one is not"],
+)
+@flow
+def test_the_reaper_goes_by_the_hard_limit_the_worker_recorded(api, project, ml_engineer, high_risk, settings,
+                                                                recorded, elapsed, state):  # fmt: skip
+    settings.TOLLGATE_CHECK_TIME_LIMIT, settings.TOLLGATE_CHECK_REAP_MARGIN_SECONDS = 360, 60  # the reaper's own
+    upload(api(ml_engineer), project, same_as_reference(), version=1)
+    run = CheckRun.objects.get(kind="data_drift")
+    now = timezone.now()
+    CheckRun.objects.filter(pk=run.pk).update(state="running", attempts=1, time_limit_seconds=recorded,
+                                              claimed_at=now - datetime.timedelta(seconds=elapsed))  # fmt: skip
+    check_runs_reap(now=now)  # re-queued past the recorded limit plus the margin, and then run in process
+    run.refresh_from_db()
+    assert run.state == state
+
+
 @pytest.mark.django_db
 def test_results_are_fenced_by_attempt(project, ml_engineer, high_risk, django_capture_on_commit_callbacks):
     from monitoring.services import batches, execution
