@@ -80,6 +80,8 @@ def described_by_the_readme() -> set[str]:
 
 
 def _stop(process: subprocess.Popen) -> None:
+    """Stop make and beat (its process group), and wait until beat is gone too: nothing of it writes to the
+    database once the test flushes it."""
     try:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=20)
@@ -88,6 +90,15 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait()
     except ProcessLookupError:
         process.wait()
+
+    def group_gone():
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    wait_for(group_gone, timeout=20, message="beat to exit")
 
 
 @pytest.fixture
