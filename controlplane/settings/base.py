@@ -144,12 +144,6 @@ CELERY_TASK_ROUTES = {
     "monitoring.tasks.build_report": {"queue": "reports"},
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {
-    # Above the hard time limit, so a long task is not redelivered while it still runs.
-    "visibility_timeout": CELERY_TASK_TIME_LIMIT + 600,
-    "socket_timeout": 5,
-    "socket_connect_timeout": 5,
-}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_BACKEND = None
@@ -176,6 +170,12 @@ TOLLGATE_OUTBOX_RETENTION_DAYS = env.integer("TOLLGATE_OUTBOX_RETENTION_DAYS", 7
 TOLLGATE_CHECK_SOFT_TIME_LIMIT, TOLLGATE_CHECK_TIME_LIMIT = env.time_limits(
     soft="TOLLGATE_CHECK_SOFT_TIME_LIMIT", hard="TOLLGATE_CHECK_TIME_LIMIT", default_hard=CELERY_TASK_TIME_LIMIT
 )
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # Above the longest hard time limit (tasks and checks), so a long task is not redelivered while it runs.
+    "visibility_timeout": max(CELERY_TASK_TIME_LIMIT, TOLLGATE_CHECK_TIME_LIMIT) + 600,
+    "socket_timeout": 5,
+    "socket_connect_timeout": 5,
+}
 TOLLGATE_CHECK_MAX_ATTEMPTS = env.integer("TOLLGATE_CHECK_MAX_ATTEMPTS", 3, minimum=1)
 TOLLGATE_CHECK_REAP_MARGIN_SECONDS = env.integer("TOLLGATE_CHECK_REAP_MARGIN_SECONDS", 60, minimum=0)
 TOLLGATE_MAX_BATCH_BYTES = env.integer("TOLLGATE_MAX_BATCH_BYTES", 1024**3, minimum=1024)
