@@ -27,6 +27,7 @@ AUDIT_ACTIONS: frozenset[str] = frozenset(
         # Registry
         "model.created",
         "model.updated",
+        "model_card.confirmation_voided",
         "model_card.edited",
         "model_card.risk_tier_confirmed",
         "model_version.archived",

@@ -3,7 +3,7 @@
 import re
 from functools import cached_property
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
@@ -152,6 +152,13 @@ class ModelVersionUpdateSerializer(StrictSerializer):
 IMMUTABLE_VERSION_FIELDS = ("artifact_uri", "artifact_sha256", "signature", "params", "framework", "version")
 
 
+class ConfirmationVoidedSerializer(serializers.Serializer):
+    voided_at = serializers.DateTimeField(source="confirmation_voided_at")
+    voided_by = serializers.CharField(source="confirmation_voided_by.username", default=None)
+    confirmed_revision = serializers.IntegerField(source="confirmation_voided_revision")
+    reason = serializers.CharField(source="confirmation_void_reason")
+
+
 class ModelCardSerializer(serializers.ModelSerializer):
     model_version = serializers.SerializerMethodField()
     content = serializers.SerializerMethodField()
@@ -159,14 +166,15 @@ class ModelCardSerializer(serializers.ModelSerializer):
     missing = serializers.SerializerMethodField()
     proposed_risk_tier = serializers.SerializerMethodField()
     confirmed_by = serializers.CharField(source="confirmed_by.username", default=None)
+    confirmation_voided = serializers.SerializerMethodField()
     effective_risk_tier = serializers.CharField()
 
     class Meta:
         model = ModelCard
         fields = [
             "model_version", "revision", "content", "content_hash", "filled", "missing", "proposed_risk_tier",
-            "confirmed_risk_tier", "confirmed_by", "confirmed_at", "confirmation_comment", "effective_risk_tier",
-            "updated_at",
+            "confirmed_risk_tier", "confirmed_revision", "confirmed_by", "confirmed_at", "confirmation_comment",
+            "confirmation_voided", "effective_risk_tier", "updated_at",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -185,6 +193,13 @@ class ModelCardSerializer(serializers.ModelSerializer):
 
     def get_proposed_risk_tier(self, card) -> str:
         return card.content.get("proposed_risk_tier", "")
+
+    @extend_schema_field(ConfirmationVoidedSerializer(allow_null=True))
+    def get_confirmation_voided(self, card) -> dict | None:
+        """The last confirmation a card edit voided, until the tier is confirmed again."""
+        if card.confirmation_voided_at is None:
+            return None
+        return ConfirmationVoidedSerializer(card).data
 
 
 def _card_field(field: str) -> serializers.Field:
@@ -206,7 +221,11 @@ class RiskTierConfirmSerializer(StrictSerializer):
     risk_tier = serializers.CharField(
         required=False, allow_blank=True, default="", help_text="Default: the proposed tier."
     )
-    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+    comment = serializers.CharField(max_length=5000, help_text="Why this tier: required.")
+    revision = serializers.IntegerField(
+        required=False, default=None, allow_null=True, min_value=0,
+        help_text="The card revision you reviewed; 409 if the card changed since. Default: the current one.",
+    )  # fmt: skip
 
 
 class ModelCardRevisionSerializer(serializers.Serializer):
@@ -388,7 +407,11 @@ class ModelCardView(VersionMixin, ProjectApiView):
     serializer_class = ModelCardSerializer
 
     def card(self) -> ModelCard:
-        card = ModelCard.objects.filter(model_version=self.version).select_related("confirmed_by").first()
+        card = (
+            ModelCard.objects.filter(model_version=self.version)
+            .select_related("confirmed_by", "confirmation_voided_by")
+            .first()
+        )
         if card is None:  # not written yet: an empty card, so the client sees every field as missing
             card = ModelCard(model_version=self.version, content={})
         card.model_version = self.version
@@ -427,7 +450,8 @@ class RiskTierConfirmView(VersionMixin, ProjectApiView):
     def post(self, request, project, model, version):
         data = _validated(request, RiskTierConfirmSerializer)
         card = services.model_card_confirm_risk_tier(
-            actor=self.principal, version=self.version, risk_tier=data["risk_tier"], comment=data["comment"]
-        )
+            actor=self.principal, version=self.version, risk_tier=data["risk_tier"], comment=data["comment"],
+            revision=data["revision"],
+        )  # fmt: skip
         card.model_version = self.version
         return Response(self.get_serializer(card).data)

@@ -79,7 +79,8 @@ class SeparationOfDutiesGate(Gate):
 
 @register
 class ModelCardGate(Gate):
-    """The card's required fields are filled and a governance officer confirmed the risk tier."""
+    """The card's required fields are filled and a governance officer confirmed the risk tier (a confirmation
+    that a later card edit voided, or whose confirmer separation of duties now excludes, does not count)."""
 
     kind = "model_card"
 
@@ -103,13 +104,15 @@ class ModelCardGate(Gate):
         required = self.spec.get("required_fields", list(REQUIRED_CARD_FIELDS))
         content = ctx.card.content if ctx.card else {}
         missing = [name for name in required if content.get(name) in (None, "", [], {})]
-        confirmed = bool(ctx.card and ctx.card.confirmed_risk_tier)
         evidence = {"missing": missing, "confirmed_risk_tier": ctx.card.confirmed_risk_tier if ctx.card else ""}
+        if ctx.confirmation_note:
+            evidence["confirmation_note"] = ctx.confirmation_note
         reasons = []
         if missing:
             reasons.append(f"missing card fields: {', '.join(missing)}")
-        if not confirmed:
-            reasons.append("the risk tier is not confirmed by a governance officer")
+        if not ctx.tier_confirmed:
+            note = f" ({ctx.confirmation_note})" if ctx.confirmation_note else ""
+            reasons.append(f"the risk tier is not confirmed by a governance officer{note}")
         if reasons:
             return self.result(FAILED, "; ".join(reasons), **evidence)
         return self.result(PASSED, "card complete, risk tier confirmed", **evidence)

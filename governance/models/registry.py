@@ -212,17 +212,38 @@ MODEL_CARD_FIELDS = (
 
 class ModelCard(models.Model):
     """The current card of a version. ``content`` holds the fields of MODEL_CARD_FIELDS; every edit is a
-    ``ModelCardRevision`` with its author and hash. The confirmed tier is set only by a governance officer."""
+    ``ModelCardRevision`` with its author and hash. The confirmed tier is set only by a governance officer and
+    is bound to the revision they confirmed: a later edit voids it, and the ``confirmation_voided_*`` fields
+    say who voided which revision's confirmation, when and why, until the next confirmation."""
 
     model_version = models.OneToOneField(ModelVersion, on_delete=models.PROTECT, related_name="card")
     content = models.JSONField(default=dict)
     revision = models.PositiveIntegerField(default=0)
     content_hash = models.CharField(max_length=64, blank=True)
     confirmed_risk_tier = models.CharField(max_length=16, choices=RiskTier.choices, blank=True)
+    confirmed_revision = models.PositiveIntegerField(null=True, blank=True)
     confirmed_by = models.ForeignKey("User", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     confirmed_at = models.DateTimeField(null=True, blank=True)
     confirmation_comment = models.TextField(blank=True)
+    confirmation_voided_at = models.DateTimeField(null=True, blank=True)
+    confirmation_voided_by = models.ForeignKey(
+        "User", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    confirmation_voided_revision = models.PositiveIntegerField(null=True, blank=True)
+    confirmation_void_reason = models.TextField(blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(confirmed_risk_tier="") & Q(confirmed_revision__isnull=True))
+                | (
+                    ~Q(confirmed_risk_tier="")
+                    & Q(confirmed_revision__isnull=False, confirmed_revision__lte=models.F("revision"))
+                ),
+                name="card_confirmation_bound_to_a_revision",
+            )
+        ]
 
     def __str__(self):
         return f"card of {self.model_version_id} r{self.revision}"

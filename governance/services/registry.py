@@ -29,7 +29,7 @@ from governance.models import (
 from governance.models.registry import MODEL_CARD_FIELDS
 from governance.uris import check_uri
 
-from .workflow import decisions_revalidate
+from .workflow import decisions_revalidate, separation_of_duties_check
 
 WRITERS = (Role.ML_ENGINEER, Role.ADMIN)
 
@@ -353,7 +353,7 @@ def _blank_card() -> dict:
 @transaction.atomic
 def model_card_edit(*, actor: Principal, version: ModelVersion, fields: dict, replace: bool = False) -> ModelCard:
     """Edit the card (``replace``: the body is the whole card). Each change is a new revision with its
-    author and hash; changing the proposed tier after confirmation clears the confirmation."""
+    author and hash; it voids the risk tier's confirmation, which was bound to an earlier revision."""
     project = version.model.project
     require_role(actor, project, [Role.ML_ENGINEER], action="edit model cards")
     unknown = sorted(set(fields) - set(MODEL_CARD_FIELDS))
@@ -376,9 +376,7 @@ def model_card_edit(*, actor: Principal, version: ModelVersion, fields: dict, re
     card.revision += 1
     card.content_hash = card_content_hash(after)
     card.updated_at = timezone.now()
-    cleared = bool(card.confirmed_risk_tier) and before["proposed_risk_tier"] != after["proposed_risk_tier"]
-    if cleared:
-        card.confirmed_risk_tier, card.confirmed_by, card.confirmed_at, card.confirmation_comment = "", None, None, ""
+    voided = _confirmation_void(card, actor=actor, changed=sorted(diff)) if card.confirmed_risk_tier else None
     card.save()
     ModelCardRevision.objects.create(
         card=card, revision=card.revision, content=after, content_hash=card.content_hash, author=actor.user
@@ -388,20 +386,51 @@ def model_card_edit(*, actor: Principal, version: ModelVersion, fields: dict, re
         actor=actor,
         project=project,
         target=version,
-        diff={**diff, "revision": card.revision, "confirmation_cleared": cleared},
+        diff={**diff, "revision": card.revision, "confirmation_cleared": voided is not None},
     )
+    if voided is not None:
+        audit_record(action="model_card.confirmation_voided", actor=actor, project=project, target=version,
+                     diff=voided)  # fmt: skip
     decisions_revalidate(version=version, actor=actor)
     return card
 
 
+def _confirmation_void(card: ModelCard, *, actor: Principal, changed: list[str]) -> dict:
+    """A new revision voids the confirmation of an earlier one (like a decision whose evidence changed): the
+    card keeps who voided it, when, which revision had been confirmed and why. Returns the audit diff."""
+    confirmer = card.confirmed_by.username if card.confirmed_by else ""
+    reason = (
+        f"{actor.user.username} edited the card after {confirmer} confirmed revision {card.confirmed_revision} as "
+        f"{card.confirmed_risk_tier}: revision {card.revision} changed {', '.join(changed)}"
+    )
+    voided = {"confirmed_risk_tier": card.confirmed_risk_tier, "confirmed_by": confirmer,
+              "confirmed_revision": card.confirmed_revision, "revision": card.revision, "reason": reason}  # fmt: skip
+    card.confirmation_voided_at, card.confirmation_voided_by = timezone.now(), actor.user
+    card.confirmation_voided_revision, card.confirmation_void_reason = card.confirmed_revision, reason
+    card.confirmed_risk_tier, card.confirmed_revision, card.confirmed_by = "", None, None
+    card.confirmed_at, card.confirmation_comment = None, ""
+    return voided
+
+
 @transaction.atomic
 def model_card_confirm_risk_tier(
-    *, actor: Principal, version: ModelVersion, risk_tier: str | None, comment: str = ""
+    *, actor: Principal, version: ModelVersion, risk_tier: str | None, comment: str, revision: int | None = None
 ) -> ModelCard:
-    """A governance officer confirms the tier that gates use (by default, the proposed one)."""
+    """A governance officer confirms the tier that gates use (by default, the proposed one), with a comment,
+    bound to the card's current revision (``revision``: the one they reviewed; 409 if the card moved on).
+    Separation of duties as for approvals: nobody who built, described or asked to promote the version."""
     project = version.model.project
     require_role(actor, project, [Role.GOVERNANCE_OFFICER], action="confirm risk tiers")
     card = ModelCard.objects.select_for_update().filter(model_version=version).first()
+    separation_of_duties_check(actor=actor, version=version, doing="confirm its risk tier")
+    if not (comment or "").strip():
+        raise DomainError("A comment is required to confirm a risk tier.", details=[{"field": "comment"}])
+    current = card.revision if card else 0
+    if revision is not None and revision != current:
+        raise Conflict(
+            f"The card is at revision {current}, not {revision}; review it again before confirming.",
+            code="card_changed", details=[{"field": "revision"}],
+        )  # fmt: skip
     proposed = (card.content.get("proposed_risk_tier") if card else "") or ""
     tier = risk_tier or proposed
     if not tier:
@@ -415,15 +444,18 @@ def model_card_confirm_risk_tier(
             model_version=version, content=_blank_card(), content_hash=card_content_hash(_blank_card())
         )
     before = card.confirmed_risk_tier
-    card.confirmed_risk_tier, card.confirmed_by = tier, actor.user
+    card.confirmed_risk_tier, card.confirmed_revision, card.confirmed_by = tier, card.revision, actor.user
     card.confirmed_at, card.confirmation_comment = timezone.now(), comment
+    card.confirmation_voided_at, card.confirmation_voided_by = None, None
+    card.confirmation_voided_revision, card.confirmation_void_reason = None, ""
     card.save()
     audit_record(
         action="model_card.risk_tier_confirmed",
         actor=actor,
         project=project,
         target=version,
-        diff={"confirmed_risk_tier": {"from": before, "to": tier}, "proposed": proposed, "comment": comment},
-    )
+        diff={"confirmed_risk_tier": {"from": before, "to": tier}, "proposed": proposed, "comment": comment,
+              "revision": card.revision},
+    )  # fmt: skip
     decisions_revalidate(version=version, actor=actor)
     return card

@@ -203,8 +203,8 @@ def _changed(before: dict, after: dict) -> list[str]:
     return sorted(key for key in set(before) | set(after) if before.get(key) != after.get(key))
 
 
-def separation_of_duties_excluded(version: ModelVersion, request: PromotionRequest | None) -> dict[int, dict]:
-    """Who may not approve this version, and why (DESIGN §5)."""
+def separation_of_duties_excluded(version: ModelVersion) -> dict[int, dict]:
+    """Who may not approve this version or confirm its risk tier, and why (DESIGN §5)."""
     from governance.lineage import lineage_agents
     from governance.models import User
 
@@ -215,10 +215,39 @@ def separation_of_duties_excluded(version: ModelVersion, request: PromotionReque
         reasons.setdefault(author, []).append("edited the model card")
     for agent in lineage_agents(version):
         reasons.setdefault(agent, []).append("appears as an agent in the version's lineage")
-    if request is not None:
-        reasons.setdefault(request.requested_by_id, []).append("requested the promotion")
+    requesters = PromotionRequest.objects.filter(model_version=version).values_list("requested_by_id", flat=True)
+    for requester in set(requesters):  # any request of the version, even one withdrawn or closed since
+        reasons.setdefault(requester, []).append("requested its promotion")
     names = dict(User.objects.filter(pk__in=reasons).values_list("pk", "username"))
     return {pk: {"principal": names.get(pk, str(pk)), "reasons": why} for pk, why in reasons.items()}
+
+
+def separation_of_duties_check(*, actor: Principal, version: ModelVersion, doing: str) -> None:
+    """Refuse (403, audited) a service account, or anyone ``separation_of_duties_excluded`` names, who would
+    ``doing`` (an approval, a rejection, a risk tier's confirmation) on this version."""
+    project = version.model.project
+    if actor.user.is_service_account:
+        raise Forbidden(f"Service accounts never {doing}.", code="separation_of_duties", project=project)
+    excluded = separation_of_duties_excluded(version)
+    if actor.user.pk in excluded:
+        why = " and ".join(excluded[actor.user.pk]["reasons"])
+        raise Forbidden(f"Separation of duties: you {why}, so you may not {doing}.",
+                        code="separation_of_duties", project=project)  # fmt: skip
+
+
+def _tier_confirmation(card: ModelCard | None, excluded: dict[int, dict]) -> tuple[bool, str]:
+    """Whether the card's confirmed tier counts, and if not, why: a later edit voided it, or separation of
+    duties now excludes the officer who confirmed it (they requested its promotion since, say)."""
+    if card is None:
+        return False, ""
+    if not card.confirmed_risk_tier:
+        voided = card.confirmation_void_reason
+        return False, f"the confirmation was voided: {voided}" if voided else ""
+    confirmer = excluded.get(card.confirmed_by_id)
+    if confirmer is not None:
+        why = " and ".join(confirmer["reasons"])
+        return False, f"{confirmer['principal']}'s confirmation does not count: they {why}"
+    return True, ""
 
 
 @dataclass
@@ -229,6 +258,7 @@ class GateContext:
     card: ModelCard | None
     tier: str
     tier_confirmed: bool
+    confirmation_note: str
     request: PromotionRequest | None
     emergency: bool
     links: list
@@ -307,13 +337,13 @@ def _context(version: ModelVersion, environment: Environment, request: Promotion
         PolicyException.objects.filter(model_version=version, environment=environment, revoked_at__isnull=True,
                                        expires_at__gt=now).select_related("granted_by")
     )  # fmt: skip
-    confirmed = card.confirmed_risk_tier if card else ""
+    excluded = separation_of_duties_excluded(version)
+    confirmed, note = _tier_confirmation(card, excluded)
     return GateContext(
-        version=version, environment=environment, policy=policy, card=card, tier=confirmed or "high",
-        tier_confirmed=bool(confirmed), request=request, emergency=bool(request and request.emergency),
-        links=links, metrics=metrics, decisions=decisions,
-        excluded_reasons=separation_of_duties_excluded(version, request), officer_roles=officer_roles,
-        exceptions=exceptions, now=now,
+        version=version, environment=environment, policy=policy, card=card,
+        tier=card.confirmed_risk_tier if confirmed else "high", tier_confirmed=confirmed, confirmation_note=note,
+        request=request, emergency=bool(request and request.emergency), links=links, metrics=metrics,
+        decisions=decisions, excluded_reasons=excluded, officer_roles=officer_roles, exceptions=exceptions, now=now,
     )  # fmt: skip
 
 
@@ -440,15 +470,9 @@ def decision_record(*, actor: Principal, request: PromotionRequest, outcome: str
     project = request.project
     verb = "approve" if outcome == Decision.Outcome.APPROVE else "reject"
     require_role(actor, project, [Role.GOVERNANCE_OFFICER], action=f"{verb} promotions")
-    if actor.user.is_service_account:
-        raise Forbidden("Service accounts never approve or reject.", code="separation_of_duties", project=project)
     request = _locked_open_request(request)
     version = request.model_version
-    excluded = separation_of_duties_excluded(version, request)
-    if actor.user.pk in excluded:
-        why = " and ".join(excluded[actor.user.pk]["reasons"])
-        raise Forbidden(f"Separation of duties: you {why}, so you may not {verb} it.",
-                        code="separation_of_duties", project=project)  # fmt: skip
+    separation_of_duties_check(actor=actor, version=version, doing=f"{verb} it")
     if request.decisions.filter(reviewer=actor.user, voided_at__isnull=True).exists():
         raise Conflict("You already decided on this request.", code="already_decided")
     evaluation = gates_evaluate(version=version, environment=request.environment, request=request)

@@ -49,7 +49,7 @@ def ready_version(api, project, ml_engineer, officer, training_data):
     assert response.status_code == 201
     card_url = f"{versions_url(project)}1/model-card/"
     assert engineer.put(card_url, CARD, format="json").status_code == 200
-    assert api(officer).post(f"{card_url}confirm-risk-tier/", {}, format="json").status_code == 200
+    assert api(officer).post(f"{card_url}confirm-risk-tier/", {"comment": "agreed"}, format="json").status_code == 200
     return 1
 
 
@@ -170,7 +170,13 @@ def test_a_changed_card_voids_the_approval(api, project, ml_engineer, officer, r
     assert AuditEvent.objects.filter(action="promotion.voided").exists()
     blocked = api(ml_engineer).post(url(project, f"promotion-requests/{request_id}/execute/"))
     assert blocked.status_code == 409
-    # The officer may decide again on the new evidence.
+    # The edit voided the tier's confirmation too (the tier counts as high until an officer confirms the new
+    # revision); the officer confirms it and decides again.
+    assert [d["gate"] for d in blocked.json()["error"]["details"]][:2] == ["approvals", "model_card"]
+    confirm = api(officer).post(
+        f"{versions_url(project)}1/model-card/confirm-risk-tier/", {"comment": "still limited"}, format="json"
+    )
+    assert confirm.status_code == 200
     assert (
         api(officer).post(url(project, f"promotion-requests/{request_id}/approve/"), {}, format="json").status_code
         == 200
@@ -245,7 +251,7 @@ def test_the_floor_holds_under_any_policy(api, project, ml_engineer, officer, re
     api(ml_engineer).patch(
         f"{versions_url(project)}1/model-card/", {"proposed_risk_tier": "unacceptable"}, format="json"
     )
-    api(officer).post(f"{versions_url(project)}1/model-card/confirm-risk-tier/", {}, format="json")
+    api(officer).post(f"{versions_url(project)}1/model-card/confirm-risk-tier/", {"comment": "agreed"}, format="json")
     dry = api(ml_engineer).get(f"{versions_url(project)}1/gates/", {"environment": "production"}).json()
     assert {g["kind"]: g["status"] for g in dry["gates"]}["risk_tier"] == "failed"
 
@@ -285,7 +291,7 @@ def test_the_history_answers_what_ran_when(api, project, ml_engineer, officer, r
     engineer.post(versions_url(project), body(2, metrics=[{"name": "auc", "value": 0.93}],
                   datasets=[{"dataset_version": training_data.pk, "role": "trained_on"}]), format="json")  # fmt: skip
     engineer.put(f"{versions_url(project)}2/model-card/", CARD, format="json")
-    api(officer).post(f"{versions_url(project)}2/model-card/confirm-risk-tier/", {}, format="json")
+    api(officer).post(f"{versions_url(project)}2/model-card/confirm-risk-tier/", {"comment": "agreed"}, format="json")
     second = request_promotion(engineer, project, version=2).json()["id"]
     api(officer).post(url(project, f"promotion-requests/{second}/approve/"), {}, format="json")
     assert engineer.post(url(project, f"promotion-requests/{second}/execute/")).status_code == 200

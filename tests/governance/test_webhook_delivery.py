@@ -69,7 +69,7 @@ def test_the_promotion_story_arrives_signed(
     assert registered.status_code == 201
     card_url = f"{versions_url(project)}1/model-card/"
     assert engineer.put(card_url, CARD, format="json").status_code == 200
-    assert reviewer.post(f"{card_url}confirm-risk-tier/", {}, format="json").status_code == 200
+    assert reviewer.post(f"{card_url}confirm-risk-tier/", {"comment": "agreed"}, format="json").status_code == 200
     request_id = request_promotion(engineer, project).json()["id"]
     assert (
         reviewer.post(url(project, f"promotion-requests/{request_id}/approve/"), {}, format="json").status_code == 200

@@ -254,7 +254,7 @@ def high_risk(api, project, ml_engineer, officer, training_data):
                                                              "role": "trained_on"}]), format="json")  # fmt: skip
     card_url = f"{versions_url(project)}1/model-card/"
     assert engineer.put(card_url, CARD_HIGH, format="json").status_code == 200
-    assert api(officer).post(f"{card_url}confirm-risk-tier/", {}, format="json").status_code == 200
+    assert api(officer).post(f"{card_url}confirm-risk-tier/", {"comment": "agreed"}, format="json").status_code == 200
 
     version = ModelVersion.objects.get(model__project=project, version=1)
     link_reference(project, ml_engineer, version)
