@@ -9,9 +9,9 @@ from collections.abc import Iterable
 
 from django.db.models import QuerySet
 
-from controlplane.api.errors import Forbidden
+from controlplane.api.errors import Forbidden, NotFound
 
-from .models import ApiKey, Project, RoleBinding, User
+from .models import ApiKey, DatasetVersion, ModelVersion, Project, RoleBinding, User
 
 SYSTEM_USERNAME = "system"
 
@@ -96,3 +96,27 @@ def require_role(
         return
     wanted = " or ".join(roles)
     raise Forbidden(f"Only a project's {wanted} may {action}.", code="permission_denied", project=project)
+
+
+def _owning_project_id(obj) -> int | None:
+    """The project a row belongs to; None for a person, who belongs to no project (a service account does)."""
+    if isinstance(obj, User):
+        return obj.service_project_id
+    if isinstance(obj, ModelVersion):
+        return obj.model.project_id
+    if isinstance(obj, DatasetVersion):
+        return obj.dataset.project_id
+    return obj.project_id
+
+
+def require_in_project(project: Project | None, **objects) -> None:
+    """Refuse with 404, as for an out-of-scope object, unless every object a service was given belongs to the
+    project it acts in. Services check this themselves, so the console, the CLI and commands cannot skip it;
+    each keyword names the field (``environment=environment``). ``None`` objects are absent, not foreign."""
+    expected = project.pk if project is not None else None
+    for field, obj in objects.items():
+        if obj is None:
+            continue
+        owner = _owning_project_id(obj)
+        if owner is not None and owner != expected:
+            raise NotFound(f"No such {obj._meta.verbose_name} in this project.", details=[{"field": field}])

@@ -6,7 +6,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from controlplane.api.errors import Conflict, DomainError, Forbidden
-from governance.access import SYSTEM_USERNAME, Principal, require_role
+from governance.access import SYSTEM_USERNAME, Principal, require_in_project, require_role
 from governance.audit import audit_record, changes
 from governance.models import ApiKey, Project, Role, RoleBinding, User
 from governance.models.access import SERVICE_ACCOUNT_ROLES
@@ -20,6 +20,8 @@ def project_create(*, actor: Principal, slug: str, name: str, admin: User, descr
     """Staff create a project and name its first admin."""
     if not actor.is_staff:
         raise Forbidden("Only staff create projects.")
+    if admin.is_service_account:  # it belongs to another project, and holds no admin role even in its own
+        raise DomainError("A project's first admin is a person, not a service account.", details=[{"field": "admin"}])
     try:
         with transaction.atomic():
             project = Project.objects.create(slug=slug, name=name, description=description, created_by=actor.user)
@@ -69,11 +71,8 @@ def role_grant(
         raise Forbidden("Nobody grants a role to themselves.", code="self_grant", project=project)
     if not principal.is_active:
         raise DomainError(f"The user '{principal.username}' is deactivated.", details=[{"field": "principal"}])
+    require_in_project(project, principal=principal)  # a service account holds roles only in its own project
     if principal.is_service_account:
-        if principal.service_project_id != project.pk:
-            raise DomainError(
-                "A service account holds roles only in its own project.", details=[{"field": "principal"}]
-            )
         if role not in SERVICE_ACCOUNT_ROLES:
             raise DomainError("A service account may only be ml_engineer or auditor.", details=[{"field": "role"}])
     now = timezone.now()

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from controlplane.api.errors import DomainError, Forbidden, NotFound
-from governance.access import Principal, require_role
+from governance.access import Principal, require_in_project, require_role
 from governance.audit import audit_record
 from governance.models import ApiKey, Project, Role, User
 
@@ -64,6 +64,8 @@ def api_key_issue(
     *, actor: Principal, owner: User, project: Project | None, name: str, read_only: bool, expires_at
 ) -> tuple[ApiKey, str]:
     """Create a key and audit it. Callers have already decided that ``actor`` may issue it."""
+    if owner.is_service_account:  # its keys are always pinned to its own project
+        require_in_project(project, owner=owner)
     raw_key, prefix = _new_secret()
     key = ApiKey.objects.create(
         owner=owner,

@@ -16,9 +16,9 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from controlplane.api.errors import Conflict, DomainError, Forbidden, NotFound
+from controlplane.api.errors import Conflict, DomainError, Forbidden
 from governance import policy as policies
-from governance.access import Principal, require_role
+from governance.access import Principal, require_in_project, require_role
 from governance.audit import audit_record, canonical, digest
 from governance.gates import GATE_KINDS, WAIVED, GateResult
 from governance.models import (
@@ -140,6 +140,7 @@ def exception_grant(
 ) -> PolicyException:
     project = version.model.project
     require_role(actor, project, [Role.GOVERNANCE_OFFICER], action="grant policy exceptions")
+    require_in_project(project, environment=environment, requested_by=requested_by)
     if gate not in WaivableGate.values:
         raise DomainError(
             f"Only {', '.join(WaivableGate.values)} gates can be waived; approvals, separation of duties and the "
@@ -351,6 +352,7 @@ def gates_evaluate(
     *, version: ModelVersion, environment: Environment, request: PromotionRequest | None = None
 ) -> Evaluation:
     """Evaluate every gate the policy in force (with its floor) sets for this version and environment."""
+    require_in_project(version.model.project, environment=environment, request=request)
     ctx = _context(version, environment, request)
     results = []
     for spec in policies.gate_specs(ctx.policy.document, environment_kind=environment.kind, tier=ctx.tier):
@@ -420,8 +422,7 @@ def promotion_request_create(
 ) -> PromotionRequest:
     project = version.model.project
     require_role(actor, project, [Role.ML_ENGINEER], action="request promotions")
-    if environment.project_id != project.pk:
-        raise NotFound("No such environment in this project.")
+    require_in_project(project, environment=environment)
     if version.status == ModelVersion.Status.ARCHIVED:
         raise Conflict("This version is archived; it cannot be promoted.")
     if emergency:

@@ -12,8 +12,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from controlplane.api.errors import DomainError, NotFound
-from governance.access import Principal, require_role
+from controlplane.api.errors import DomainError
+from governance.access import Principal, require_in_project, require_role
 from governance.audit import audit_record
 from governance.models import Deployment, ModelVersion, Project
 from governance.storage import delete_stored, file_sha256, project_prefix, store_data_file
@@ -87,11 +87,8 @@ def _window(window_start, window_end) -> tuple[datetime.datetime, datetime.datet
 def _scoring_version(*, project, deployment: Deployment | None, model_version: ModelVersion | None) -> ModelVersion:
     if deployment is None and model_version is None:
         raise _invalid("version", "name the deployment (model and environment) or the version that scored the data")
-    if deployment is not None and deployment.project_id != project.pk:
-        raise NotFound("No such deployment in this project.")
+    require_in_project(project, deployment=deployment, model_version=model_version)
     version = model_version or deployment.model_version
-    if version.model.project_id != project.pk:
-        raise NotFound("No such model version in this project.")
     if deployment is not None and version.model_id != deployment.model_id:
         raise _invalid("version", "the version that scored the data is a version of the deployment's model")
     return version

@@ -11,8 +11,8 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from controlplane.api.errors import Conflict, DomainError, NotFound
-from governance.access import Principal, require_role
+from controlplane.api.errors import Conflict, DomainError
+from governance.access import Principal, require_in_project, require_role
 from governance.audit import audit_record, canonical, changes, digest
 from governance.models import Deployment, ModelVersion, Project
 from monitoring import engine
@@ -230,10 +230,9 @@ def monitor_create(
         raise _invalid("kind", f"one of {', '.join(MonitorKind.values)}")
     if (deployment is None) == (model_version is None):
         raise _invalid("environment", "a monitor watches a deployment (model and environment) or a version")
+    require_in_project(project, deployment=deployment, model_version=model_version)
     target = deployment.model_version if deployment else model_version
     model = deployment.model if deployment else model_version.model
-    if model.project_id != project.pk:
-        raise NotFound("No such model in this project.")
     config = monitor_config_validate(kind, config, version=target)
     if Monitor.objects.filter(project=project, name=name).exists():
         raise Conflict(f"A monitor named '{name}' exists in this project.", details=[{"field": "name"}])

@@ -8,7 +8,7 @@ from django.db.models import Q
 
 from controlplane.api.errors import Conflict, DomainError
 from controlplane.outbox import outbox_enqueue
-from governance.access import Principal, require_role
+from governance.access import Principal, require_in_project, require_role
 from governance.models import Role
 from monitoring.models import Batch, CheckRun, Monitor, MonitorKind, MonitorRevision
 
@@ -58,6 +58,7 @@ def check_run_request(*, actor: Principal, monitor: Monitor, batch: Batch | None
     """ "Run now": the run of the monitor's current configuration on ``batch`` (default: the latest batch
     it covers). An existing run is returned as it is, unless the configuration changed since."""
     require_role(actor, monitor.project, RUNNERS, action="run checks")
+    require_in_project(monitor.project, batch=batch)
     monitor = Monitor.objects.select_for_update().get(pk=monitor.pk)
     if not monitor.active:
         raise Conflict("This monitor is paused; activate it first.", code="monitor_inactive")

@@ -115,6 +115,7 @@ def test_the_first_admin_may_not_be_a_service_account(api, staff, project, admin
     account = User.objects.create(username="ci@fraud", service_project=project)
     response = api(staff).post(URL, _new(admin=account.username), format="json")
     assert response.status_code == 400
+    assert [d["field"] for d in response.json()["error"]["details"]] == ["admin"]
     assert not Project.objects.filter(slug="credit").exists()
 
 

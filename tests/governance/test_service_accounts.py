@@ -119,7 +119,7 @@ def test_a_service_account_cannot_be_granted_a_role_in_another_project(api, ci_a
     response = api(other_admin).post(
         "/api/v1/projects/other/members/", {"principal": "ci@fraud", "role": "auditor"}, format="json"
     )
-    assert response.status_code == 400
+    assert response.status_code == 404  # another project's service account is out of this project's scope
     assert [d["field"] for d in response.json()["error"]["details"]] == ["principal"]
     assert not RoleBinding.objects.filter(principal__username="ci@fraud", project=other_project).exists()
 
