@@ -15,7 +15,7 @@ def bind_existing_confirmations(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('governance', '0008_webhooks'),
+        ('governance', '0009_append_only_owner_maintenance'),
     ]
 
     operations = [
