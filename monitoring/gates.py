@@ -50,7 +50,7 @@ class CheckGate(Gate):
             .first()
         )
         if latest is None:
-            if runs.filter(state__in=(CheckState.QUEUED, CheckState.RUNNING)).exists():
+            if runs.filter(state__in=(CheckState.DEFERRED, CheckState.QUEUED, CheckState.RUNNING)).exists():
                 return self.result(PENDING, f"a {check_kind} check of this version is running")
             return self.result(FAILED, f"no {check_kind} check has run on this version's production data")
         evidence = {

@@ -129,6 +129,7 @@ class BatchLabels(models.Model):
 
 
 class CheckState(models.TextChoices):
+    DEFERRED = "deferred"  # created while a queue bound was reached; queued when there is room (never dropped)
     QUEUED = "queued"
     RUNNING = "running"
     PASSED = "passed"

@@ -58,6 +58,17 @@ class Conflict(DomainError):
     code = "conflict"
 
 
+class TooManyRequests(DomainError):
+    """429: a bound on the caller's work was reached; ``retry_after`` (seconds) is sent as ``Retry-After``."""
+
+    status = status.HTTP_429_TOO_MANY_REQUESTS
+    code = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after: int, **kwargs):
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
 def error_body(code: str, message: str, details: list | None = None) -> dict:
     return {"error": {"code": code, "message": message, "details": details or []}}
 
@@ -143,7 +154,8 @@ def exception_handler(exc, context):
     if isinstance(exc, DomainError):
         if exc.status == status.HTTP_403_FORBIDDEN:
             _note_refusal(context.get("request"), exc.message, exc.project)
-        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
+        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status, headers=headers)
     if isinstance(exc, RequestDataTooBig):
         return Response(
             error_body("payload_too_large", "The request body is larger than this endpoint accepts."),

@@ -185,6 +185,10 @@ TOLLGATE_MAX_BATCH_ROWS = env.integer("TOLLGATE_MAX_BATCH_ROWS", 5_000_000, mini
 TOLLGATE_REPORT_MAX_ROWS = env.integer("TOLLGATE_REPORT_MAX_ROWS", 100_000, minimum=1000)
 # A monitor's schedule queues at most this many runs per tick (the newest unchecked batches first).
 TOLLGATE_SCHEDULE_MAX_RUNS = env.integer("TOLLGATE_SCHEDULE_MAX_RUNS", 100, minimum=1)
+# Check runs queued or running at once (issue 13): per principal who asked (across projects) and per project.
+# "Run now" and batch uploads beyond a bound are 429; runs of labels and schedules wait as ``deferred`` instead.
+TOLLGATE_CHECK_QUEUE_PER_PRINCIPAL = env.integer("TOLLGATE_CHECK_QUEUE_PER_PRINCIPAL", 20, minimum=1)
+TOLLGATE_CHECK_QUEUE_PER_PROJECT = env.integer("TOLLGATE_CHECK_QUEUE_PER_PROJECT", 100, minimum=1)
 
 # API conventions (DESIGN §8).
 TOLLGATE_PAGE_SIZE = env.integer("TOLLGATE_PAGE_SIZE", 50, minimum=1)

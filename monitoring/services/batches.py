@@ -21,7 +21,7 @@ from governance.uris import check_uri
 from monitoring.models import Batch, BatchLabels, CheckRun, Monitor, MonitorKind, MonitorRevision
 
 from ._common import WRITERS, _invalid, _signature_columns
-from .runs import _run_get_or_create, _wants_run
+from .runs import _run_get_or_create, _wants_run, check_queue_room
 
 # Signature type -> the batch column types it accepts.
 
@@ -118,7 +118,9 @@ def batch_upload(
 ) -> BatchResult:
     """Store an uploaded CSV or Parquet file of production data as Parquet under the project's prefix and
     queue a check run for each active monitor that covers it. The columns must match the version's
-    signature (400 naming them). The same bytes for the same version again return the existing batch."""
+    signature (400 naming them). The same bytes for the same version again return the existing batch.
+    The runs count against the uploader's queue bounds: when they do not all fit, the upload is refused
+    whole (429 naming the bound) and nothing is stored."""
     require_role(actor, project, WRITERS, action="upload batches")
     version = _scoring_version(project=project, deployment=deployment, model_version=model_version)
     start, end = _window(window_start, window_end)
@@ -204,11 +206,14 @@ def _batch_insert(*, actor, project, deployment, version, kind, uri, storage_pat
                   "sha256": sha256, "row_count": row_count, "size_bytes": size_bytes,
                   "window_start": window[0], "window_end": window[1]},
         )  # fmt: skip
-        runs = []
+        wanted = []
         for monitor in monitors_covering(batch):
             revision = MonitorRevision.objects.get(monitor=monitor, revision=monitor.revision)
             if _wants_run(monitor, revision, batch):
-                runs.append(_run_get_or_create(monitor, batch, actor, revision)[0])
+                wanted.append((monitor, revision))
+        if wanted:
+            check_queue_room(project_id=project.pk, actor=actor, needed=len(wanted))
+        runs = [_run_get_or_create(monitor, batch, actor, revision, defer=False)[0] for monitor, revision in wanted]
     return BatchResult(batch, True, runs)
 
 
@@ -236,7 +241,8 @@ def batch_labels_upload(
     """Labels that arrived later for a batch (CSV or Parquet): joined on ``key`` (a column of both files), or
     row by row when no key is given (then the file has exactly the batch's rows, in its order). They make a
     new batch revision, which queues a run of each active model_quality monitor covering the batch -- and of
-    nothing else (data checks do not depend on labels). The same labels again return the existing revision."""
+    nothing else (data checks do not depend on labels); deferred beyond a queue bound. The same labels again
+    return the existing revision."""
     project = batch.project
     require_role(actor, project, WRITERS, action="upload labels")
     if batch.purged_at is not None:

@@ -28,7 +28,7 @@ from monitoring.models import NOT_PASSED_STATES, Alert, Batch, CheckRun, CheckSt
 from ._common import _system
 from .batches import _schema_mismatch, signature_problems
 from .inputs import _parquet_schema, _read_parquet, labelled_frame, quality_config, reference_of, resolved_config
-from .runs import RUN_TASK
+from .runs import RUN_TASK, check_runs_release
 
 log = logging.getLogger(__name__)
 
@@ -206,6 +206,8 @@ def _finish(run_id: int, attempt: int, *, state: str, verdict: str = "", results
             "project", "monitor", "batch", "model_version__model", "monitor_revision"
         ).get(pk=run_id)
         _consequences(run)
+        # A place in the queue is free: deferred runs of the project may go (the reaper's beat retries this).
+        transaction.on_commit(lambda: check_runs_release(project_id=run.project_id), robust=True)
     return state
 
 
@@ -266,7 +268,8 @@ def _consequences(run: CheckRun) -> None:
 
 def check_runs_reap(*, now: datetime.datetime | None = None) -> dict:
     """Runs still ``running`` past the hard time limit plus the margin: queued again while attempts remain
-    (through the outbox), else ``timed_out``. Queued runs whose outbox message is gone are queued again.
+    (through the outbox), else ``timed_out``. Queued runs whose outbox message is gone are queued again, and
+    deferred runs are released where the queue bounds have room.
 
     The hard limit is the one the claiming worker recorded on the run: the reaper runs wherever beat sends it,
     under settings that need not be that worker's. (A run claimed without one falls back to this process's.)"""
@@ -298,6 +301,9 @@ def check_runs_reap(*, now: datetime.datetime | None = None) -> dict:
                 if CheckRun.objects.filter(pk=run_id, state=CheckState.QUEUED).update(queued_at=now):
                     outbox_enqueue(RUN_TASK, kwargs={"run_id": run_id})
                     orphans += 1
-    if requeued or timed_out or orphans:
-        log.info("check runs reaped: %s re-queued, %s timed out, %s orphans re-queued", requeued, timed_out, orphans)
-    return {"requeued": requeued, "timed_out": timed_out, "orphans": orphans}
+    deferred = CheckRun.objects.filter(state=CheckState.DEFERRED).order_by().values_list("project_id", flat=True)
+    released = sum(check_runs_release(project_id=project_id) for project_id in deferred.distinct())
+    if requeued or timed_out or orphans or released:
+        log.info("check runs reaped: %s re-queued, %s timed out, %s orphans re-queued, %s deferred released",
+                 requeued, timed_out, orphans, released)  # fmt: skip
+    return {"requeued": requeued, "timed_out": timed_out, "orphans": orphans, "released": released}

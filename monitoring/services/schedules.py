@@ -11,7 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from governance.audit import audit_record
-from monitoring.models import Alert, CheckRun, Monitor, MonitorKind, MonitorRevision
+from monitoring.models import Alert, CheckRun, CheckState, Monitor, MonitorKind, MonitorRevision
 
 from ._common import _system
 from .monitors import _monitored_version
@@ -23,13 +23,14 @@ log = logging.getLogger(__name__)
 def monitor_scheduled(*, monitor_id: int, now: datetime.datetime | None = None) -> dict:
     """Beat, on the monitor's schedule: a run (through the outbox) of the current configuration for every
     batch it covers that has none at the batch's current revision (model_quality: only labelled batches; data
-    checks: any revision counts), newest windows first, at most ``TOLLGATE_SCHEDULE_MAX_RUNS`` per tick; then
+    checks: any revision counts), newest windows first, at most ``TOLLGATE_SCHEDULE_MAX_RUNS`` per tick (beyond
+    a queue bound a run is created deferred, and queued when there is room: ``runs.check_runs_release``); then
     freshness: an alert when no batch arrived for ``freshness_hours`` -- once per silence."""
     now = now or timezone.now()
     monitor = Monitor.objects.select_related("project", "deployment", "model_version").filter(pk=monitor_id).first()
     if monitor is None or not monitor.active:
         log.info("monitor %s is gone or paused: nothing scheduled", monitor_id)
-        return {"queued": 0, "alerted": False}
+        return {"queued": 0, "deferred": 0, "alerted": False}
     revision = MonitorRevision.objects.get(monitor=monitor, revision=monitor.revision)
     covered = batches_covered(monitor)
     from django.db.models import Exists, OuterRef
@@ -38,16 +39,19 @@ def monitor_scheduled(*, monitor_id: int, now: datetime.datetime | None = None) 
     if monitor.kind == MonitorKind.MODEL_QUALITY:
         runs = runs.filter(batch_revision=OuterRef("revision"))
     unchecked = covered.filter(purged_at__isnull=True).exclude(Exists(runs)).order_by("-window_end", "-id")
-    queued = 0
+    queued = deferred = 0
     for batch in unchecked[: settings.TOLLGATE_SCHEDULE_MAX_RUNS]:
         if not _wants_run(monitor, revision, batch):
             continue
         with transaction.atomic():
-            queued += _run_get_or_create(monitor, batch, None, revision)[1]
+            run, created = _run_get_or_create(monitor, batch, None, revision)
+        queued += created and run.state == CheckState.QUEUED
+        deferred += created and run.state == CheckState.DEFERRED
     alerted = _freshness(monitor, revision.config, covered, now)
-    if queued or alerted:
-        log.info("monitor %s: %s run(s) queued by its schedule%s", monitor.pk, queued, "; no data" if alerted else "")
-    return {"queued": queued, "alerted": alerted}
+    if queued or deferred or alerted:
+        log.info("monitor %s: %s run(s) queued by its schedule, %s deferred (queue bound)%s", monitor.pk, queued,
+                 deferred, "; no data" if alerted else "")  # fmt: skip
+    return {"queued": queued, "deferred": deferred, "alerted": alerted}
 
 
 def _freshness(monitor: Monitor, config: dict, covered, now: datetime.datetime) -> bool:

@@ -371,7 +371,7 @@ def test_the_reaper_requeues_lost_runs_then_times_them_out(api, project, ml_engi
     assert (run.state, run.attempts) == ("passed", 2)
 
     CheckRun.objects.filter(pk=run.pk).update(state="running", claimed_at=timezone.now() - datetime.timedelta(hours=1))
-    assert check_runs_reap() == {"requeued": 0, "timed_out": 1, "orphans": 0}
+    assert check_runs_reap() == {"requeued": 0, "timed_out": 1, "orphans": 0, "released": 0}
     run.refresh_from_db()
     assert run.state == "timed_out" and "hard time limit" in run.error
     gates = dict((k, s) for k, s, _ in check_gates(engineer, project))

@@ -53,15 +53,16 @@ def test_a_schedule_checks_each_unchecked_batch_once(api, project, ml_engineer, 
     second = upload(engineer, project, same_as_reference(2), environment="production").json()
     assert first["runs"] == second["runs"] == []  # no monitor yet
     monitor = create_monitor(engineer, project, config={"schedule": {"every_minutes": 5}})
-    assert monitor_scheduled(monitor_id=monitor["id"]) == {"queued": 2, "alerted": False}
+    assert monitor_scheduled(monitor_id=monitor["id"]) == {"queued": 2, "deferred": 0, "alerted": False}
     assert sorted(CheckRun.objects.values_list("batch_id", "state")) == [(first["id"], "passed"),
                                                                           (second["id"], "passed")]  # fmt: skip
-    assert monitor_scheduled(monitor_id=monitor["id"]) == {"queued": 0, "alerted": False}
+    assert monitor_scheduled(monitor_id=monitor["id"]) == {"queued": 0, "deferred": 0, "alerted": False}
     # A new configuration is a new revision: its schedule checks every batch again.
     engineer.patch(url(project, f"monitors/{monitor['id']}/"),
                    {"config": {"schedule": {"every_minutes": 5}, "num_threshold": 0.01}}, format="json")  # fmt: skip
     assert monitor_scheduled(monitor_id=monitor["id"])["queued"] == 2
-    assert monitor_scheduled(monitor_id=999999) == {"queued": 0, "alerted": False}  # gone: quietly nothing
+    gone = monitor_scheduled(monitor_id=999999)
+    assert gone == {"queued": 0, "deferred": 0, "alerted": False}  # gone: quietly nothing
 
 
 @pytest.mark.usefixtures("celery_eager")
