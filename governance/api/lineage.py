@@ -430,8 +430,10 @@ class LineageView(ApiView):
     @extend_schema(
         operation_id="lineage_ingest",
         request={"application/json": OpenApiTypes.OBJECT},
-        responses={201: OpenApiTypes.OBJECT, 200: OpenApiTypes.OBJECT},
-        description="An OpenLineage 2-0-2 RunEvent. 201 when stored, 200 when these exact bytes were stored before.",
+        responses={201: OpenApiTypes.OBJECT, 200: OpenApiTypes.OBJECT, 409: OpenApiTypes.OBJECT},
+        description="An OpenLineage 2-0-2 RunEvent. 201 when stored, 200 when the same event (these bytes, or the "
+        "same JSON) was stored before, 409 naming the stored event when the run has another one with this "
+        "eventType and eventTime.",
     )
     def post(self, request):
         project = services.lineage_ingest_project(self.principal)
@@ -486,7 +488,8 @@ class LineageIngestView(LineageView):
 
 class LineageBatchView(ApiView):
     """``POST`` a JSON array of RunEvents. Each is validated and stored on its own (one bad event does not
-    stop the others); the answer is 200 with a result per event, in order."""
+    stop the others); the answer is 200 with a result per event, in order (an altered replay of a stored event
+    is ``refused`` with the 409's error, ``lineage_event_conflict``)."""
 
     @extend_schema(request={"application/json": OpenApiTypes.OBJECT}, responses={200: OpenApiTypes.OBJECT})
     def post(self, request):

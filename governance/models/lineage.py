@@ -92,7 +92,7 @@ class LineageRunDataset(models.Model):
 
 class LineageEvent(models.Model):
     """A RunEvent exactly as received (the text of its bytes) with their SHA-256. Append-only: the same
-    event twice is stored once."""
+    event twice is stored once, and a run has one event per (eventType, eventTime)."""
 
     project = models.ForeignKey("Project", on_delete=models.PROTECT, related_name="lineage_events")
     sha256 = models.CharField(max_length=64)
@@ -105,7 +105,12 @@ class LineageEvent(models.Model):
 
     class Meta:
         ordering = ["received_at", "id"]
-        constraints = [models.UniqueConstraint(fields=["project", "sha256"], name="lineage_event_once_per_project")]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "sha256"], name="lineage_event_once_per_project"),
+            models.UniqueConstraint(
+                fields=["project", "run_id", "event_type", "event_time"], name="lineage_event_identity"
+            ),
+        ]
         indexes = [models.Index(fields=["project", "run_id"], name="lineage_event_run_idx")]
 
     def __str__(self):

@@ -7,6 +7,7 @@ The project comes from the caller's pinned key, and the principal behind that ke
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
@@ -221,13 +222,45 @@ def _label(dataset: Dataset, version: DatasetVersion | None) -> str:
     return f"{dataset.namespace}/{dataset.name}" + (f"@{version.version}" if version else "")
 
 
+def _already_stored(project: Project, sha256: str, body: str, identity: dict) -> LineageEvent | None:
+    """The stored event this one is (the same bytes, or the same JSON in other bytes), or None when none has
+    its identity (run, eventType, eventTime). Another event with that identity is a 409 naming it: an event
+    is stored once and never replaced (a producer that retries must send the same event)."""
+    existing = LineageEvent.objects.filter(project=project, sha256=sha256).first()
+    if existing is not None:
+        return existing
+    existing = LineageEvent.objects.filter(project=project, **identity).first()
+    if existing is None or json.loads(existing.body) == json.loads(body):
+        return existing
+    event_type = existing.event_type or "(none)"
+    raise Conflict(
+        f"Run {existing.run_id} already has an event with eventType {event_type} at eventTime "
+        f"{existing.event_time.isoformat()}, with other content (sha256 {existing.sha256}, received "
+        f"{existing.received_at.isoformat()}); a stored event is never replaced.",
+        code="lineage_event_conflict",
+        details=[
+            {
+                "sha256": existing.sha256,
+                "runId": str(existing.run_id),
+                "eventType": existing.event_type,
+                "eventTime": existing.event_time.isoformat(),
+                "received_at": existing.received_at.isoformat(),
+            }
+        ],
+    )
+
+
 @transaction.atomic
 def lineage_event_ingest(*, actor: Principal, project: Project, body: str, event: dict) -> IngestResult:
-    """Store one validated RunEvent (``body``: its text exactly as received) and project it. The same bytes
-    again return the stored event and change nothing; an event the project cannot accept changes nothing."""
+    """Store one validated RunEvent (``body``: its text exactly as received) and project it. The same event
+    again (the same bytes, or the same JSON) returns the stored one and changes nothing; another event with
+    the same run, eventType and eventTime is a 409 naming the stored one (the database's identity constraint
+    backs this against concurrent ingests); an event the project cannot accept changes nothing."""
     require_role(actor, project, INGEST_ROLES, action="report lineage")
     sha256 = event_sha256(body)
-    existing = LineageEvent.objects.filter(project=project, sha256=sha256).first()
+    identity = {"run_id": event["run"]["runId"], "event_type": event.get("eventType") or "",
+                "event_time": event["eventTime"]}  # fmt: skip
+    existing = _already_stored(project, sha256, body, identity)
     if existing is not None:
         return IngestResult(event=existing, created=False, changed=False)
     now = timezone.now()
@@ -235,19 +268,13 @@ def lineage_event_ingest(*, actor: Principal, project: Project, body: str, event
     try:
         with transaction.atomic():
             stored = LineageEvent.objects.create(
-                project=project,
-                sha256=sha256,
-                body=body,
-                event_type=event.get("eventType") or "",
-                event_time=event["eventTime"],
-                run_id=event["run"]["runId"],
-                received_by=actor.user,
-                received_at=now,
+                project=project, sha256=sha256, body=body, **identity, received_by=actor.user, received_at=now
             )
-    except IntegrityError:  # the same event, stored concurrently
-        return IngestResult(
-            event=LineageEvent.objects.get(project=project, sha256=sha256), created=False, changed=False
-        )
+    except IntegrityError:  # stored concurrently: the same event, or a conflicting one (409)
+        existing = _already_stored(project, sha256, body, identity)
+        if existing is None:
+            raise
+        return IngestResult(event=existing, created=False, changed=False)
 
     job_body = event["job"]
     job, job_created = _locked(

@@ -3,11 +3,14 @@
 import gzip
 import hashlib
 import json
+import threading
 import uuid
 from datetime import UTC, datetime
 
 import attr
 import pytest
+import requests
+from django.db import IntegrityError, connection, transaction
 from openlineage.client import OpenLineageClient
 from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
 from openlineage.client.facet_v2 import (
@@ -37,8 +40,9 @@ from governance.models import (
     Role,
 )
 from governance.services.access import service_account_create
+from tests.worker import wait_for
 
-from .lineage_events import dataset, facet, model_facet, run_event
+from .lineage_events import dataset, facet, ingest, model_facet, run_event
 
 URL = "/api/v1/lineage"
 
@@ -313,11 +317,13 @@ def test_a_batch_reports_success_per_event_and_stores_each_as_sent(api, project,
     response = api(ml_engineer, project=project).post("/api/v1/lineage/batch/", body, content_type="application/json")
     assert response.status_code == 200, response.json()
     results = response.json()["results"]
-    assert [r["status"] for r in results] == ["created", "invalid", "created", "duplicate"]
+    # The same event in other bytes (indented) is the same event: stored once, as first received.
+    assert [r["status"] for r in results] == ["created", "invalid", "duplicate", "duplicate"]
     assert results[1]["error"]["details"][0]["field"] == "run.runId"
     assert response.json()["status"] == "partial_success"
     assert response.json()["summary"] == {"received": 4, "successful": 3, "failed": 1}
-    assert set(LineageEvent.objects.values_list("body", flat=True)) == {texts[0], texts[2]}
+    assert list(LineageEvent.objects.values_list("body", flat=True)) == [texts[0]]
+    assert results[0]["sha256"] == results[2]["sha256"]
     assert results[0]["sha256"] == hashlib.sha256(texts[0].encode()).hexdigest()
     empty = api(ml_engineer, project=project).post("/api/v1/lineage/batch/", "[]", content_type="application/json")
     assert empty.json()["summary"]["received"] == 0
@@ -325,6 +331,120 @@ def test_a_batch_reports_success_per_event_and_stores_each_as_sent(api, project,
         "/api/v1/lineage/batch/", json.dumps(other), content_type="application/json"
     )
     assert single.status_code == 400
+
+
+def _altered(event: dict) -> dict:
+    """The same run, eventType and eventTime with other content: an output the first event did not name."""
+    return {**event, "outputs": [{**dataset("features", version="2"), "outputFacets": {}}]}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_altered_replay_from_the_client_is_409_naming_the_stored_event_and_stores_nothing(
+    live_server, project, pipeline
+):
+    _, raw_key = pipeline
+    transport = HttpTransport(
+        HttpConfig(url=live_server.url, auth=ApiKeyTokenProvider({"api_key": raw_key}), retry={"total": 0})
+    )
+    client = OpenLineageClient(transport=transport)
+    run_id, at = str(uuid.uuid4()), "2024-06-01T10:00:00+00:00"
+    raw = InputDataset(namespace="s3://fraud", name="raw/transactions")
+    features = OutputDataset(namespace="s3://fraud", name="features")
+    original = attr.evolve(_client_event(run_id, RunState.COMPLETE, inputs=[raw]), eventTime=at)
+    client.emit(original)
+    stored = LineageEvent.objects.get()
+    events, datasets = AuditEvent.objects.count(), Dataset.objects.count()
+
+    altered = attr.evolve(original, outputs=[features])
+    try:
+        client.emit(altered)
+    except requests.HTTPError as raised:  # no ExceptionInfo: its traceback would keep the client's connection
+        refused = raised.response
+    else:
+        pytest.fail("the altered replay was accepted")
+    assert refused.status_code == 409
+    error = refused.json()["error"]
+    assert error["code"] == "lineage_event_conflict"
+    assert f"sha256 {stored.sha256}" in error["message"]
+    assert error["details"] == [{"sha256": stored.sha256, "runId": run_id, "eventType": "COMPLETE",
+                                 "eventTime": "2024-06-01T10:00:00+00:00",
+                                 "received_at": stored.received_at.isoformat()}]  # fmt: skip
+    assert list(LineageEvent.objects.values_list("sha256", flat=True)) == [stored.sha256]
+    assert (AuditEvent.objects.count(), Dataset.objects.count()) == (events, datasets)
+    assert not LineageRunDataset.objects.filter(direction="output").exists()
+
+    client.emit(original)  # the identical replay is still the stored event
+    assert LineageEvent.objects.count() == 1
+    transport.close()
+
+
+def test_the_same_event_in_other_bytes_is_the_stored_one(api, project, ml_engineer):
+    client = api(ml_engineer, project=project)
+    event = run_event("prepare", inputs=[dataset("raw")])
+    first = client.post(URL, json.dumps(event), content_type="application/json")
+    again = client.post(URL, json.dumps(event, indent=2, sort_keys=True), content_type="application/json")
+    assert first.status_code == 201
+    assert again.status_code == 200
+    assert (again.json()["status"], again.json()["sha256"]) == ("duplicate", first.json()["sha256"])
+    assert LineageEvent.objects.get().body == json.dumps(event)
+
+
+def test_a_batch_refuses_an_altered_replay_by_itself(api, project, ml_engineer):
+    event = run_event("prepare", inputs=[dataset("raw")], event_time="2024-06-01T10:00:00+00:00")
+    texts = [json.dumps(event), json.dumps(_altered(event)), json.dumps(run_event("score"))]
+    response = api(ml_engineer, project=project).post(
+        "/api/v1/lineage/batch/", "[" + ",".join(texts) + "]", content_type="application/json"
+    )
+    assert response.status_code == 200, response.json()
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == ["created", "refused", "created"]
+    assert results[1]["error"]["code"] == "lineage_event_conflict"
+    assert results[1]["error"]["details"][0]["sha256"] == results[0]["sha256"]
+    assert response.json()["summary"] == {"received": 3, "successful": 2, "failed": 1}
+    assert set(LineageEvent.objects.values_list("body", flat=True)) == {texts[0], texts[2]}
+
+
+@pytest.mark.postgres
+def test_the_database_refuses_a_second_event_with_the_same_identity(project, ml_engineer):
+    event = run_event("prepare", event_time="2024-06-01T10:00:00+00:00")
+    stored = ingest(Principal(ml_engineer), project, event).event
+    with pytest.raises(IntegrityError, match="lineage_event_identity"), transaction.atomic():
+        LineageEvent.objects.create(
+            project=project, sha256="0" * 64, body=json.dumps(_altered(event)), event_type=stored.event_type,
+            event_time=stored.event_time, run_id=stored.run_id, received_by=ml_engineer,
+        )  # fmt: skip
+    assert LineageEvent.objects.count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_altered_replay_racing_the_original_is_409(api, project, ml_engineer):
+    """The altered replay arrives while the original's transaction is open: it waits on the identity
+    constraint, then finds the original committed and answers 409 (not a 500, not a second event)."""
+    event = run_event("prepare", event_time="2024-06-01T10:00:00+00:00")
+    client, answer, done = api(ml_engineer, project=project), {}, threading.Event()
+
+    def replay():
+        try:
+            answer["response"] = post(client, _altered(event))
+        finally:
+            done.set()
+            connection.close()
+
+    def blocked():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted")
+            return cursor.fetchone()[0] > 0
+
+    with transaction.atomic():
+        ingest(Principal(ml_engineer), project, event)
+        thread = threading.Thread(target=replay)
+        thread.start()
+        wait_for(lambda: done.is_set() or blocked(), message="the replay to wait on the original")
+    thread.join(timeout=30)
+    assert answer["response"].status_code == 409, answer["response"].json()
+    assert answer["response"].json()["error"]["code"] == "lineage_event_conflict"
+    assert list(LineageEvent.objects.values_list("body", flat=True)) == [json.dumps(event)]
 
 
 def test_observed_versions_never_overwrite_registered_ones(api, project, ml_engineer):
