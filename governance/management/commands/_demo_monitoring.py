@@ -73,12 +73,19 @@ def _csv(frame: pd.DataFrame, name: str) -> ContentFile:
 
 
 def seed_monitoring(
-    project: Project, engineer: User, deployed_version: ModelVersion, reference_dataset_version: DatasetVersion
+    project: Project,
+    engineer: User,
+    deployed_version: ModelVersion,
+    reference_dataset_version: DatasetVersion,
+    *,
+    pipeline: User | None = None,
 ) -> dict:
     """As ``engineer`` (an ML engineer of ``project``): link the reference data if it is not linked, create a
     drift and a quality monitor on the version's deployment (production if it runs in several places), and
     upload two production batches of the last two days -- the older one like the reference, the newer one
-    drifted. Returns the batches and their runs."""
+    drifted. The daily history before them is ``pipeline``'s (default: the engineer's): uploaded at once, its
+    runs and the engineer's would not all fit one principal's queue bound (TOLLGATE_CHECK_QUEUE_PER_PRINCIPAL)
+    while no worker runs them. Returns the batches and their runs."""
     actor = Principal(engineer)
     if not deployed_version.dataset_links.filter(dataset_version=reference_dataset_version, role="reference").exists():
         model_version_datasets_link(
@@ -105,7 +112,7 @@ def seed_monitoring(
     for index in range(HISTORY_DAYS):  # a series to draw: amounts creep up a little every day
         start = today - (2 + HISTORY_DAYS - index) * day
         batch_upload(
-            actor=actor, project=project, deployment=deployment,
+            actor=Principal(pipeline or engineer), project=project, deployment=deployment,
             file=_csv(_history(frame, index).drop(columns=TRUTH, errors="ignore"), f"day-{index}.csv"),
             window_start=start, window_end=start + day - datetime.timedelta(seconds=1),
         )  # fmt: skip

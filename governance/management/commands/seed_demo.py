@@ -103,7 +103,7 @@ class Command(BaseCommand):
         for version in (v1, v2):  # the training runs, as the pipeline reports them through OpenLineage
             seed_lineage(project, account, version, [raw, training])
         seed_workflow(project, engineer=users["mlengineer"], officer=users["officer"], v1=v1, v2=v2)
-        seed_monitoring(project, users["mlengineer"], v1, training)
+        seed_monitoring(project, users["mlengineer"], v1, training, pipeline=account)
 
     def _reset(self, user: User, what: str, *, project: Project | None, password: bool = True):
         """A fresh password and a fresh demo key; earlier demo keys of this user are revoked."""
