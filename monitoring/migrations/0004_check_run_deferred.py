@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('monitoring', '0002_monitoring_iii'),
+        ('monitoring', '0003_check_run_time_limit'),
     ]
 
     operations = [

@@ -29,7 +29,7 @@ def refuse_existing_conflicts(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("governance", "0008_webhooks")]
+    dependencies = [("governance", "0010_model_card_confirmation_revision")]
 
     operations = [
         migrations.RunPython(refuse_existing_conflicts, migrations.RunPython.noop),
