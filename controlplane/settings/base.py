@@ -132,7 +132,7 @@ else:
 CELERY_TASK_SOFT_TIME_LIMIT, CELERY_TASK_TIME_LIMIT = env.time_limits(
     soft="TOLLGATE_TASK_SOFT_TIME_LIMIT", hard="TOLLGATE_TASK_TIME_LIMIT", default_hard=360
 )
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"  # a host: kombu warns when it has none
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
