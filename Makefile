@@ -15,21 +15,24 @@ PYTEST_ARGS ?=
 
 install: $(STAMP)
 
+# pip's own lines (and, in a terminal, its progress bars) show the first install's progress; later runs skip it.
 $(STAMP): requirements.txt requirements-dev.txt
-	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	rm -f $(VENV)/.installed-*
-	touch $@
+	@echo "Tollgate: installing the requirements into $(VENV) (this takes a few minutes the first time) ..."
+	@test -x $(VENV)/bin/python || python3 -m venv $(VENV)
+	@$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(VENV)/bin/python -m pip install --disable-pip-version-check -r requirements-dev.txt
+	@rm -f $(VENV)/.installed-*
+	@touch $@
 
 migrate:
 	$(PY) manage.py migrate --noinput
 
+# One progress line per phase; the seed's logs go to var/seed_demo.log, and the server prints the personas'
+# credentials and the URLs once it listens: the last lines on the screen.
 run: install
-	$(PY) manage.py migrate --noinput
-	$(PY) manage.py seed_demo
-	@echo "Tollgate: console http://$(BIND)/console/  API http://$(BIND)/api/v1/  docs http://$(BIND)/api/docs/"
-	$(PY) manage.py runserver --noreload $(BIND)
+	@echo "Tollgate: migrating the database ..."
+	@$(PY) manage.py migrate --noinput --verbosity 0
+	@$(PY) manage.py seed_demo --serve $(BIND)
 
 web:
 	$(PY) -m gunicorn controlplane.wsgi:application --bind $(BIND) --workers $(WEB_WORKERS) \

@@ -135,7 +135,7 @@ def test_seed_demo_runs_twice_and_its_keys_work(db):
 
 def test_seed_demo_passwords_log_in_to_the_console(db, client):
     out, _ = _run("seed_demo")
-    password = re.search(r"^  officer\s.*\n\s+password: (\S+)", out, re.MULTILINE)[1]
+    password = re.search(r"^  officer\s.*password: (\S+)$", out, re.MULTILINE)[1]
     response = client.post("/console/login/", {"username": "officer", "password": password})
     assert response.status_code == 302
     assert "fraud-detection" in client.get("/console/").content.decode()

@@ -2,10 +2,22 @@
 
 Safe to run again: it creates what is missing, sets fresh passwords and issues fresh demo keys (revoking
 the previous ones), and prints every persona's credentials.
+
+The terminal shows one progress line and then the credentials: what the seed logs goes to
+``$TOLLGATE_VAR_DIR/seed_demo.log`` (in the embedded default the demo batches' checks and reports run in
+process, and Celery logs some forty lines), and only warnings and errors reach the terminal too. With
+``--serve`` (what ``make run`` does) the development server starts in the same process and prints the
+credentials and the URLs, in place of runserver's banner, once it listens: the last lines on the screen.
 """
 
+import contextlib
+import logging
 import secrets
+from pathlib import Path
 
+from django.conf import settings
+from django.contrib.staticfiles.management.commands.runserver import Command as RunserverCommand
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -25,18 +37,39 @@ PERSONAS = [
 ]
 SERVICE_ACCOUNT = "ci-pipeline"
 DEMO_KEY_NAME = "demo"
+LOG_NAME = "seed_demo.log"
 
 
 class Command(BaseCommand):
     help = "Seed the demo project and print each persona's username, password and API key."
 
-    @transaction.atomic
-    def handle(self, *args, **options):
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--serve",
+            metavar="ADDRPORT",
+            help="Then run the development server on ADDRPORT (as runserver --noreload) and print the "
+            "credentials and URLs once it listens.",
+        )
+
+    def handle(self, *args, serve=None, **options):
+        log_path = Path(settings.VAR_DIR) / LOG_NAME
+        self.stdout.write(f"Tollgate: seeding the demo data (its log: {_shown(log_path)}) ...")
+        with _logs_to(log_path):
+            with transaction.atomic():
+                credentials = self._seed()
+            # Leaving the transaction ran its on-commit work (the outbox), still logging to the file.
+        if serve is None:
+            self.stdout.write(_credentials_block(credentials))
+            return
+        server = _DemoServer(credentials, stdout=self.stdout._out, stderr=self.stderr._out)
+        call_command(server, serve, use_reloader=False, skip_checks=True)
+
+    def _seed(self) -> list[tuple[str, str, str | None, str]]:
         system = Principal.system()
         credentials = []
 
         staff, _ = User.objects.get_or_create(username="staff", defaults={"is_staff": True, "is_superuser": True})
-        credentials.append(self._reset(staff, "staff (creates projects and users)", project=None))
+        credentials.append(self._reset(staff, "staff", project=None))
 
         users = {}
         for username, _role in PERSONAS:
@@ -73,17 +106,10 @@ class Command(BaseCommand):
                 role=Role.ML_ENGINEER,
                 description="The training pipeline's CI job.",
             )
-        credentials.append(self._reset(account, "service account (ml_engineer)", project=project, password=False))
+        credentials.append(self._reset(account, "ml_engineer", project=project, password=False))
 
         self._seed_data(project, users, account)
-
-        self.stdout.write(f"\nDemo project '{PROJECT}' is ready. Personas:\n")
-        for username, what, password, key in credentials:
-            self.stdout.write(f"  {username:<28} {what}")
-            if password:
-                self.stdout.write(f"      password: {password}")
-            self.stdout.write(f"      API key:  {key}")
-        self.stdout.write("")
+        return credentials
 
     def _seed_data(self, project: Project, users: dict, account: User) -> None:
         """Datasets, a model with two versions (one in production and monitored, one blocked), idempotent."""
@@ -120,3 +146,66 @@ class Command(BaseCommand):
             actor=system, owner=user, project=project, name=DEMO_KEY_NAME, read_only=False, expires_at=None
         )
         return user.username, what, new_password, raw_key
+
+
+def _credentials_block(credentials: list[tuple[str, str, str | None, str]], base_url: str | None = None) -> str:
+    """Every persona's username, role, password and key, two lines each (and the URLs): some twenty lines in
+    all, so a 24-line terminal shows them whole."""
+    lines = [
+        "",
+        f"Demo project '{PROJECT}' is ready. The console takes a username and password,",
+        "the API a key (Authorization: Bearer <key>). staff creates projects and users.",
+    ]
+    for username, role, password, key in credentials:
+        login = f"password: {password}" if password else "(service account: a key, no password)"
+        lines += [f"  {username:<28} {role:<19} {login}", f"      API key:  {key}"]
+    if base_url:
+        lines += [
+            "",
+            f"  console   {base_url}/console/",
+            f"  API       {base_url}/api/v1/",
+            f"  API docs  {base_url}/api/docs/",
+        ]
+    return "\n".join(lines)
+
+
+class _DemoServer(RunserverCommand):
+    """runserver whose start-up lines are the demo's credentials and URLs, printed once it listens."""
+
+    def __init__(self, credentials, **kwargs):
+        super().__init__(**kwargs)
+        self.credentials = credentials
+
+    def on_bind(self, server_port):
+        host = f"[{self.addr}]" if self._raw_ipv6 else ("0.0.0.0" if self.addr == "0" else self.addr)
+        self.stdout.write(_credentials_block(self.credentials, f"http://{host}:{server_port}"))
+        self.stdout.write("A development server, not for production (see the README). Quit with CONTROL-C.")
+
+
+@contextlib.contextmanager
+def _logs_to(path: Path):
+    """While the block runs, every log record also goes to ``path`` (overwritten), and the terminal's handlers
+    pass only warnings and errors. Every logger of the seed (ours, Celery's, kombu's) propagates to the root."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    levels = {handler: handler.level for handler in root.handlers}
+    to_file = logging.FileHandler(path, mode="w", encoding="utf-8")
+    to_file.setFormatter(next((h.formatter for h in levels if h.formatter), None) or logging.Formatter())
+    for handler in levels:
+        handler.setLevel(max(handler.level, logging.WARNING))
+    root.addHandler(to_file)
+    try:
+        yield
+    finally:
+        root.removeHandler(to_file)
+        to_file.close()
+        for handler, level in levels.items():
+            handler.setLevel(level)
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it is inside it (``var/seed_demo.log``)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
