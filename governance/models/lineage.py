@@ -28,7 +28,13 @@ class LineageJob(models.Model):
 
 class LineageRun(models.Model):
     """One run of a job. ``agent`` is the principal whose key reported the run first (DESIGN §4: the agent
-    separation of duties looks at); ``model_version`` is set by the ``tollgate_modelVersion`` run facet."""
+    separation of duties looks at). ``model_version`` is the version the run produced, and ``model_version_link``
+    says how Tollgate knows: the ``tollgate_modelVersion`` run facet named it (``facet``), or an output dataset
+    of the completed run is the version's artifact (``artifact``). A link, once made, stays."""
+
+    class Link(models.TextChoices):
+        FACET = "facet"
+        ARTIFACT = "artifact"
 
     class State(models.TextChoices):
         START = "START"
@@ -48,6 +54,7 @@ class LineageRun(models.Model):
     model_version = models.ForeignKey(
         "ModelVersion", on_delete=models.PROTECT, null=True, blank=True, related_name="lineage_runs"
     )
+    model_version_link = models.CharField(max_length=16, choices=Link.choices, blank=True, default="")
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     last_event_at = models.DateTimeField(null=True, blank=True)
@@ -56,7 +63,14 @@ class LineageRun(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
-        constraints = [models.UniqueConstraint(fields=["project", "run_id"], name="lineage_run_id_in_project")]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "run_id"], name="lineage_run_id_in_project"),
+            models.CheckConstraint(
+                condition=models.Q(model_version__isnull=True, model_version_link="")
+                | (models.Q(model_version__isnull=False) & ~models.Q(model_version_link="")),
+                name="lineage_run_link_says_how",
+            ),
+        ]
         indexes = [models.Index(fields=["job", "-created_at"], name="lineage_run_job_idx")]
 
     def __str__(self):
@@ -156,7 +170,7 @@ class LineageNode(models.Model):
 
 class LineageGraphEdge(models.Model):
     """``src`` feeds ``dst``: dataset → job (input), job → dataset (output), job → model version (the run's
-    ``tollgate_modelVersion``), dataset → model version (a registry link)."""
+    model version link), dataset → model version (a registry link)."""
 
     project = models.ForeignKey("Project", on_delete=models.PROTECT, related_name="+")
     src = models.ForeignKey(LineageNode, on_delete=models.PROTECT, related_name="out_edges")
