@@ -5,6 +5,8 @@ what lies upstream of a model version.
   (governance.services.lineage) and the registry (``lineage_link_model_version``) write.
 - ``lineage_graph`` answers ``GET /api/v1/lineage/``: one recursive query over the edge table by integer node
   ids, inside the caller's projects, capped at ``GRAPH_NODE_CAP`` nodes.
+- ``artifact_uris`` / ``artifact_datasets``: which URI an OpenLineage dataset names, and which datasets name a
+  URI -- how a run's output is matched to a model version's artifact.
 - ``lineage_agents`` (separation of duties) and ``prov_document`` (the PROV-JSON export) walk at run level:
   the runs that produced a version, or produced the data it was trained, validated or tested on, and so on
   upstream.
@@ -15,8 +17,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import re
+
 from django.db import connection
-from django.db.models import OuterRef, Subquery, Value
+from django.db.models import OuterRef, Q, Subquery, Value
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Concat
 
@@ -54,6 +58,52 @@ def job_key(namespace: str, name: str) -> str:
 
 def model_key(model_name: str, version: int) -> str:
     return f"model:{model_name}:{version}"
+
+
+# Artifacts: the URI an OpenLineage dataset names ----------------------------------------------------------
+
+_SCHEMED = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+# OpenLineage names a local file ``file`` + ``/path`` (the naming spec's LocalFileSystem).
+LOCAL_FILE_NAMESPACE = "file"
+
+
+def _join(namespace: str, name: str) -> str:
+    """``namespace`` and ``name`` with one ``/`` between them, as the naming spec builds a location from them
+    (``s3://bucket`` + ``models/x`` and ``s3://bucket/`` + ``/models/x`` are both ``s3://bucket/models/x``)."""
+    if namespace.endswith("/") and name.startswith("/"):
+        return namespace + name[1:]
+    if namespace.endswith("/") or name.startswith("/"):
+        return namespace + name
+    return f"{namespace}/{name}"
+
+
+def artifact_uris(namespace: str, name: str) -> list[str]:
+    """The URIs an OpenLineage dataset identity names: its ``name`` when that is a URI itself, and its namespace
+    joined to its name when the namespace is a location (``s3://bucket`` + ``models/fraud/3/model.pkl`` is
+    ``s3://bucket/models/fraud/3/model.pkl``; ``file`` + ``/srv/model.pkl`` is ``file:///srv/model.pkl``).
+    A table (``postgres://host:5432`` + ``db.schema.table``) names one too; it just never equals an artifact."""
+    uris = []
+    if _SCHEMED.match(name):
+        uris.append(name)
+    if _SCHEMED.match(namespace):
+        uris.append(_join(namespace, name))
+    elif namespace == LOCAL_FILE_NAMESPACE and name.startswith("/"):
+        uris.append(f"file://{name}")
+    return list(dict.fromkeys(uris))
+
+
+def artifact_datasets(project: Project, uri: str) -> list[Dataset]:
+    """The project's datasets whose identity names ``uri`` (see ``artifact_uris``): every way of cutting the URI
+    at a ``/`` into a namespace and a name, looked up by the datasets' identity index, then checked."""
+    wanted = Q(name=uri)
+    scheme_end = uri.find("://")
+    if scheme_end > 0:
+        for index in (i for i, ch in enumerate(uri) if ch == "/" and i > scheme_end + 1):
+            wanted |= Q(namespace__in=[uri[:index], uri[: index + 1]], name__in=[uri[index + 1 :], uri[index:]])
+        if uri[:scheme_end].lower() == LOCAL_FILE_NAMESPACE:
+            wanted |= Q(namespace=LOCAL_FILE_NAMESPACE, name=uri[scheme_end + 3 :])
+    candidates = Dataset.objects.filter(project=project).filter(wanted)
+    return [dataset for dataset in candidates if uri in artifact_uris(dataset.namespace, dataset.name)]
 
 
 # Keeping the graph -----------------------------------------------------------------------------------------
@@ -519,6 +569,8 @@ def prov_document(model_version: ModelVersion, *, base_uri: str) -> dict:
 
 __all__ = [
     "GRAPH_NODE_CAP",
+    "artifact_datasets",
+    "artifact_uris",
     "dataset_key",
     "job_key",
     "lineage_agents",

@@ -12,6 +12,7 @@ from .models import (
     AuditEvent,
     Dataset,
     DatasetVersion,
+    LineageRun,
     Metric,
     ModelVersion,
     ModelVersionDataset,
@@ -177,8 +178,9 @@ def model_version_list(*, principal: Principal, model, filters: dict | None = No
             Exists(Metric.objects.filter(model_version=OuterRef("pk"), name=filters["metric"], **bounds))
         )
     links = ModelVersionDataset.objects.select_related("dataset_version__dataset")
+    runs = LineageRun.objects.select_related("job", "agent").order_by("created_at", "id")
     return versions.select_related("model", "created_by", "card").prefetch_related(
-        "metrics", Prefetch("dataset_links", queryset=links)
+        "metrics", Prefetch("dataset_links", queryset=links), Prefetch("lineage_runs", queryset=runs)
     )
 
 

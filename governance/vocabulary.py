@@ -24,6 +24,7 @@ AUDIT_ACTIONS: frozenset[str] = frozenset(
         "dataset_version.registered",
         "dataset_version.updated",
         "lineage.ingested",
+        "lineage.run_linked",
         # Registry
         "model.created",
         "model.updated",

@@ -3,9 +3,12 @@ model version's PROV-JSON export (``.../versions/{v}/lineage.prov.json``).
 
 No package ships the OpenLineage JSON schema, so the 2-0-2 RunEvent structure is written out here as strict
 serializers: required fields and their types, eventType values, run ids as UUIDs, times with a zone, and
-the facets Tollgate interprets (schema, dataSource, version, parent, sourceCodeLocation, columnLineage,
-tollgate_modelVersion); other facets only need the base facet's ``_producer`` and ``_schemaURL``. The body is
-read as bytes, so the event is stored exactly as received.
+the facets Tollgate interprets (schema, dataSource, version, parent, sourceCodeLocation, columnLineage, and its
+own two: the run facet tollgate_modelVersion and the dataset facet tollgate_artifact); other facets only need
+the base facet's ``_producer`` and ``_schemaURL``. A facet named like Tollgate's (``tollgate...``, any case) that
+is not one of those two where it belongs is refused, naming the right one: such a facet is a link attempt that
+would otherwise be stored and silently ignored. The body is read as bytes, so the event is stored exactly as
+received.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from controlplane.api.views import ApiView, ProjectApiView
 from governance import lineage
 from governance.services import lineage as services
 
-from .registry import NAME, VersionMixin
+from .registry import NAME, SHA256, VersionMixin
 
 EVENT_TYPES = ["START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER"]
 MAX_BATCH = 1000
@@ -67,6 +70,11 @@ def _label(value):
 
 def _model_name(value):
     return None if isinstance(value, str) and _MODEL_NAME.match(value) else "A registered model's name is required."
+
+
+def _sha256(value):
+    ok = isinstance(value, str) and re.fullmatch(SHA256, value) is not None
+    return None if ok else "The artifact's SHA-256 as 64 lowercase hexadecimal digits is required."
 
 
 def _positive(value):
@@ -139,6 +147,7 @@ INTERPRETED = {
         "columnLineage": _object(
             {"fields": _map_of(_object({"inputFields": _list_of(_INPUT_FIELD)}))}, {"dataset": _list_of(_INPUT_FIELD)}
         ),
+        services.ARTIFACT_FACET: _object({"sha256": _sha256}),
     },
     "job": {
         "sourceCodeLocation": _object(
@@ -154,6 +163,26 @@ INTERPRETED = {
     "output": {},
 }
 DELETABLE = ("dataset", "job")  # the spec gives only dataset and job facets a ``_deleted`` flag
+# Tollgate's own facets, by where they belong.
+TOLLGATE_FACETS = {services.MODEL_VERSION_FACET: "run", services.ARTIFACT_FACET: "dataset"}
+KIND_NAMES = {"run": "run.facets", "job": "job.facets", "dataset": "the facets of an input or output",
+              "input": "inputFacets", "output": "outputFacets"}  # fmt: skip
+
+
+def _tollgate_facet_error(kind: str, name: str) -> str | None:
+    """A facet named like Tollgate's that is not one of its facets where it belongs: what to send instead."""
+    if not name.lower().replace("_", "").replace("-", "").startswith("tollgate"):
+        return None
+    if TOLLGATE_FACETS.get(name) == kind:
+        return None
+    known = (
+        f"Tollgate reads two facets of its own: the run facet {services.MODEL_VERSION_FACET} "
+        '({"model": "<model name>", "version": <version number>}) in run.facets, and the dataset facet '
+        f'{services.ARTIFACT_FACET} ({{"sha256": "<hex>"}}) in the facets of an output that is the model artifact.'
+    )
+    if name in TOLLGATE_FACETS:
+        return f"{name} is not read in {KIND_NAMES[kind]}. {known}"
+    return f"'{name}' is not a Tollgate facet (names are case-sensitive). {known}"
 
 
 class FacetsField(serializers.Field):
@@ -169,6 +198,9 @@ class FacetsField(serializers.Field):
             raise serializers.ValidationError("A facets object is required.")
         errors = {}
         for name, facet in data.items():
+            if (misplaced := _tollgate_facet_error(self.kind, name)) is not None:
+                errors[name] = [misplaced]
+                continue
             if not isinstance(facet, dict):
                 errors[name] = ["A facet is an object."]
                 continue
@@ -420,7 +452,20 @@ def _ingested(result: services.IngestResult) -> dict:
         "sha256": result.event.sha256,
         "runId": str(result.event.run_id),
         "changed": result.changed,
+        "modelVersion": result.link.as_dict(),
     }
+
+
+INGEST_ANSWER = (
+    " The answer says whether the run is linked to the model version it produced (`modelVersion`: `linked`, "
+    "`by` `facet` or `artifact`, `model`, `version`; if not, `reason` -- `run_not_complete`, "
+    "`no_outputs`, `no_matching_version`, `several_versions`, `sha256_differs`, `link_pending` -- and a `message` saying "
+    "what to do; `outputs`: the run's outputs that name a location, their URIs and the versions with those "
+    "artifact URIs). A run is linked by the run facet `tollgate_modelVersion` "
+    '(`{"model": "fraud-gbm", "version": 3}`), or when it is COMPLETE and one output is the artifact of exactly '
+    "one version of the key's project (namespace + '/' + name, or the name, equal to its artifact_uri; the "
+    'dataset facet `tollgate_artifact` `{"sha256": ...}` must then match its artifact_sha256).'
+)
 
 
 class LineageView(ApiView):
@@ -433,7 +478,7 @@ class LineageView(ApiView):
         responses={201: OpenApiTypes.OBJECT, 200: OpenApiTypes.OBJECT, 409: OpenApiTypes.OBJECT},
         description="An OpenLineage 2-0-2 RunEvent. 201 when stored, 200 when the same event (these bytes, or the "
         "same JSON) was stored before, 409 naming the stored event when the run has another one with this "
-        "eventType and eventTime.",
+        "eventType and eventTime." + INGEST_ANSWER,
     )
     def post(self, request):
         project = services.lineage_ingest_project(self.principal)

@@ -89,6 +89,21 @@ class DatasetLinkSerializer(serializers.ModelSerializer):
         return {"id": dataset.pk, "namespace": dataset.namespace, "name": dataset.name}
 
 
+class LineageRunLinkSerializer(serializers.Serializer):
+    """A training run reported through OpenLineage that produced the version, and how Tollgate knows."""
+
+    run_id = serializers.UUIDField()
+    job = serializers.SerializerMethodField()
+    state = serializers.CharField()
+    agent = serializers.CharField(source="agent.username")
+    linked_by = serializers.CharField(source="model_version_link", help_text="facet or artifact")
+    started_at = serializers.DateTimeField()
+    ended_at = serializers.DateTimeField()
+
+    def get_job(self, run) -> dict:
+        return {"namespace": run.job.namespace, "name": run.job.name}
+
+
 class ModelSerializer(serializers.ModelSerializer):
     owner = serializers.CharField(source="owner.username", default=None, read_only=True)
     version_count = serializers.IntegerField(read_only=True, default=None)
@@ -115,13 +130,14 @@ class ModelVersionSerializer(serializers.ModelSerializer):
     created_by = serializers.CharField(source="created_by.username")
     metrics = MetricSerializer(many=True)
     datasets = DatasetLinkSerializer(source="dataset_links", many=True)
+    lineage_runs = LineageRunLinkSerializer(many=True, read_only=True)
     risk_tier = serializers.SerializerMethodField()
 
     class Meta:
         model = ModelVersion
         fields = [
             "model", "version", "artifact_uri", "artifact_sha256", "framework", "signature", "params", "tags",
-            "description", "status", "created_by", "created_at", "metrics", "datasets", "risk_tier",
+            "description", "status", "created_by", "created_at", "metrics", "datasets", "lineage_runs", "risk_tier",
         ]  # fmt: skip
         read_only_fields = fields
 

@@ -29,6 +29,7 @@ from governance.models import (
 from governance.models.registry import MODEL_CARD_FIELDS
 from governance.uris import check_uri
 
+from .lineage import artifact_link_lock, lineage_runs_link_artifact
 from .workflow import decisions_revalidate, separation_of_duties_check
 
 WRITERS = (Role.ML_ENGINEER, Role.ADMIN)
@@ -191,11 +192,14 @@ def model_version_register(
     datasets: list[dict] | None = None,
 ) -> tuple[ModelVersion, bool]:
     """Register version N+1 of ``model_name`` (created if missing). The same artifact hash again returns
-    the existing version (``created`` is False) as long as nothing immutable differs; otherwise 409."""
+    the existing version (``created`` is False) as long as nothing immutable differs; otherwise 409.
+    Completed OpenLineage runs that wrote this artifact, and match no other version, are linked to it
+    (``lineage_runs_link_artifact``)."""
     require_role(actor, project, WRITERS, action="register model versions")
     artifact_uri = check_uri(artifact_uri, project=project, field="artifact_uri").uri
     metrics, datasets = metrics or [], datasets or []
     _check_metrics(metrics)
+    artifact_link_lock(project.pk)  # before any audit event: the lock comes before the audit chain's head
 
     model = RegisteredModel.objects.filter(project=project, name=model_name).first()
     if model is None:
@@ -226,6 +230,7 @@ def model_version_register(
             links=_add_links(actor=actor, version=existing, links=datasets),
             metrics=_add_metrics(actor=actor, version=existing, metrics=metrics),
         )
+        lineage_runs_link_artifact(actor=actor, version=existing)
         return existing, False
 
     number = (model.versions.aggregate(last=Max("version"))["last"] or 0) + 1
@@ -262,6 +267,7 @@ def model_version_register(
             "datasets": [[link.dataset_version_id, link.role] for link in links],
         },
     )
+    lineage_runs_link_artifact(actor=actor, version=version)
     return version, True
 
 
