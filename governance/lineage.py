@@ -14,10 +14,9 @@ what lies upstream of a model version.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-
-import re
 
 from django.db import connection
 from django.db.models import OuterRef, Q, Subquery, Value

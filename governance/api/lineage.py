@@ -458,8 +458,8 @@ def _ingested(result: services.IngestResult) -> dict:
 
 INGEST_ANSWER = (
     " The answer says whether the run is linked to the model version it produced (`modelVersion`: `linked`, "
-    "`by` `facet` or `artifact`, `model`, `version`; if not, `reason` -- `run_not_complete`, "
-    "`no_outputs`, `no_matching_version`, `several_versions`, `sha256_differs`, `link_pending` -- and a `message` saying "
+    "`by` `facet` or `artifact`, `model`, `version`; if not, `reason` -- `run_not_complete`, `no_outputs`, "
+    "`no_matching_version`, `several_versions`, `sha256_differs`, `link_pending` -- and a `message` saying "
     "what to do; `outputs`: the run's outputs that name a location, their URIs and the versions with those "
     "artifact URIs). A run is linked by the run facet `tollgate_modelVersion` "
     '(`{"model": "fraud-gbm", "version": 3}`), or when it is COMPLETE and one output is the artifact of exactly '
