@@ -236,7 +236,7 @@ def _artifact_outputs(run: LineageRun) -> list[ArtifactOutput]:
                     name=row.dataset.name,
                     uris=uris,
                     sha256=_artifact_sha256(row.facets),
-                )  # fmt: skip
+                )
             )
     return outputs
 
