@@ -394,8 +394,9 @@ def _produces(row: LineageRunDataset, wanted: dict[int, set[int | None]]) -> boo
 
 
 def lineage_upstream(model_version: ModelVersion) -> Upstream:
-    """Walk back from a version: the runs that reported it (``tollgate_modelVersion``), the data it was
-    trained, validated or tested on, the runs that wrote that data, what those runs read, and so on."""
+    """Walk back from a version: the runs linked to it (by the ``tollgate_modelVersion`` facet or by their output
+    artifact, ``LineageRun.model_version_link``), the data it was trained, validated or tested on, the runs that
+    wrote that data, what those runs read, and so on."""
     upstream = Upstream(model_version=model_version)
     upstream.links = list(
         ModelVersionDataset.objects.filter(model_version=model_version, role__in=UPSTREAM_ROLES).select_related(
