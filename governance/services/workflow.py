@@ -514,15 +514,30 @@ class _Blocked(Exception):
         self.evaluation = evaluation
 
 
+def _require_may_execute(*, actor: Principal, request: PromotionRequest) -> None:
+    """The requester executes their own request (while an ML engineer or governance officer of the project);
+    any governance officer of the project executes anyone's. 403 (audited) otherwise, naming that rule."""
+    project = request.project
+    if actor.read_only:
+        raise Forbidden("This API key is read-only; it may not execute promotions.", code="read_only_key",
+                        project=project)  # fmt: skip
+    if actor.has_role(project, [Role.GOVERNANCE_OFFICER]):
+        return
+    if request.requested_by_id == actor.user.pk and actor.has_role(project, [Role.ML_ENGINEER]):
+        return
+    raise Forbidden(
+        f"Only its requester ({request.requested_by.username}, while an ml_engineer or governance_officer of "
+        "the project) or a project's governance_officer may execute this promotion.",
+        code="permission_denied", project=project,
+    )  # fmt: skip
+
+
 def promotion_execute(*, actor: Principal, request: PromotionRequest) -> Deployment:
     """Run the version in the environment if every gate passes now; else 409 listing every failing gate.
 
     Concurrent executions for one deployment end with one winner and 409s for the others."""
     project = request.project
-    if request.requested_by_id != actor.user.pk:
-        require_role(actor, project, [Role.GOVERNANCE_OFFICER], action="execute promotions")
-    else:
-        require_role(actor, project, [Role.ML_ENGINEER, Role.GOVERNANCE_OFFICER], action="execute promotions")
+    _require_may_execute(actor=actor, request=request)
     # What the caller's execution starts from: if another execution changes the deployment before this one
     # holds the lock, this one answers 409 instead of silently replacing what the other just deployed.
     seen = (
