@@ -266,6 +266,31 @@ def test_policy_is_published_by_officers_and_validated(api, project, ml_engineer
     assert api(officer).get(f"{policy_url}current/").json()["version"] == 2
 
 
+def test_suspend_on_failed_check_names_environment_kinds(api, project, officer):
+    policy_url = url(project, "policies/")
+    assert api(officer).get(f"{policy_url}current/").json()["document"]["suspend_on_failed_check"] == ["production"]
+    gates = {"production": {"limited": [{"kind": "approvals", "min": 1}]}}
+    for wrong, why in ((["data_drift"], '"data_drift" is not an environment kind'),
+                       (["production", "qa", "check"], '"qa", "check" are not environment kinds'),
+                       ("production", 'got "production", not a list')):  # fmt: skip
+        refused = api(officer).post(
+            policy_url, {"document": {"environments": gates, "suspend_on_failed_check": wrong}}, format="json"
+        )
+        assert refused.status_code == 400
+        assert refused.json()["error"]["code"] == "invalid_policy"
+        assert refused.json()["error"]["details"] == [{
+            "field": "suspend_on_failed_check",
+            "message": "a list of the environment kinds whose deployments a failed check suspends, each one of "
+                       f"staging, production (an empty list suspends none); {why}",
+        }]  # fmt: skip
+    assert api(officer).get(f"{policy_url}current/").json()["version"] == 1  # nothing was published
+    # Left out, it is the default's; [] turns automatic suspension off.
+    published = api(officer).post(policy_url, {"document": {"environments": gates}}, format="json").json()
+    assert published["document"]["suspend_on_failed_check"] == ["production"]
+    off = {"environments": gates, "suspend_on_failed_check": []}
+    assert api(officer).post(policy_url, {"document": off}, format="json").json()["document"] == off
+
+
 def test_the_floor_holds_under_any_policy(api, project, ml_engineer, officer, ready_version):
     lax = {"environments": {"production": {"limited": []}}}
     api(officer).post(url(project, "policies/"), {"document": lax}, format="json")
