@@ -63,6 +63,7 @@ class CheckGate(Gate):
                 model_version__in=versions, state__in=(CheckState.DEFERRED, CheckState.QUEUED, CheckState.RUNNING)
             )
             .values_list("model_version_id", "kind")
+            .order_by()
             .distinct()
         ):
             unfinished.setdefault(version_id, set()).add(kind)
