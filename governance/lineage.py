@@ -397,57 +397,90 @@ def lineage_upstream(model_version: ModelVersion) -> Upstream:
     """Walk back from a version: the runs linked to it (by the ``tollgate_modelVersion`` facet or by their output
     artifact, ``LineageRun.model_version_link``), the data it was trained, validated or tested on, the runs that
     wrote that data, what those runs read, and so on."""
-    upstream = Upstream(model_version=model_version)
-    upstream.links = list(
-        ModelVersionDataset.objects.filter(model_version=model_version, role__in=UPSTREAM_ROLES).select_related(
-            "dataset_version__dataset", "created_by"
-        )
-    )
-    new_runs = {run.pk: run for run in LineageRun.objects.filter(model_version=model_version)}
-    wanted: dict[int, set[int | None]] = {}
-    for link in upstream.links:
-        wanted.setdefault(link.dataset_version.dataset_id, set()).add(link.dataset_version_id)
-    seen: dict[int, set[int | None]] = {}
+    return lineage_upstream_many([model_version])[model_version.pk]
+
+
+def lineage_upstream_many(model_versions: Iterable[ModelVersion]) -> dict[int, Upstream]:
+    """``lineage_upstream`` of several versions, by version id, walked side by side: each step of the walk is
+    one query for all of them, so the number of queries grows with the depth of the lineage, not with the
+    number of versions (the officer's queue evaluates every request's gates at once)."""
+    ups = {version.pk: Upstream(model_version=version) for version in model_versions}
+    links = ModelVersionDataset.objects.filter(model_version__in=list(ups), role__in=UPSTREAM_ROLES)
+    wanted: dict[int, dict[int, set[int | None]]] = {pk: {} for pk in ups}
+    for link in links.select_related("dataset_version__dataset", "created_by"):
+        ups[link.model_version_id].links.append(link)
+        wanted[link.model_version_id].setdefault(link.dataset_version.dataset_id, set()).add(link.dataset_version_id)
+    new_runs: dict[int, dict[int, LineageRun]] = {pk: {} for pk in ups}
+    for run in LineageRun.objects.filter(model_version__in=list(ups)):
+        new_runs[run.model_version_id][run.pk] = run
+    seen: dict[int, dict[int, set[int | None]]] = {pk: {} for pk in ups}
     for _ in range(MAX_DEPTH):
-        if new_runs:
-            upstream.runs.update(new_runs)
-            rows = list(
-                LineageRunDataset.objects.filter(run_id__in=new_runs).select_related("dataset", "dataset_version")
-            )
-            upstream.io.extend(rows)
-            for row in rows:
-                if row.direction == LineageRunDataset.Direction.INPUT:
-                    wanted.setdefault(row.dataset_id, set()).add(row.dataset_version_id)
-        fresh = {d: v - seen.get(d, set()) for d, v in wanted.items() if v - seen.get(d, set())}
+        stepping = {run_id for runs in new_runs.values() for run_id in runs}
+        rows = list(
+            LineageRunDataset.objects.filter(run_id__in=stepping).select_related("dataset", "dataset_version")
+        ) if stepping else []  # fmt: skip
+        fresh: dict[int, dict[int, set[int | None]]] = {}
+        for pk, upstream in ups.items():
+            if new_runs[pk]:
+                upstream.runs.update(new_runs[pk])
+                mine = [row for row in rows if row.run_id in new_runs[pk]]
+                upstream.io.extend(mine)
+                for row in mine:
+                    if row.direction == LineageRunDataset.Direction.INPUT:
+                        wanted[pk].setdefault(row.dataset_id, set()).add(row.dataset_version_id)
+            unseen = {d: v - seen[pk].get(d, set()) for d, v in wanted[pk].items() if v - seen[pk].get(d, set())}
+            for d, v in unseen.items():
+                seen[pk].setdefault(d, set()).update(v)
+            wanted[pk] = {}
+            if unseen:
+                fresh[pk] = unseen
         if not fresh:
             break
-        for d, v in fresh.items():
-            seen.setdefault(d, set()).update(v)
-        wanted = {}
-        outputs = LineageRunDataset.objects.filter(
-            dataset_id__in=fresh, direction=LineageRunDataset.Direction.OUTPUT
-        ).exclude(run_id__in=list(upstream.runs))
-        producing = {row.run_id for row in outputs if _produces(row, fresh)}
-        new_runs = {run.pk: run for run in LineageRun.objects.filter(pk__in=producing).select_related("job", "agent")}
-    ids = list(upstream.runs)
-    upstream.runs = {run.pk: run for run in LineageRun.objects.filter(pk__in=ids).select_related("job", "agent")}
-    return upstream
+        outputs = list(
+            LineageRunDataset.objects.filter(
+                dataset_id__in={d for unseen in fresh.values() for d in unseen},
+                direction=LineageRunDataset.Direction.OUTPUT,
+            )
+        )
+        producing = {
+            pk: {row.run_id for row in outputs if row.run_id not in ups[pk].runs and _produces(row, unseen)}
+            for pk, unseen in fresh.items()
+        }
+        wanted_runs = {run_id for run_ids in producing.values() for run_id in run_ids}
+        found = {run.pk: run for run in LineageRun.objects.filter(pk__in=wanted_runs).select_related("job", "agent")}
+        new_runs = {pk: {} for pk in ups}
+        for pk, run_ids in producing.items():
+            new_runs[pk] = {run_id: found[run_id] for run_id in run_ids if run_id in found}
+    every = {run_id for upstream in ups.values() for run_id in upstream.runs}
+    runs = list(LineageRun.objects.filter(pk__in=every).select_related("job", "agent")) if every else []
+    for upstream in ups.values():
+        upstream.runs = {run.pk: run for run in runs if run.pk in upstream.runs}
+    return ups
 
 
 def lineage_agents(model_version: ModelVersion) -> set[int]:
     """User ids of the agents of every run upstream of ``model_version`` (see ``lineage_upstream``): the
     principal whose key reported each run, and anyone else whose key reported an event of it. Separation of
     duties refuses their approval of this version."""
-    upstream = lineage_upstream(model_version)
-    agents = {run.agent_id for run in upstream.runs.values()}
-    if upstream.runs:
-        project_id = model_version.model.project_id
-        run_ids = [run.run_id for run in upstream.runs.values()]
-        agents |= set(
-            LineageEvent.objects.filter(project_id=project_id, run_id__in=run_ids).values_list(
-                "received_by_id", flat=True
-            )
-        )
+    return lineage_agents_many([model_version])[model_version.pk]
+
+
+def lineage_agents_many(model_versions: Iterable[ModelVersion]) -> dict[int, set[int]]:
+    """``lineage_agents`` of several versions, by version id, in as many queries as for one."""
+    versions = list(model_versions)
+    ups = lineage_upstream_many(versions)
+    agents = {pk: {run.agent_id for run in upstream.runs.values()} for pk, upstream in ups.items()}
+    run_ids = {run.run_id for upstream in ups.values() for run in upstream.runs.values()}
+    if run_ids:
+        reporters: dict[tuple, set[int]] = {}
+        events = LineageEvent.objects.filter(
+            project_id__in={version.model.project_id for version in versions}, run_id__in=run_ids
+        ).values_list("project_id", "run_id", "received_by_id")
+        for project_id, run_id, received_by in events:
+            reporters.setdefault((project_id, run_id), set()).add(received_by)
+        for version in versions:
+            for run in ups[version.pk].runs.values():
+                agents[version.pk] |= reporters.get((version.model.project_id, run.run_id), set())
     return agents
 
 
@@ -574,11 +607,13 @@ __all__ = [
     "dataset_key",
     "job_key",
     "lineage_agents",
+    "lineage_agents_many",
     "lineage_edges_ensure",
     "lineage_graph",
     "lineage_link_model_version",
     "lineage_nodes_ensure",
     "lineage_upstream",
+    "lineage_upstream_many",
     "lineage_walk",
     "model_key",
     "prov_document",

@@ -6,6 +6,10 @@ A document lists, per environment kind and risk tier, the gates a version must p
     {"environments": {"production": {"high": [{"kind": "approvals", "min": 2},
                                               {"kind": "metric", "name": "auc", "min": 0.8}, ...]}},
      "suspend_on_failed_check": ["production"]}
+
+``suspend_on_failed_check`` lists environment kinds (not check kinds): a failed check of a version suspends its
+deployments in those. The default policy names ``production``; a document that leaves the key out gets the
+default's value when it is published, and ``[]`` turns automatic suspension off.
 """
 
 from __future__ import annotations
@@ -59,7 +63,9 @@ DEFAULT_POLICY = {
             "unacceptable": _tiers(approvals=2, extra=CHECK_GATES),
         },
     },
-    "suspend_on_failed_check": [],
+    # A deployment of these environment kinds is suspended when a check of its version fails (DESIGN §4):
+    # the enforcement point then refuses it until an officer resumes it. [] turns it off.
+    "suspend_on_failed_check": ["production"],
 }
 
 
@@ -82,6 +88,7 @@ def parse(source: str | dict) -> dict:
 def validate(document: dict) -> dict:
     """The document, normalised; raises DomainError listing every problem with its path."""
     problems: list[dict] = []
+    document = dict(document)
 
     def problem(path: str, message: str) -> None:
         problems.append({"field": path, "message": message})
@@ -118,9 +125,20 @@ def validate(document: dict) -> dict:
                     continue
                 for field, message in gate_class.validate_spec(gate, environment_kind=kind):
                     problem(f"{gate_path}.{field}" if field else gate_path, message)
-    suspend = document.get("suspend_on_failed_check", [])
-    if not isinstance(suspend, list) or any(kind not in KINDS for kind in suspend):
-        problem("suspend_on_failed_check", f"a list of environment kinds ({', '.join(KINDS)})")
+    # Absent, it is the default's (governance first): a document turns suspension off with [] explicitly.
+    suspend = document.setdefault("suspend_on_failed_check", list(DEFAULT_POLICY["suspend_on_failed_check"]))
+    if not isinstance(suspend, list):
+        wrong = f"got {json.dumps(suspend, default=str)}, not a list"
+    else:
+        unknown = [json.dumps(kind, default=str) for kind in suspend if kind not in KINDS]
+        verb = "is not an environment kind" if len(unknown) == 1 else "are not environment kinds"
+        wrong = f"{', '.join(unknown)} {verb}" if unknown else ""
+    if wrong:
+        problem(
+            "suspend_on_failed_check",
+            f"a list of the environment kinds whose deployments a failed check suspends, each one of "
+            f"{', '.join(KINDS)} (an empty list suspends none); {wrong}",
+        )
     if problems:
         raise DomainError("The policy is not valid.", code="invalid_policy", details=problems)
     return document

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import datetime
 
+from django.db.models import F, Window
+from django.db.models.functions import RowNumber
+
 from governance.gates import FAILED, PASSED, PENDING, Gate, register
 
 from .models import TERMINAL_STATES, CheckRun, CheckState, MonitorKind
@@ -39,18 +42,44 @@ class CheckGate(Gate):
     def target(self):
         return self.spec.get("check_kind", "")
 
+    @classmethod
+    def prefetch(cls, contexts):
+        """Per context: the latest terminal run of each kind for its version (by batch window) and the kinds
+        with a run still to finish -- two queries for every context together."""
+        versions = {ctx.version.pk for ctx in contexts}
+        latest = (
+            CheckRun.objects.filter(model_version__in=versions, state__in=TERMINAL_STATES)
+            .annotate(rank=Window(RowNumber(), partition_by=[F("model_version_id"), F("kind")],
+                                  order_by=[F("batch__window_end").desc(), F("finished_at").desc(), F("id").desc()]))
+            .filter(rank=1)
+            .select_related("batch")
+        )  # fmt: skip
+        found: dict[int, dict[str, CheckRun]] = {}
+        for run in latest:
+            found.setdefault(run.model_version_id, {})[run.kind] = run
+        unfinished: dict[int, set[str]] = {}
+        for version_id, kind in (
+            CheckRun.objects.filter(
+                model_version__in=versions, state__in=(CheckState.DEFERRED, CheckState.QUEUED, CheckState.RUNNING)
+            )
+            .values_list("model_version_id", "kind")
+            .order_by()
+            .distinct()
+        ):
+            unfinished.setdefault(version_id, set()).add(kind)
+        for ctx in contexts:
+            ctx.prefetched[cls.kind] = {"latest": found.get(ctx.version.pk, {}),
+                                        "unfinished": unfinished.get(ctx.version.pk, set())}  # fmt: skip
+
     def evaluate(self, ctx):
         check_kind = self.spec["check_kind"]
         max_age = float(self.spec.get("max_age_hours", DEFAULT_MAX_AGE_HOURS))
-        runs = CheckRun.objects.filter(model_version=ctx.version, kind=check_kind)
-        latest = (
-            runs.filter(state__in=TERMINAL_STATES)
-            .select_related("batch")
-            .order_by("-batch__window_end", "-finished_at", "-id")
-            .first()
-        )
+        if self.kind not in ctx.prefetched:
+            type(self).prefetch([ctx])
+        runs = ctx.prefetched[self.kind]
+        latest = runs["latest"].get(check_kind)
         if latest is None:
-            if runs.filter(state__in=(CheckState.DEFERRED, CheckState.QUEUED, CheckState.RUNNING)).exists():
+            if check_kind in runs["unfinished"]:
                 return self.result(PENDING, f"a {check_kind} check of this version is running")
             return self.result(FAILED, f"no {check_kind} check has run on this version's production data")
         evidence = {

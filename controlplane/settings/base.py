@@ -270,6 +270,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "RoleEnum": "governance.models.access.Role",
+        "RiskTierEnum": "governance.models.registry.RiskTier",
         "DatasetRoleEnum": "governance.models.registry.DatasetRole",
         "DeploymentStateEnum": "governance.models.workflow.Deployment.State",
         "PromotionRequestStateEnum": "governance.models.workflow.PromotionRequest.State",

@@ -3,7 +3,7 @@
 from functools import cached_property
 
 from django.utils.dateparse import parse_datetime
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
@@ -12,6 +12,7 @@ from controlplane.api.serializers import StrictSerializer
 from controlplane.api.views import ListApiView, ProjectApiView, ProjectListApiView
 from governance import selectors
 from governance.access import require_role
+from governance.gates import FAILED, PASSED, PENDING, WAIVED
 from governance.models import (
     Decision,
     Deployment,
@@ -20,6 +21,7 @@ from governance.models import (
     Policy,
     PolicyException,
     PromotionRequest,
+    RiskTier,
     Role,
     WaivableGate,
 )
@@ -122,6 +124,69 @@ class PromotionRequestSerializer(serializers.ModelSerializer):
         fields = ["id", "project", "model", "version", "environment", "requested_by", "comment", "emergency",
                   "state", "created_at", "closed_at", "closed_by", "decisions"]  # fmt: skip
         read_only_fields = fields
+
+
+UNCONFIRMED = "unconfirmed — counts as high"
+
+
+class QueueRiskTierSerializer(serializers.Serializer):
+    effective = serializers.ChoiceField(choices=RiskTier.choices, help_text="The tier the gates use.")
+    confirmed = serializers.CharField(help_text="The tier a governance officer confirmed, if it counts; else empty.")
+    label = serializers.CharField(help_text=f"The confirmed tier, or '{UNCONFIRMED}'.")
+    note = serializers.CharField(help_text="Why a confirmation on the card does not count (voided, or its "
+                                 "confirmer is excluded by separation of duties); else empty.")  # fmt: skip
+
+
+class GateCountsSerializer(serializers.Serializer):
+    passed = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    pending = serializers.IntegerField()
+    waived = serializers.IntegerField()
+
+
+class GateSummarySerializer(serializers.Serializer):
+    evaluated_at = serializers.DateTimeField(
+        help_text="When these gates were evaluated: as this list was read, the same evaluation as the request's "
+        "page (nothing stored). Execution evaluates them again."
+    )
+    policy_version = serializers.IntegerField()
+    ready_to_execute = serializers.BooleanField()
+    counts = GateCountsSerializer()
+    failing_kinds = serializers.ListField(
+        child=serializers.CharField(), help_text="The kinds of the gates that do not pass (failed or pending)."
+    )
+
+
+class QueueEntrySerializer(PromotionRequestSerializer):
+    """A request with what an officer triages by: the risk tier and a summary of its gates (open requests)."""
+
+    risk_tier = serializers.SerializerMethodField()
+    gate_summary = serializers.SerializerMethodField()
+
+    class Meta(PromotionRequestSerializer.Meta):
+        fields = [*PromotionRequestSerializer.Meta.fields, "risk_tier", "gate_summary"]
+        read_only_fields = fields
+
+    @extend_schema_field(QueueRiskTierSerializer)
+    def get_risk_tier(self, request) -> dict:
+        evaluation = request.evaluation
+        confirmed = evaluation.tier if evaluation.tier_confirmed else ""
+        return {"effective": evaluation.tier, "confirmed": confirmed, "label": confirmed or UNCONFIRMED,
+                "note": evaluation.confirmation_note}  # fmt: skip
+
+    @extend_schema_field(GateSummarySerializer(allow_null=True))
+    def get_gate_summary(self, request) -> dict | None:
+        if request.state != PromotionRequest.State.OPEN:
+            return None
+        evaluation = request.evaluation
+        counts = dict.fromkeys((PASSED, FAILED, PENDING, WAIVED), 0)
+        for result in evaluation.results:
+            counts[result.status] += 1
+        failing = list(dict.fromkeys(result.kind for result in evaluation.failing))
+        return GateSummarySerializer({
+            "evaluated_at": evaluation.evaluated_at, "policy_version": evaluation.policy_version,
+            "ready_to_execute": evaluation.passed, "counts": counts, "failing_kinds": failing,
+        }).data  # fmt: skip
 
 
 class PromotionRequestCreateSerializer(StrictSerializer):
@@ -361,16 +426,17 @@ class PromotionRequestListView(ProjectListApiView):
 
 
 class OfficerQueueView(ListApiView):
-    """Promotion requests across every project where the caller holds a role (``?state=open``)."""
+    """The officer's queue: promotion requests across every project where the caller holds a role, oldest
+    first (``?state=open``), each with its risk tier and, while open, a summary of its gates evaluated as the
+    list is read."""
 
-    serializer_class = PromotionRequestSerializer
+    serializer_class = QueueEntrySerializer
     queryset = PromotionRequest.objects.none()
 
     def scoped_queryset(self):
-        requests = PromotionRequest.objects.filter(project__in=self.principal.project_ids())
-        if self.request.query_params.get("state"):
-            requests = requests.filter(state=self.request.query_params["state"])
-        return _requests(requests).order_by("created_at", "id")
+        return selectors.promotion_request_queue(
+            principal=self.principal, filters={"state": self.request.query_params.get("state")}
+        )
 
 
 class RequestMixin:

@@ -1,8 +1,9 @@
 """The promotion workflow (DESIGN §5): environments, policies, exceptions, gate evaluation, promotion
 requests, evidence-bound decisions, execution and deployments.
 
-One function evaluates gates (``gates_evaluate``); the dry-run endpoint, the request page, the CLI and the
-final check at execution all call it.
+One function evaluates gates (``gates_evaluate``, or ``gates_evaluate_many`` for several requests at once, as
+the officer's queue does); the dry-run endpoint, the request page, the queue, the CLI and the final check at
+execution all call it.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from controlplane.api.errors import Conflict, DomainError, Forbidden
@@ -206,21 +208,36 @@ def _changed(before: dict, after: dict) -> list[str]:
 
 def separation_of_duties_excluded(version: ModelVersion) -> dict[int, dict]:
     """Who may not approve this version or confirm its risk tier, and why (DESIGN §5)."""
-    from governance.lineage import lineage_agents
+    return separation_of_duties_excluded_many([version])[version.pk]
+
+
+def separation_of_duties_excluded_many(versions: list[ModelVersion]) -> dict[int, dict[int, dict]]:
+    """``separation_of_duties_excluded`` of several versions, by version id, in as many queries as for one."""
+    from governance.lineage import lineage_agents_many
     from governance.models import User
 
-    reasons: dict[int, list[str]] = {}
-    reasons.setdefault(version.created_by_id, []).append("registered the version")
-    authors = ModelCardRevision.objects.filter(card__model_version=version).values_list("author_id", flat=True)
-    for author in set(authors):
-        reasons.setdefault(author, []).append("edited the model card")
-    for agent in lineage_agents(version):
-        reasons.setdefault(agent, []).append("appears as an agent in the version's lineage")
-    requesters = PromotionRequest.objects.filter(model_version=version).values_list("requested_by_id", flat=True)
-    for requester in set(requesters):  # any request of the version, even one withdrawn or closed since
-        reasons.setdefault(requester, []).append("requested its promotion")
-    names = dict(User.objects.filter(pk__in=reasons).values_list("pk", "username"))
-    return {pk: {"principal": names.get(pk, str(pk)), "reasons": why} for pk, why in reasons.items()}
+    reasons: dict[int, dict[int, list[str]]] = {version.pk: {} for version in versions}
+    for version in versions:
+        reasons[version.pk].setdefault(version.created_by_id, []).append("registered the version")
+    authors = ModelCardRevision.objects.filter(card__model_version__in=list(reasons)).values_list(
+        "card__model_version_id", "author_id"
+    )
+    for version_id, author in sorted(set(authors)):
+        reasons[version_id].setdefault(author, []).append("edited the model card")
+    for version_id, agents in lineage_agents_many(versions).items():
+        for agent in agents:
+            reasons[version_id].setdefault(agent, []).append("appears as an agent in the version's lineage")
+    requesters = PromotionRequest.objects.filter(model_version__in=list(reasons)).values_list(
+        "model_version_id", "requested_by_id"
+    )
+    for version_id, requester in sorted(set(requesters)):  # any request of the version, even a closed one
+        reasons[version_id].setdefault(requester, []).append("requested its promotion")
+    people = {pk for why in reasons.values() for pk in why}
+    names = dict(User.objects.filter(pk__in=people).values_list("pk", "username"))
+    return {
+        version_id: {pk: {"principal": names.get(pk, str(pk)), "reasons": r} for pk, r in why.items()}
+        for version_id, why in reasons.items()
+    }
 
 
 def separation_of_duties_check(*, actor: Principal, version: ModelVersion, doing: str) -> None:
@@ -269,6 +286,7 @@ class GateContext:
     officer_roles: dict[int, set]
     exceptions: list[PolicyException]
     now: datetime = field(default_factory=timezone.now)
+    prefetched: dict[str, Any] = field(default_factory=dict)  # by gate kind: what its ``prefetch`` loaded
 
     @property
     def excluded(self) -> set[int]:
@@ -285,6 +303,9 @@ class Evaluation:
     results: list[GateResult]
     evidence: dict
     evidence_digest: str
+    tier_confirmed: bool = False
+    confirmation_note: str = ""
+    evaluated_at: datetime | None = None
 
     @property
     def passed(self) -> bool:
@@ -309,54 +330,107 @@ class Evaluation:
         }
 
 
-def _context(version: ModelVersion, environment: Environment, request: PromotionRequest | None) -> GateContext:
-    project = version.model.project
-    policy = policy_current(project)
-    card = ModelCard.objects.filter(model_version=version).first()
-    links = list(version.dataset_links.select_related("dataset_version__dataset"))
-    metrics = list(version.metrics.all())
-    decisions = []
-    if request is not None:
-        evidence = evidence_of(version, policy=policy, card=card, links=links, metrics=metrics)
-        current = digest(canonical(evidence))
-        decisions = [
-            d
-            for d in request.decisions.filter(voided_at__isnull=True).select_related("reviewer")
-            if d.evidence_digest == current
-        ]
-    officer_roles: dict[int, set] = {}
-    for user_id, role in (
-        RoleBinding.objects.active()
-        .filter(
-            project=project, principal__in=[d.reviewer_id for d in decisions], principal__service_project__isnull=True
-        )
-        .values_list("principal_id", "role")
-    ):
-        officer_roles.setdefault(user_id, set()).add(role)
+def _policies_current(project_ids: set[int]) -> dict[int, Policy]:
+    """``policy_current`` of several projects, by project id: one query."""
+    latest = Policy.objects.filter(project=OuterRef("project")).order_by("-version").values("pk")[:1]
+    return {p.project_id: p for p in Policy.objects.filter(project_id__in=project_ids, pk=Subquery(latest))}
+
+
+def _by(rows, key) -> dict:
+    grouped: dict = {}
+    for row in rows:
+        grouped.setdefault(key(row), []).append(row)
+    return grouped
+
+
+GateSubject = tuple[ModelVersion, Environment, "PromotionRequest | None"]
+
+
+def _contexts(subjects: list[GateSubject]) -> list[GateContext]:
+    """The context of each (version, environment, request), all loaded together: the queries do not grow with
+    the number of subjects. Versions come with ``model`` loaded."""
+    from governance.models import Metric, ModelVersionDataset
+
     now = timezone.now()
-    exceptions = list(
-        PolicyException.objects.filter(model_version=version, environment=environment, revoked_at__isnull=True,
-                                       expires_at__gt=now).select_related("granted_by")
+    versions = list({version.pk: version for version, _, _ in subjects}.values())
+    version_ids = [version.pk for version in versions]
+    project_ids = {version.model.project_id for version in versions}
+    policies = _policies_current(project_ids)
+    cards = {card.model_version_id: card for card in ModelCard.objects.filter(model_version__in=version_ids)}
+    links = _by(
+        ModelVersionDataset.objects.filter(model_version__in=version_ids).select_related("dataset_version__dataset"),
+        lambda link: link.model_version_id,
+    )
+    metrics = _by(Metric.objects.filter(model_version__in=version_ids), lambda metric: metric.model_version_id)
+    requests = [request.pk for _, _, request in subjects if request is not None]
+    decisions = _by(
+        Decision.objects.filter(request__in=requests, voided_at__isnull=True).select_related("reviewer"),
+        lambda decision: decision.request_id,
+    )
+    reviewers = {decision.reviewer_id for found in decisions.values() for decision in found}
+    officer_roles: dict[tuple[int, int], set] = {}
+    for project_id, user_id, role in (
+        RoleBinding.objects.active()
+        .filter(project__in=project_ids, principal__in=reviewers, principal__service_project__isnull=True)
+        .values_list("project_id", "principal_id", "role")
+    ):
+        officer_roles.setdefault((project_id, user_id), set()).add(role)
+    exceptions = _by(
+        PolicyException.objects.filter(model_version__in=version_ids, revoked_at__isnull=True, expires_at__gt=now)
+        .select_related("granted_by"),
+        lambda exception: (exception.model_version_id, exception.environment_id),
     )  # fmt: skip
-    excluded = separation_of_duties_excluded(version)
-    confirmed, note = _tier_confirmation(card, excluded)
-    return GateContext(
-        version=version, environment=environment, policy=policy, card=card,
-        tier=card.confirmed_risk_tier if confirmed else "high", tier_confirmed=confirmed, confirmation_note=note,
-        request=request, emergency=bool(request and request.emergency), links=links, metrics=metrics,
-        decisions=decisions, excluded_reasons=excluded, officer_roles=officer_roles, exceptions=exceptions, now=now,
-    )  # fmt: skip
+    excluded = separation_of_duties_excluded_many(versions)
+    contexts = []
+    for version, environment, request in subjects:
+        project_id = version.model.project_id
+        policy, card = policies[project_id], cards.get(version.pk)
+        version_links, version_metrics = links.get(version.pk, []), metrics.get(version.pk, [])
+        valid = []
+        if request is not None:
+            evidence = evidence_of(version, policy=policy, card=card, links=version_links, metrics=version_metrics)
+            current = digest(canonical(evidence))
+            valid = [d for d in decisions.get(request.pk, []) if d.evidence_digest == current]
+        reviewer_roles = {d.reviewer_id: officer_roles.get((project_id, d.reviewer_id), set()) for d in valid}
+        confirmed, note = _tier_confirmation(card, excluded[version.pk])
+        contexts.append(GateContext(
+            version=version, environment=environment, policy=policy, card=card,
+            tier=card.confirmed_risk_tier if confirmed else "high", tier_confirmed=confirmed, confirmation_note=note,
+            request=request, emergency=bool(request and request.emergency), links=version_links,
+            metrics=version_metrics, decisions=valid, excluded_reasons=excluded[version.pk],
+            officer_roles={user: roles for user, roles in reviewer_roles.items() if roles},
+            exceptions=exceptions.get((version.pk, environment.pk), []), now=now,
+        ))  # fmt: skip
+    return contexts
 
 
 def gates_evaluate(
     *, version: ModelVersion, environment: Environment, request: PromotionRequest | None = None
 ) -> Evaluation:
     """Evaluate every gate the policy in force (with its floor) sets for this version and environment."""
-    require_in_project(version.model.project, environment=environment, request=request)
-    ctx = _context(version, environment, request)
+    return gates_evaluate_many([(version, environment, request)])[0]
+
+
+def gates_evaluate_many(subjects: list[GateSubject]) -> list[Evaluation]:
+    """``gates_evaluate`` of each (version, environment, request), in order, evaluated together: each gate kind
+    loads what it reads for all of them at once (``Gate.prefetch``), so the officer's queue costs as many queries
+    for fifty requests as for one."""
+    for version, environment, request in subjects:
+        require_in_project(version.model.project, environment=environment, request=request)
+    contexts = _contexts(subjects)
+    plans = []
+    for ctx in contexts:
+        specs = policies.gate_specs(ctx.policy.document, environment_kind=ctx.environment.kind, tier=ctx.tier)
+        plans.append([GATE_KINDS[spec["kind"]](spec) for spec in specs])
+    for gate_class in {type(gate) for plan in plans for gate in plan}:
+        gate_class.prefetch(contexts)
+    return [_evaluation(ctx, plan) for ctx, plan in zip(contexts, plans, strict=True)]
+
+
+def _evaluation(ctx: GateContext, gates: list) -> Evaluation:
     results = []
-    for spec in policies.gate_specs(ctx.policy.document, environment_kind=environment.kind, tier=ctx.tier):
-        gate = GATE_KINDS[spec["kind"]](spec)
+    for gate in gates:
+        spec = gate.spec
         if ctx.emergency and gate.kind in EMERGENCY_REPLACED:
             results.append(GateResult(gate.kind, WAIVED, "replaced by two governance officers' approvals "
                                       "(emergency request)", {"emergency": True}, spec))  # fmt: skip
@@ -372,10 +446,11 @@ def gates_evaluate(
                     {**result.evidence, "exception": waiver.pk}, spec,
                 )  # fmt: skip
         results.append(result)
-    evidence = evidence_of(version, policy=ctx.policy, card=ctx.card, links=ctx.links, metrics=ctx.metrics)
+    evidence = evidence_of(ctx.version, policy=ctx.policy, card=ctx.card, links=ctx.links, metrics=ctx.metrics)
     return Evaluation(
-        version=version, environment=environment, policy_version=ctx.policy.version, tier=ctx.tier,
+        version=ctx.version, environment=ctx.environment, policy_version=ctx.policy.version, tier=ctx.tier,
         emergency=ctx.emergency, results=results, evidence=evidence, evidence_digest=digest(canonical(evidence)),
+        tier_confirmed=ctx.tier_confirmed, confirmation_note=ctx.confirmation_note, evaluated_at=ctx.now,
     )  # fmt: skip
 
 
@@ -514,15 +589,30 @@ class _Blocked(Exception):
         self.evaluation = evaluation
 
 
+def _require_may_execute(*, actor: Principal, request: PromotionRequest) -> None:
+    """The requester executes their own request (while an ML engineer or governance officer of the project);
+    any governance officer of the project executes anyone's. 403 (audited) otherwise, naming that rule."""
+    project = request.project
+    if actor.read_only:
+        raise Forbidden("This API key is read-only; it may not execute promotions.", code="read_only_key",
+                        project=project)  # fmt: skip
+    if actor.has_role(project, [Role.GOVERNANCE_OFFICER]):
+        return
+    if request.requested_by_id == actor.user.pk and actor.has_role(project, [Role.ML_ENGINEER]):
+        return
+    raise Forbidden(
+        f"Only its requester ({request.requested_by.username}, while an ml_engineer or governance_officer of "
+        "the project) or a project's governance_officer may execute this promotion.",
+        code="permission_denied", project=project,
+    )  # fmt: skip
+
+
 def promotion_execute(*, actor: Principal, request: PromotionRequest) -> Deployment:
     """Run the version in the environment if every gate passes now; else 409 listing every failing gate.
 
     Concurrent executions for one deployment end with one winner and 409s for the others."""
     project = request.project
-    if request.requested_by_id != actor.user.pk:
-        require_role(actor, project, [Role.GOVERNANCE_OFFICER], action="execute promotions")
-    else:
-        require_role(actor, project, [Role.ML_ENGINEER, Role.GOVERNANCE_OFFICER], action="execute promotions")
+    _require_may_execute(actor=actor, request=request)
     # What the caller's execution starts from: if another execution changes the deployment before this one
     # holds the lock, this one answers 409 instead of silently replacing what the other just deployed.
     seen = (

@@ -177,3 +177,51 @@ def test_lineage_agents_follow_registry_links_too(project, ml_engineer, model_ve
     assert lineage_agents(model_version) == set()
     ModelVersionDataset.objects.create(model_version=model_version, dataset_version=version, role="trained_on")
     assert lineage_agents(model_version) == {bot.pk}
+
+
+def test_lineage_agents_of_several_versions_walked_together_are_each_ones_own(
+    project, ml_engineer, model_version, admin_user
+):
+    """The officer's queue walks every request's version at once; each still gets only its own upstream."""
+    from governance.lineage import lineage_agents_many
+    from governance.models import Role
+    from governance.services.access import role_grant
+
+    second = ModelVersion.objects.create(
+        model=model_version.model,
+        version=2,
+        artifact_uri="s3://models/2",
+        artifact_sha256=hashlib.sha256(b"2").hexdigest(),
+        signature={},
+        created_by=ml_engineer,
+    )
+    bots = [UserFactory(username=f"bot-{n}") for n in (1, 2, 3)]
+    for bot in bots:
+        role_grant(actor=Principal(admin_user), project=project, principal=bot, role=Role.ML_ENGINEER)
+    # v1: raw (bot-1) -> features@1 (engineer) -> v1; v2: clicks (bot-3) -> features@2 (bot-2) -> v2.
+    ingest(Principal(bots[0]), project, run_event("extract", outputs=[dataset("raw")]))
+    ingest(
+        Principal(ml_engineer),
+        project,
+        run_event("prepare", inputs=[dataset("raw")], outputs=[dataset("features", version="1")]),
+    )
+    ingest(
+        Principal(ml_engineer),
+        project,
+        run_event("train", inputs=[dataset("features", version="1")], run_facets=model_facet("fraud-gbm", 1)),
+    )
+    ingest(Principal(bots[2]), project, run_event("export", outputs=[dataset("clicks")]))
+    ingest(
+        Principal(bots[1]),
+        project,
+        run_event("prepare-2", inputs=[dataset("clicks")], outputs=[dataset("features", version="2")]),
+    )
+    ingest(
+        Principal(bots[1]),
+        project,
+        run_event("train-2", inputs=[dataset("features", version="2")], run_facets=model_facet("fraud-gbm", 2)),
+    )
+
+    alone = {version.pk: lineage_agents(version) for version in (model_version, second)}
+    assert alone == {model_version.pk: {bots[0].pk, ml_engineer.pk}, second.pk: {bots[1].pk, bots[2].pk}}
+    assert lineage_agents_many([model_version, second]) == alone

@@ -139,3 +139,30 @@ def test_seed_demo_passwords_log_in_to_the_console(db, client):
     response = client.post("/console/login/", {"username": "officer", "password": password})
     assert response.status_code == 302
     assert "fraud-detection" in client.get("/console/").content.decode()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_seed_demo_shows_an_active_and_a_suspended_deployment(celery_eager):
+    """As after ``make run`` (checks in process): the tour's fraud-gbm stays active; the drifted demo batch went
+    to fraud-mobile, whose production deployment the default policy suspended."""
+    auditor = _bearer(_demo_keys(_run("seed_demo")[0])["auditor"])
+    deployments = "/api/v1/projects/fraud-detection/deployments/"
+    states = {(d["model"], d["environment"]): d["state"] for d in auditor.get(deployments).json()["results"]}
+    assert states == {("fraud-gbm", "production"): "active", ("fraud-mobile", "production"): "suspended"}
+
+    def verify(model):
+        approved = auditor.get(f"{deployments}{model}/production/").json()["artifact_sha256"]
+        answer = auditor.post(f"{deployments}{model}/production/verify/", {"artifact_sha256": approved}, format="json")
+        assert answer.status_code == 200
+        return answer.json()
+
+    assert verify("fraud-gbm") == {"allowed": True, "reason": "version 1 is approved and active", "version": 1}
+    refused = verify("fraud-mobile")
+    assert (refused["allowed"], refused["version"]) == (False, 1)
+    assert re.fullmatch(r"the deployment is suspended: automatically: check run \d+ \(data_drift\) failed: .+",
+                        refused["reason"])  # fmt: skip
+    alerts = auditor.get("/api/v1/projects/fraud-detection/alerts/").json()["results"]
+    failed = [a for a in alerts if a["kind"] == "check_failed"]
+    assert {a["model"] for a in failed} == {"fraud-mobile"}  # fraud-gbm's batches all pass
+    assert [a["suspended"] for a in failed].count(True) == 1  # the first failed check suspended it

@@ -208,6 +208,32 @@ def test_one_decision_per_reviewer(api, project, ml_engineer, officer, ready_ver
     )
 
 
+def test_the_refusal_to_execute_states_who_may(api, project, admin_user, ml_engineer, officer, officer2, auditor,
+                                               ready_version):  # fmt: skip
+    from governance.access import Principal
+    from governance.services.access import role_grant
+
+    request_id = request_promotion(api(ml_engineer), project).json()["id"]
+    api(officer).post(url(project, f"promotion-requests/{request_id}/approve/"), {}, format="json")
+    colleague = UserFactory(username="colleague")
+    role_grant(actor=Principal(admin_user), project=project, principal=colleague, role="ml_engineer")
+    rule = (
+        "Only its requester (mlengineer, while an ml_engineer or governance_officer of the project) or a "
+        "project's governance_officer may execute this promotion."
+    )
+    for user in (auditor, colleague):
+        refused = api(user).post(url(project, f"promotion-requests/{request_id}/execute/"))
+        assert refused.status_code == 403
+        assert refused.json()["error"] == {"code": "permission_denied", "message": rule, "details": []}
+        assert AuditEvent.objects.filter(action="access.denied", actor_name=user.username).exists()
+    assert not Deployment.objects.exists()
+    # An officer who did not request it executes it, as the rule says (the requester could as well).
+    executed = api(officer2).post(url(project, f"promotion-requests/{request_id}/execute/"))
+    assert executed.status_code == 200, executed.json()
+    assert Deployment.objects.get().model_version.version == 1
+    assert DeploymentHistory.objects.get().executed_by == officer2
+
+
 def test_withdraw_and_the_officer_queue(api, project, ml_engineer, officer, ready_version, other_project, outsider):
     request_id = request_promotion(api(ml_engineer), project).json()["id"]
     queue = api(officer).get("/api/v1/promotion-requests/", {"state": "open"}).json()["results"]
@@ -238,6 +264,31 @@ def test_policy_is_published_by_officers_and_validated(api, project, ml_engineer
     assert published.status_code == 201
     assert published.json()["version"] == 2
     assert api(officer).get(f"{policy_url}current/").json()["version"] == 2
+
+
+def test_suspend_on_failed_check_names_environment_kinds(api, project, officer):
+    policy_url = url(project, "policies/")
+    assert api(officer).get(f"{policy_url}current/").json()["document"]["suspend_on_failed_check"] == ["production"]
+    gates = {"production": {"limited": [{"kind": "approvals", "min": 1}]}}
+    for wrong, why in ((["data_drift"], '"data_drift" is not an environment kind'),
+                       (["production", "qa", "check"], '"qa", "check" are not environment kinds'),
+                       ("production", 'got "production", not a list')):  # fmt: skip
+        refused = api(officer).post(
+            policy_url, {"document": {"environments": gates, "suspend_on_failed_check": wrong}}, format="json"
+        )
+        assert refused.status_code == 400
+        assert refused.json()["error"]["code"] == "invalid_policy"
+        assert refused.json()["error"]["details"] == [{
+            "field": "suspend_on_failed_check",
+            "message": "a list of the environment kinds whose deployments a failed check suspends, each one of "
+                       f"staging, production (an empty list suspends none); {why}",
+        }]  # fmt: skip
+    assert api(officer).get(f"{policy_url}current/").json()["version"] == 1  # nothing was published
+    # Left out, it is the default's; [] turns automatic suspension off.
+    published = api(officer).post(policy_url, {"document": {"environments": gates}}, format="json").json()
+    assert published["document"]["suspend_on_failed_check"] == ["production"]
+    off = {"environments": gates, "suspend_on_failed_check": []}
+    assert api(officer).post(policy_url, {"document": off}, format="json").json()["document"] == off
 
 
 def test_the_floor_holds_under_any_policy(api, project, ml_engineer, officer, ready_version):

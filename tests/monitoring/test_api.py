@@ -213,8 +213,8 @@ def test_a_failing_check_of_a_deployed_version_raises_an_alert(api, project, ml_
     alerts = api(auditor).get(url(project, "alerts/"), {"acknowledged": False}).json()["results"]
     assert len(alerts) == 1
     assert (alerts[0]["check_run"], alerts[0]["environment"], alerts[0]["suspended"]) == (run["id"], "production",
-                                                                                          False)  # fmt: skip
-    assert Deployment.objects.get().state == "active"  # the default policy suspends nothing
+                                                                                          True)  # fmt: skip
+    assert Deployment.objects.get().state == "suspended"  # the default policy suspends production deployments
     ack_url = url(project, f"alerts/{alerts[0]['id']}/acknowledge/")
     assert api(auditor).post(ack_url, {}, format="json").status_code == 403
     acknowledged = api(officer).post(ack_url, {"comment": "looking into it"}, format="json")
@@ -224,23 +224,43 @@ def test_a_failing_check_of_a_deployed_version_raises_an_alert(api, project, ml_
 
 
 @flow
-def test_the_policy_may_suspend_a_deployment_automatically(api, project, ml_engineer, officer, reference):
-    document = {"environments": {"production": {"limited": [{"kind": "approvals", "min": 1}]}},
-                "suspend_on_failed_check": ["production"]}  # fmt: skip
-    policy_publish(actor=Principal(officer), project=project, source=document)
+def test_the_default_policy_suspends_a_production_deployment_whose_check_fails(api, project, ml_engineer, officer,
+                                                                                reference):  # fmt: skip
     engineer = api(ml_engineer)
     create_monitor(engineer, project)
-    upload(engineer, project, drifted(), environment="production")
+    run = upload(engineer, project, drifted(), environment="production").json()["runs"][0]
     deployment = Deployment.objects.get()
-    assert deployment.state == "suspended" and "automatically" in deployment.state_reason
+    assert deployment.state == "suspended"
+    assert deployment.state_reason.startswith(f"automatically: check run {run['id']} (data_drift) failed: ")
     verify = api(officer).post(
         url(project, "deployments/fraud-gbm/production/verify/"),
         {"artifact_sha256": deployment.model_version.artifact_sha256},
         format="json",
     )
-    assert verify.json()["allowed"] is False
+    assert (verify.json()["allowed"], verify.json()["reason"]) == (
+        False, f"the deployment is suspended: {deployment.state_reason}")  # fmt: skip
     assert api(officer).get(url(project, "alerts/")).json()["results"][0]["suspended"] is True
     assert "deployment.suspended" in actions(project)
+
+
+@flow
+def test_a_policy_may_turn_automatic_suspension_off(api, project, ml_engineer, officer, reference):
+    document = {"environments": {"production": {"limited": [{"kind": "approvals", "min": 1}]}},
+                "suspend_on_failed_check": []}  # fmt: skip
+    policy_publish(actor=Principal(officer), project=project, source=document)
+    engineer = api(ml_engineer)
+    create_monitor(engineer, project)
+    assert upload(engineer, project, drifted(), environment="production").json()["runs"][0]["state"] == "failed"
+    deployment = Deployment.objects.get()
+    assert deployment.state == "active"
+    verify = api(officer).post(
+        url(project, "deployments/fraud-gbm/production/verify/"),
+        {"artifact_sha256": deployment.model_version.artifact_sha256},
+        format="json",
+    )
+    assert verify.json()["allowed"] is True
+    assert api(officer).get(url(project, "alerts/")).json()["results"][0]["suspended"] is False
+    assert "deployment.suspended" not in actions(project)
 
 
 # --- The check gate and voided decisions ---

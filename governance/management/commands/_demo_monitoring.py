@@ -1,9 +1,10 @@
 """Demo monitoring for ``seed_demo``: drift and quality monitors on the deployed version, and two production
 batches -- one distributed like the reference data (its checks pass), one drifted (its checks fail and raise
-alerts); a history of daily batches before them whose amounts creep up (a series to draw); a model_quality
-monitor on an hourly schedule with a freshness rule, and labels arriving for the like-reference batch (a new
-batch revision that runs only model_quality). Works in eager mode (no ``REDIS_URL``): the checks and their
-reports run in process.
+alerts; under the default policy they suspend the deployment, so ``seed_demo`` sends it to a second model's
+deployment, which has drift and quality monitors of its own, and the first model's stays active); a history
+of daily batches before them whose amounts creep up (a series to draw); a model_quality monitor on an hourly
+schedule with a freshness rule, and labels arriving for the like-reference batch (a new batch revision that
+runs only model_quality). Works in eager mode (no ``REDIS_URL``): the checks and their reports run in process.
 
 Safe to run again: monitors are reused, and the batches are deterministic (derived from the reference data with
 a fixed seed), so a second run gets the same batches and runs back instead of new ones.
@@ -79,24 +80,21 @@ def seed_monitoring(
     reference_dataset_version: DatasetVersion,
     *,
     pipeline: User | None = None,
+    drifted_version: ModelVersion | None = None,
 ) -> dict:
     """As ``engineer`` (an ML engineer of ``project``): link the reference data if it is not linked, create a
     drift and a quality monitor on the version's deployment (production if it runs in several places), and
     upload two production batches of the last two days -- the older one like the reference, the newer one
-    drifted. The daily history before them is ``pipeline``'s (default: the engineer's): uploaded at once, its
+    drifted. The drifted one goes to ``drifted_version``'s deployment (with monitors of its own) when given.
+    The daily history before them is ``pipeline``'s (default: the engineer's): uploaded at once, its
     runs and the engineer's would not all fit one principal's queue bound (TOLLGATE_CHECK_QUEUE_PER_PRINCIPAL)
     while no worker runs them. Returns the batches and their runs."""
     actor = Principal(engineer)
-    if not deployed_version.dataset_links.filter(dataset_version=reference_dataset_version, role="reference").exists():
-        model_version_datasets_link(
-            actor=actor, version=deployed_version,
-            links=[{"dataset_version": reference_dataset_version.pk, "role": "reference"}],
-        )  # fmt: skip
-    deployments = Deployment.objects.filter(model_version=deployed_version).select_related("environment")
-    deployment = sorted(deployments, key=lambda d: d.environment.kind != "production")[0]
-    for kind, name in (("data_drift", "fraud-drift"), ("data_quality", "fraud-quality")):
-        if not Monitor.objects.filter(project=project, name=name).exists():
-            monitor_create(actor=actor, project=project, name=name, kind=kind, config={}, deployment=deployment)
+    deployment = _monitored(project, actor, deployed_version, reference_dataset_version, prefix="fraud")
+    drifted_deployment = deployment
+    if drifted_version is not None:
+        prefix = drifted_version.model.name
+        drifted_deployment = _monitored(project, actor, drifted_version, reference_dataset_version, prefix=prefix)
 
     frame = _reference_frame(reference_dataset_version, deployed_version)
     outputs = [c["name"] for c in deployed_version.signature.get("outputs", [])]
@@ -121,11 +119,12 @@ def seed_monitoring(
     truth = like.pop(TRUTH) if TRUTH in like.columns else None
     if prediction and truth is not None:
         like[prediction] = _scores(truth)
-    for label, batch_frame, start in (("like-reference", like, today - 2 * day),
-                                      ("drifted", _drifted(frame).drop(columns=TRUTH, errors="ignore"),
-                                       today - day)):  # fmt: skip
+    for label, batch_frame, start, target in (
+        ("like-reference", like, today - 2 * day, deployment),
+        ("drifted", _drifted(frame).drop(columns=TRUTH, errors="ignore"), today - day, drifted_deployment),
+    ):
         result = batch_upload(
-            actor=actor, project=project, deployment=deployment, file=_csv(batch_frame, f"{label}.csv"),
+            actor=actor, project=project, deployment=target, file=_csv(batch_frame, f"{label}.csv"),
             window_start=start, window_end=start + day - datetime.timedelta(seconds=1),
         )  # fmt: skip
         if label == "like-reference" and prediction and truth is not None:  # the outcomes, a day later
@@ -133,6 +132,21 @@ def seed_monitoring(
             batch_labels_upload(actor=actor, batch=result.batch, file=_csv(labels, "labels.csv"))
         results[label] = {"batch": result.batch.pk, "runs": {r.kind: r.pk for r in result.batch.runs.all()}}
     return results
+
+
+def _monitored(project: Project, actor: Principal, version: ModelVersion, reference: DatasetVersion, *,
+               prefix: str) -> Deployment:  # fmt: skip
+    """The version's deployment (production if it runs in several places), with the reference data linked and
+    a drift and a quality monitor (``<prefix>-drift``, ``<prefix>-quality``)."""
+    if not version.dataset_links.filter(dataset_version=reference, role="reference").exists():
+        model_version_datasets_link(actor=actor, version=version,
+                                    links=[{"dataset_version": reference.pk, "role": "reference"}])  # fmt: skip
+    deployments = Deployment.objects.filter(model_version=version).select_related("environment")
+    deployment = sorted(deployments, key=lambda d: d.environment.kind != "production")[0]
+    for kind, name in (("data_drift", f"{prefix}-drift"), ("data_quality", f"{prefix}-quality")):
+        if not Monitor.objects.filter(project=project, name=name).exists():
+            monitor_create(actor=actor, project=project, name=name, kind=kind, config={}, deployment=deployment)
+    return deployment
 
 
 def _history(frame: pd.DataFrame, index: int) -> pd.DataFrame:

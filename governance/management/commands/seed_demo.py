@@ -112,11 +112,12 @@ class Command(BaseCommand):
         return credentials
 
     def _seed_data(self, project: Project, users: dict, account: User) -> None:
-        """Datasets, a model with two versions (one in production and monitored, one blocked), idempotent."""
+        """Datasets, a model with two versions (one in production and monitored, one blocked), a second model
+        in production whose drifted batch suspends it, idempotent."""
         from ._demo_datasets import seed_datasets
         from ._demo_lineage import seed_lineage
         from ._demo_monitoring import seed_monitoring
-        from ._demo_registry import MODEL, seed_registry, seed_workflow
+        from ._demo_registry import MODEL, seed_registry, seed_second_model, seed_workflow
 
         raw, training = seed_datasets(project, users["mlengineer"])
         model = project.models.filter(name=MODEL).first()
@@ -129,7 +130,13 @@ class Command(BaseCommand):
         for version in (v1, v2):  # the training runs, as the pipeline reports them through OpenLineage
             seed_lineage(project, account, version, [raw, training])
         seed_workflow(project, engineer=users["mlengineer"], officer=users["officer"], v1=v1, v2=v2)
-        seed_monitoring(project, users["mlengineer"], v1, training, pipeline=account)
+        # The drifted demo batch goes to a second model: the default policy suspends its production deployment,
+        # and fraud-gbm's, which the README's tour promotes and verifies, stays active.
+        mobile = seed_second_model(
+            project, pipeline=account, engineer=users["mlengineer"], officer=users["officer"], training=training
+        )
+        seed_lineage(project, account, mobile, [raw, training])
+        seed_monitoring(project, users["mlengineer"], v1, training, pipeline=account, drifted_version=mobile)
 
     def _reset(self, user: User, what: str, *, project: Project | None, password: bool = True):
         """A fresh password and a fresh demo key; earlier demo keys of this user are revoked."""
