@@ -13,7 +13,7 @@ from governance.access import Principal
 from governance.audit import audit_record, canonical, digest
 from governance.audit_chain import checkpoint_all, verify_chain
 from governance.audit_db import audit_maintenance
-from governance.models import AuditChainHead, AuditEvent, Deployment, ModelVersion, PromotionRequest
+from governance.models import AuditChainHead, AuditEvent, Deployment, ModelVersion, PromotionRequest, User
 from governance.models.audit import chain_of, label_part
 from governance.services.datasets import dataset_create, dataset_version_register
 from governance.services.registry import model_version_register
@@ -198,8 +198,6 @@ def test_filters_combine_and_stay_in_their_project(api, story, project, other_pr
         ("gate.evaluated", f"model:fraud-gbm/1/promotion-request:{story['request']}"),
     ]
     assert _events(api(auditor), project, model="fraud-gbm", dataset="customers") == []
-    from governance.models import User
-
     theirs = api(User.objects.get(username="other-admin"))
     assert _events(theirs, other_project, model="fraud-gbm") == [
         ("model.created", "model:fraud-gbm"),
