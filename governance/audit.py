@@ -3,6 +3,9 @@
 ``audit_record`` appends an event in the caller's transaction, so a change and its event commit together.
 The hashed bytes are RFC 8785 canonical JSON (sorted keys, no whitespace), stored verbatim in
 ``AuditEvent.payload``: the verifier re-hashes that text and never re-serialises a JSON column.
+
+Body version 2 adds the target's readable label (``target.label``, see governance.models.audit) to what is
+hashed; version 1 bodies, written before labels were, have none and still verify (their label column is empty).
 """
 
 from __future__ import annotations
@@ -101,6 +104,18 @@ def _role_of(actor, project: Project | None) -> str:
     return ",".join(roles)
 
 
+def _target(target: models.Model | tuple[str, object] | None) -> tuple[str, str, str]:
+    """The target's type, id and label: a model's own ``audit_label``, else ``<type>:<id>``."""
+    if target is None:
+        return "", "", ""
+    if isinstance(target, models.Model):
+        target_type, target_id = target._meta.model_name, str(target.pk)
+        label = getattr(target, "audit_label", None)
+    else:
+        target_type, target_id, label = target[0], str(target[1]), None
+    return target_type, target_id, label or f"{target_type}:{target_id}"
+
+
 def audit_record(
     *,
     action: str,
@@ -113,12 +128,7 @@ def audit_record(
 
     The chain's head row is locked first, so concurrent writers queue up instead of forking the chain.
     """
-    if isinstance(target, models.Model):
-        target_type, target_id = target._meta.model_name, str(target.pk)
-    elif target is not None:
-        target_type, target_id = target[0], str(target[1])
-    else:
-        target_type, target_id = "", ""
+    target_type, target_id, target_label = _target(target)
     context = current_request.get()
     actor_fields = _actor_fields(actor, project)
     chain = chain_of(project.pk if project else None)
@@ -129,14 +139,14 @@ def audit_record(
         head = AuditChainHead.objects.select_for_update().get(chain=chain)
         occurred_at = timezone.now()
         body = {
-            "v": 1,
+            "v": 2,
             "chain": chain,
             "sequence": head.sequence + 1,
             "occurred_at": occurred_at.isoformat(),
             "project": {"id": project.pk, "slug": project.slug} if project else None,
             "actor": actor_fields,
             "action": action,
-            "target": {"type": target_type, "id": target_id},
+            "target": {"type": target_type, "id": target_id, "label": target_label},
             "request_id": context.request_id,
             "client_address": context.client_address,
             "diff": clean_diff,
@@ -154,6 +164,7 @@ def audit_record(
             action=action,
             target_type=target_type,
             target_id=target_id,
+            target_label=target_label,
             request_id=context.request_id,
             client_address=context.client_address,
             diff=clean_diff,

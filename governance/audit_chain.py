@@ -108,6 +108,7 @@ def _columns_disagree(event: AuditEvent, body: dict) -> str | None:
         "action": body.get("action"),
         "target_type": target.get("type"),
         "target_id": target.get("id"),
+        "target_label": target.get("label", ""),  # version 1 bodies have no label, and an empty column
         "request_id": body.get("request_id"),
         "client_address": body.get("client_address"),
         "diff": body.get("diff"),

@@ -1,9 +1,12 @@
 """The access log (DESIGN §4): one row per API and console request, written after the response; and the
 audit of every refusal.
 
-One INSERT and nothing else: the principal, key and URL match are already on the request by then (DRF copies
-``user`` and ``auth`` onto the Django request when it authenticates). A failed write is logged and the
-response goes out regardless -- the access log must never take the API down with it.
+Every entry names the principal and key, whatever the outcome: the Bearer key's check is kept on the Django
+request (``controlplane.api.authentication.bearer_check``), and a request that no view authenticated (an
+unknown URL, a middleware's refusal, a bad ``?format=``) has its key checked here, once. A refusal (status
+400 and up) notes the ``code`` of its error body in ``detail``, and a refused key the prefix it named.
+Otherwise one INSERT: the URL match is on the request by then. A failed write is logged and the response goes
+out regardless -- the access log must never take the API down with it.
 """
 
 import functools
@@ -15,6 +18,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from controlplane.api.authentication import bearer_check
 from controlplane.api.errors import REFUSAL_ATTRIBUTE
 
 from .access import Principal
@@ -41,8 +45,11 @@ def _printable(text: str) -> str:
 
 
 def _principal(request):
-    """The authenticated user and key. For an API call DRF has already put them on the request; for a
-    console page the view has already loaded the session user."""
+    """The authenticated user and key. A Bearer key decides alone (DRF tries it before the session); else the
+    session user, which DRF or the console view has already loaded."""
+    check = bearer_check(request)
+    if check is not None:
+        return (check.key.owner, check.key) if check.key is not None else (None, None)
     user = getattr(request, "user", None)
     if user is None or not getattr(user, "is_authenticated", False):
         return None, None
@@ -90,7 +97,7 @@ class AccessLogMiddleware:
             status=response.status_code,
             request_id=getattr(request, "request_id", "")[:64],
             client_address=getattr(request, "client_address", "")[:64],
-            detail=getattr(request, DETAIL_ATTRIBUTE, ""),
+            detail=_detail(request, response),
         )
         if connection.in_atomic_block:
             # Inside someone's transaction (ATOMIC_REQUESTS, tests): a savepoint keeps a failed insert from
@@ -99,6 +106,17 @@ class AccessLogMiddleware:
                 _insert(entry, asynchronous=False)
         else:
             _insert(entry, asynchronous=connection.vendor == "postgresql")
+
+
+def _detail(request, response) -> str:
+    """The request's note, then for a refusal the ``code`` of its error body and the prefix of a refused key."""
+    parts = [getattr(request, DETAIL_ATTRIBUTE, "")]
+    if response.status_code >= 400:
+        parts.append(_error_field(response, "code"))
+        check = bearer_check(request)
+        if check is not None and check.key is None and check.presented_prefix:
+            parts.append(f"key={check.presented_prefix}")
+    return " ".join(part for part in parts if part)[:200]
 
 
 class RefusalAuditMiddleware:
@@ -117,7 +135,11 @@ class RefusalAuditMiddleware:
         return response
 
     def _audit(self, request, response) -> None:
-        user, key = _principal(request)
+        try:
+            user, key = _principal(request)
+        except Exception:  # noqa: BLE001 - a key no view checked, and the database failed: the 403 still goes out
+            log.exception("refusal audit: could not identify the caller of %s %s", request.method, request.path[:200])
+            return
         if user is None:
             return
         actor = Principal(user, key)
@@ -127,14 +149,24 @@ class RefusalAuditMiddleware:
         audit_denied(actor=actor, project=project, operation=f"{request.method} {request.path}", reason=reason)
 
 
+ERROR_BODY_MAX_BYTES = 64 * 1024  # error bodies are small; anything larger is not read back
+
+
+def _error_field(response, field: str) -> str:
+    """A field of the response's error body (``{"error": {...}}``), or "" when it has none."""
+    if response.streaming or response.get("Content-Type") != "application/json":
+        return ""
+    if len(response.content) > ERROR_BODY_MAX_BYTES:
+        return ""
+    try:
+        return str(json.loads(response.content)["error"][field])
+    except (ValueError, KeyError, TypeError):
+        return ""
+
+
 def _message(response) -> str:
     """The error message of a 403 that did not say why through the exception handler."""
-    if not response.streaming and response.get("Content-Type") == "application/json":
-        try:
-            return str(json.loads(response.content)["error"]["message"])
-        except (ValueError, KeyError, TypeError):
-            pass
-    return response.reason_phrase
+    return _error_field(response, "message") or response.reason_phrase
 
 
 def _url_project(request, actor: Principal) -> Project | None:

@@ -263,7 +263,7 @@ def event_payload(event: AuditEvent) -> str:
             "data": {
                 "sequence": event.sequence,
                 "actor": {"name": event.actor_name, "role": event.actor_role},
-                "target": {"type": event.target_type, "id": event.target_id},
+                "target": {"type": event.target_type, "id": event.target_id, "label": event.target_label},
                 "diff": event.diff,
             },
         }

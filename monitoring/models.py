@@ -45,6 +45,11 @@ class Monitor(models.Model):
     def __str__(self):
         return self.name
 
+    @property
+    def audit_label(self) -> str:
+        """Under what it watches: the deployment or the version."""
+        return f"{(self.deployment if self.deployment_id else self.model_version).audit_label}/monitor:{self.pk}"
+
 
 class MonitorRevision(models.Model):
     """One configuration of a monitor; immutable. A check run names the revision it ran with."""
@@ -103,6 +108,10 @@ class Batch(models.Model):
 
     def __str__(self):
         return f"batch {self.pk} of version {self.model_version_id}"
+
+    @property
+    def audit_label(self) -> str:
+        return f"{self.model_version.audit_label}/batch:{self.pk}"
 
 
 class BatchLabels(models.Model):
@@ -202,6 +211,10 @@ class CheckRun(models.Model):
         return f"check run {self.pk} ({self.kind}, {self.state})"
 
     @property
+    def audit_label(self) -> str:
+        return f"{self.model_version.audit_label}/check-run:{self.pk}"
+
+    @property
     def is_terminal(self) -> bool:
         return self.state in TERMINAL_STATES
 
@@ -242,6 +255,10 @@ class Alert(models.Model):
     def __str__(self):
         return f"alert {self.pk}: {self.message[:60]}"
 
+    @property
+    def audit_label(self) -> str:
+        return f"{self.model_version.audit_label}/alert:{self.pk}"
+
 
 class DataPolicy(models.Model):
     """A project's rules for raw data (batches, their labels, reference data), which may hold personal data:
@@ -261,6 +278,10 @@ class DataPolicy(models.Model):
 
     def __str__(self):
         return f"data policy of {self.project_id}"
+
+    @property
+    def audit_label(self) -> str:
+        return "data-policy"
 
 
 class DatasetVersionPurge(models.Model):

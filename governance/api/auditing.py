@@ -14,7 +14,7 @@ from django import forms
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import renderers, serializers
 from rest_framework.response import Response
 
@@ -43,6 +43,7 @@ class AuditEventSerializer(serializers.ModelSerializer):
             "action",
             "target_type",
             "target_id",
+            "target_label",
             "request_id",
             "client_address",
             "diff",
@@ -82,38 +83,138 @@ class AccessLogEntrySerializer(serializers.ModelSerializer):
 # --- Filters (bad values are a 400 in the usual error shape) ---
 
 
-class AuditEventFilter(django_filters.FilterSet):
+@extend_schema_field(OpenApiTypes.INT)
+class PositiveIntegerFilter(django_filters.Filter):
+    field_class = forms.IntegerField
+
+
+class DeploymentFilter(django_filters.CharFilter):
+    field_class = forms.RegexField
+
+
+class _AboutForm(forms.Form):
+    """A version is a version of something: ``version`` alone (or ``dataset_version``) is a 400."""
+
+    def clean(self):
+        data = super().clean()
+        for narrower, broader in (("version", "model"), ("dataset_version", "dataset")):
+            if data.get(narrower) not in (None, "") and data.get(broader) in (None, ""):
+                message = f"Give {broader} too: ?{broader}=<name>&{narrower}=<version>."
+                self.add_error(narrower, forms.ValidationError(message, code="invalid"))
+        return data
+
+
+def _together(queryset, name, value):
+    return queryset  # applied together by AboutFilterSet.filter_queryset
+
+
+class AboutFilterSet(django_filters.FilterSet):
+    """Filters by what people know (``about_filters``), handed together to the queryset's ``about()``."""
+
+    about_filters: tuple[str, ...] = ()
+
+    def filter_queryset(self, queryset):
+        queryset = super().filter_queryset(queryset)
+        data = self.form.cleaned_data
+        about = {name: data[name] for name in self.about_filters if data.get(name) not in (None, "")}
+        if "deployment" in about:
+            about["deployment"] = tuple(about["deployment"].split("/"))
+        return queryset.about(**about) if about else queryset
+
+
+DEPLOYMENT = r"^[^/]+/[^/]+$"
+
+
+class AuditEventFilter(AboutFilterSet):
+    """``model``, ``version``, ``dataset``, ``dataset_version``, ``promotion_request`` and ``deployment`` match
+    the target label (governance.models.audit), so they need no join; events written before labels existed
+    have none and are found by ``target_type`` and ``target_id``."""
+
     actor = django_filters.CharFilter(field_name="actor_name", help_text="Username of the actor.")
     action = django_filters.CharFilter(field_name="action")
     target_type = django_filters.CharFilter(field_name="target_type")
     target_id = django_filters.CharFilter(field_name="target_id")
+    target_label = django_filters.CharFilter(
+        field_name="target_label", help_text="The exact label, e.g. `model:fraud-gbm/3`."
+    )
+    model = django_filters.CharFilter(
+        method=_together,
+        help_text="A model by name: events about it and everything under it -- its versions and their promotion "
+        "requests, exceptions, batches, check runs, alerts, monitors and lineage runs, and its deployments "
+        "(labels `model:<name>` and `model:<name>/...`).",
+    )
+    version = PositiveIntegerFilter(
+        method=_together,
+        min_value=1,
+        help_text="With `model`: that version and everything under it (`model:<name>/<version>`, and below).",
+    )
+    dataset = django_filters.CharFilter(
+        method=_together,
+        help_text="A dataset by name, in any namespace: events about it and its versions (`dataset:<name>`).",
+    )
+    dataset_version = django_filters.CharFilter(
+        method=_together, help_text="With `dataset`: one version, by label (`dataset:<name>/<version>`)."
+    )
+    promotion_request = PositiveIntegerFilter(
+        method=_together,
+        min_value=1,
+        help_text="A promotion request by id: its request, reviews, gate evaluations, withdrawal or execution "
+        "(`.../promotion-request:<id>`).",
+    )
+    deployment = DeploymentFilter(
+        method=_together,
+        regex=DEPLOYMENT,
+        help_text="`<model>/<environment>`, as in `deployments/<model>/<environment>/`: its promotions, "
+        "suspensions and resumptions, and its monitors (`model:<model>/deployment:<environment>`).",
+    )
     since = django_filters.IsoDateTimeFilter(
         field_name="occurred_at", lookup_expr="gte", help_text="ISO 8601, inclusive."
     )
     until = django_filters.IsoDateTimeFilter(
         field_name="occurred_at", lookup_expr="lt", help_text="ISO 8601, exclusive."
     )
+    about_filters = ("model", "version", "dataset", "dataset_version", "promotion_request", "deployment")
 
     class Meta:
         model = AuditEvent
         fields = []
+        form = _AboutForm
 
 
 class StatusFilter(django_filters.CharFilter):
     field_class = forms.RegexField
 
 
-class AccessLogFilter(django_filters.FilterSet):
+class AccessLogFilter(AboutFilterSet):
+    """``model``, ``version``, ``promotion_request`` and ``deployment`` match the URL's parameters as recorded in
+    ``object``: what a request named, not what it touched (a promotion request's URL names no model)."""
+
     principal = django_filters.CharFilter(method="filter_principal", help_text="Username; `-` for anonymous.")
     method = django_filters.CharFilter(method="filter_method")
     status = StatusFilter(method="filter_status", regex=r"^[1-5](\d\d|xx)$", help_text="`404`, or a class: `4xx`.")
     path = django_filters.CharFilter(field_name="path", lookup_expr="startswith", help_text="A path prefix.")
+    model = django_filters.CharFilter(
+        method=_together, help_text="Requests under `models/<model>/` or `deployments/<model>/`."
+    )
+    version = PositiveIntegerFilter(
+        method=_together, min_value=1, help_text="With `model`: requests under `models/<model>/versions/<version>/`."
+    )
+    promotion_request = PositiveIntegerFilter(
+        method=_together, min_value=1, help_text="Requests under `promotion-requests/<id>/`."
+    )
+    deployment = DeploymentFilter(
+        method=_together,
+        regex=DEPLOYMENT,
+        help_text="`<model>/<environment>`: requests under `deployments/<model>/<environment>/`.",
+    )
     since = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="gte", help_text="ISO 8601, inclusive.")
     until = django_filters.IsoDateTimeFilter(field_name="at", lookup_expr="lt", help_text="ISO 8601, exclusive.")
+    about_filters = ("model", "version", "promotion_request", "deployment")
 
     class Meta:
         model = AccessLogEntry
         fields = []
+        form = _AboutForm
 
     def filter_principal(self, queryset, name, value):
         return queryset.filter(principal_name="" if value == "-" else value)
@@ -268,6 +369,7 @@ class AuditEventListView(ExportMixin, ProjectApiView):
         ("action", "action"),
         ("target_type", "target_type"),
         ("target_id", "target_id"),
+        ("target_label", "target_label"),
         ("request_id", "request_id"),
         ("client_address", "client_address"),
         ("diff", "diff"),

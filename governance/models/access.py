@@ -5,6 +5,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from .audit import label_part
+
 
 class Role(models.TextChoices):
     ML_ENGINEER = "ml_engineer", "ML engineer"
@@ -29,6 +31,10 @@ class Project(models.Model):
     def __str__(self):
         return self.slug
 
+    @property
+    def audit_label(self) -> str:
+        return f"project:{self.slug}"
+
 
 class User(AbstractUser):
     """A human (console and API keys) or a service account: a non-human principal of exactly one project."""
@@ -37,6 +43,10 @@ class User(AbstractUser):
         Project, on_delete=models.PROTECT, null=True, blank=True, related_name="service_accounts"
     )
     description = models.TextField(blank=True)
+
+    @property
+    def audit_label(self) -> str:
+        return f"user:{label_part(self.username)}"
 
     @property
     def is_service_account(self) -> bool:
@@ -92,6 +102,10 @@ class RoleBinding(models.Model):
         return f"{self.principal_id} {self.role} in {self.project_id}"
 
     @property
+    def audit_label(self) -> str:
+        return f"member:{label_part(self.principal.username)}/{self.role}"
+
+    @property
     def state(self) -> str:
         if self.revoked_at:
             return "revoked"
@@ -120,6 +134,10 @@ class ApiKey(models.Model):
 
     def __str__(self):
         return f"{self.name} (tg_{self.prefix}…)"
+
+    @property
+    def audit_label(self) -> str:
+        return f"api-key:{self.prefix}"
 
     @property
     def state(self) -> str:

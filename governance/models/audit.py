@@ -1,14 +1,77 @@
-"""The record: a hash-chained, append-only audit log and the (unchained) access log (DESIGN §4, Audit)."""
+"""The record: a hash-chained, append-only audit log and the (unchained) access log (DESIGN §4, Audit).
+
+Target labels: each event names its target as people know it, a path of ``/``-separated parts, broadest
+first, so that a filter is a comparison with the label's start and needs no join into the target's concern:
+
+    model:fraud-gbm                                  a model
+    model:fraud-gbm/3                                its version 3
+    model:fraud-gbm/3/promotion-request:12           a promotion request of that version (also exception:,
+                                                     batch:, check-run:, alert:, lineage-run:, monitor:)
+    model:fraud-gbm/deployment:production            the model's deployment in production (and its monitor:)
+    dataset:customers    dataset:customers/2         a dataset by name; its version labelled 2
+    project:fraud  user:alice  member:alice/auditor  api-key:1a2b3c4d  environment:production  policy:4
+    webhook:3  data-policy                           and ``<target_type>:<target_id>`` for any other target
+
+A name is written with ``%``, ``/`` and whitespace or control characters percent-encoded (``label_part``), so
+a label splits back into its parts and a filter builds the label it looks for. Each model says its own label
+(``audit_label``); ``governance.audit`` stores it with the event and hashes it with the rest.
+"""
+
+import re
 
 from django.db import models
 from django.utils import timezone
 
 SYSTEM_CHAIN = "system"
 GENESIS_HASH = "0" * 64
+_LABEL_ESCAPES = re.compile(r"[%/\s\x00-\x1f\x7f-\x9f]")
+
+
+def label_part(value) -> str:
+    """A name as one part of a target label: ``%``, ``/``, whitespace and control characters percent-encoded."""
+    return _LABEL_ESCAPES.sub(lambda m: "".join(f"%{byte:02X}" for byte in m[0].encode("utf-8")), str(value))
 
 
 def chain_of(project_id: int | None) -> str:
     return f"project:{project_id}" if project_id else SYSTEM_CHAIN
+
+
+def _label_and_below(label: str) -> models.Q:
+    return models.Q(target_label=label) | models.Q(target_label__startswith=f"{label}/")
+
+
+class AuditEventQuerySet(models.QuerySet):
+    def about(
+        self,
+        *,
+        model: str | None = None,
+        version: int | None = None,
+        dataset: str | None = None,
+        dataset_version: str | None = None,
+        promotion_request: int | None = None,
+        deployment: tuple[str, str] | None = None,
+    ) -> "AuditEventQuerySet":
+        """Events by what people know, matched on the target label alone (no join): a model and what is
+        under it (``version``: that version and what is under it), a dataset (and one version of it), a
+        promotion request, a deployment given as (model, environment) and its monitors. Given together,
+        all must hold."""
+        if version is not None and model is None:
+            raise ValueError("version needs model")
+        if dataset_version is not None and dataset is None:
+            raise ValueError("dataset_version needs dataset")
+        condition = models.Q()
+        if model is not None:
+            label = f"model:{label_part(model)}"
+            condition &= _label_and_below(f"{label}/{version}" if version is not None else label)
+        if dataset is not None:
+            label = f"dataset:{label_part(dataset)}"
+            condition &= _label_and_below(f"{label}/{label_part(dataset_version)}" if dataset_version else label)
+        if promotion_request is not None:
+            condition &= models.Q(target_label__endswith=f"/promotion-request:{promotion_request}")
+        if deployment is not None:
+            deployed_model, environment = deployment
+            condition &= _label_and_below(f"model:{label_part(deployed_model)}/deployment:{label_part(environment)}")
+        return self.filter(condition)
 
 
 class AuditEvent(models.Model):
@@ -29,12 +92,16 @@ class AuditEvent(models.Model):
     action = models.CharField(max_length=64)
     target_type = models.CharField(max_length=64, blank=True)
     target_id = models.CharField(max_length=200, blank=True)
+    # The target as people know it (see the module's docstring); empty on events written before labels were.
+    target_label = models.TextField(blank=True, default="")
     request_id = models.CharField(max_length=64, blank=True)
     client_address = models.CharField(max_length=64, blank=True)
     diff = models.JSONField(default=dict)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
     payload = models.TextField()
+
+    objects = AuditEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["chain", "sequence"]
@@ -44,6 +111,12 @@ class AuditEvent(models.Model):
             models.Index(fields=["project", "action"], name="audit_project_action_idx"),
             models.Index(fields=["project", "actor_name"], name="audit_project_actor_idx"),
             models.Index(fields=["project", "target_type", "target_id"], name="audit_project_target_idx"),
+            # text_pattern_ops: PostgreSQL uses the index for the label filters' LIKE 'prefix%' in any collation.
+            models.Index(
+                fields=["project", "target_label"],
+                name="audit_project_label_idx",
+                opclasses=["int8_ops", "text_pattern_ops"],
+            ),
         ]
 
     def __str__(self):
@@ -88,6 +161,40 @@ class AuditVerification(models.Model):
         return f"verification of {self.chain} ({self.state})"
 
 
+def _url_parameter(name: str, value) -> models.Q:
+    """``object`` is the URL's name, then its parameters as ``name=value``, each after a space."""
+    return models.Q(object__contains=f" {name}={value} ") | models.Q(object__endswith=f" {name}={value}")
+
+
+class AccessLogQuerySet(models.QuerySet):
+    def about(
+        self,
+        *,
+        model: str | None = None,
+        version: int | None = None,
+        promotion_request: int | None = None,
+        deployment: tuple[str, str] | None = None,
+    ) -> "AccessLogQuerySet":
+        """Requests by the URL they named: under ``models/<model>/`` or ``deployments/<model>/`` (``version``:
+        under ``.../versions/<version>/``), ``promotion-requests/<id>/...``, ``deployments/<model>/<environment>/``."""
+        if version is not None and model is None:
+            raise ValueError("version needs model")
+        condition = models.Q()
+        if model is not None:
+            condition &= _url_parameter("model", model)
+        if version is not None:
+            condition &= _url_parameter("version", version)
+        if promotion_request is not None:
+            condition &= models.Q(object__startswith="promotion-") & _url_parameter("pk", promotion_request)
+        if deployment is not None:
+            condition &= (
+                models.Q(object__startswith="deployment-")
+                & _url_parameter("model", deployment[0])
+                & _url_parameter("environment", deployment[1])
+            )
+        return self.filter(condition)
+
+
 class AccessLogEntry(models.Model):
     """Who read or wrote what. Not chained (a daily digest goes into the system chain); kept for a
     configurable number of days."""
@@ -104,6 +211,8 @@ class AccessLogEntry(models.Model):
     request_id = models.CharField(max_length=64, blank=True)
     client_address = models.CharField(max_length=64, blank=True)
     detail = models.CharField(max_length=200, blank=True)
+
+    objects = AccessLogQuerySet.as_manager()
 
     class Meta:
         ordering = ["-at", "-id"]

@@ -76,6 +76,12 @@ class LineageRun(models.Model):
     def __str__(self):
         return str(self.run_id)
 
+    @property
+    def audit_label(self) -> str:
+        """Under its model version once linked to one."""
+        run = f"lineage-run:{self.run_id}"
+        return f"{self.model_version.audit_label}/{run}" if self.model_version_id else run
+
 
 class LineageRunDataset(models.Model):
     """A dataset a run read (``input``) or wrote (``output``), with the version when the event named one and

@@ -5,6 +5,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from .audit import label_part
+
 
 class Classification(models.TextChoices):
     PUBLIC = "public"
@@ -42,6 +44,10 @@ class Dataset(models.Model):
 
     def __str__(self):
         return f"{self.namespace}/{self.name}"
+
+    @property
+    def audit_label(self) -> str:
+        return f"dataset:{label_part(self.name)}"
 
 
 class DatasetVersion(models.Model):
@@ -85,6 +91,10 @@ class DatasetVersion(models.Model):
         return f"{self.dataset}@{self.version}"
 
     @property
+    def audit_label(self) -> str:
+        return f"{self.dataset.audit_label}/{label_part(self.version)}"
+
+    @property
     def is_stored(self) -> bool:
         """Stored under the project's prefix, so workers may read it (uploaded, or a prefix URI)."""
         return bool(self.storage_path)
@@ -104,6 +114,10 @@ class RegisteredModel(models.Model):
 
     def __str__(self):
         return self.name
+
+    @property
+    def audit_label(self) -> str:
+        return f"model:{label_part(self.name)}"
 
 
 class ModelVersion(models.Model):
@@ -136,6 +150,10 @@ class ModelVersion(models.Model):
 
     def __str__(self):
         return f"{self.model.name} v{self.version}"
+
+    @property
+    def audit_label(self) -> str:
+        return f"{self.model.audit_label}/{self.version}"
 
 
 class Metric(models.Model):

@@ -35,6 +35,10 @@ class Webhook(models.Model):
     def __str__(self):
         return f"webhook #{self.pk} → {self.url}"
 
+    @property
+    def audit_label(self) -> str:
+        return f"webhook:{self.pk}"
+
 
 class WebhookDelivery(models.Model):
     """One event sent (or to be sent) to one webhook. ``payload`` is the exact body, fixed when the event

@@ -5,6 +5,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from .audit import label_part
+
 
 class EnvironmentKind(models.TextChoices):
     STAGING = "staging"
@@ -32,6 +34,10 @@ class Environment(models.Model):
         return self.name
 
     @property
+    def audit_label(self) -> str:
+        return f"environment:{label_part(self.name)}"
+
+    @property
     def is_default(self) -> bool:
         return self.name in dict(DEFAULT_ENVIRONMENTS)
 
@@ -54,6 +60,10 @@ class Policy(models.Model):
 
     def __str__(self):
         return f"policy v{self.version} of {self.project_id}"
+
+    @property
+    def audit_label(self) -> str:
+        return f"policy:{self.version}"
 
 
 class WaivableGate(models.TextChoices):
@@ -92,6 +102,10 @@ class PolicyException(models.Model):
     def __str__(self):
         return self.name
 
+    @property
+    def audit_label(self) -> str:
+        return f"{self.model_version.audit_label}/exception:{self.pk}"
+
     def is_active(self, at=None) -> bool:
         at = at or timezone.now()
         return self.revoked_at is None and self.expires_at > at
@@ -128,6 +142,10 @@ class PromotionRequest(models.Model):
 
     def __str__(self):
         return f"request {self.pk} ({self.state})"
+
+    @property
+    def audit_label(self) -> str:
+        return f"{self.model_version.audit_label}/promotion-request:{self.pk}"
 
 
 class Decision(models.Model):
@@ -188,6 +206,10 @@ class Deployment(models.Model):
 
     def __str__(self):
         return f"{self.model_id}@{self.environment_id}"
+
+    @property
+    def audit_label(self) -> str:
+        return f"{self.model.audit_label}/deployment:{label_part(self.environment.name)}"
 
 
 class DeploymentHistory(models.Model):

@@ -257,3 +257,148 @@ def test_requests_are_recorded_outside_any_transaction(api, project, auditor):
     with connection.cursor() as cursor:
         cursor.execute("SHOW synchronous_commit")
         assert cursor.fetchone()[0] == "on"
+
+
+# --- Every request names its principal; a refusal names its error code ---
+
+
+def _key_of(user) -> str:
+    return user.api_keys.get().prefix
+
+
+def test_a_bad_export_format_is_400_naming_the_formats_and_logged_with_its_principal(api, project, auditor):
+    url = f"/api/v1/projects/{project.slug}/audit-events/"
+    response = api(auditor).get(url, {"format": "xml"})
+
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    error = response.json()["error"]
+    assert error["code"] == "invalid"
+    assert error["message"] == "There is no format 'xml' here: ?format= takes json, csv or jsonl."
+    assert error["details"] == [{"field": "format", "message": error["message"], "code": "invalid_choice"}]
+
+    entry = _only_entry(path=url)
+    assert (entry.principal, entry.principal_name, entry.key_prefix) == (auditor, "auditor", _key_of(auditor))
+    assert (entry.status, entry.detail) == (400, "invalid")
+
+
+def test_a_bad_format_elsewhere_names_that_endpoints_formats(api, project, auditor):
+    response = api(auditor).get(f"/api/v1/projects/{project.slug}/models/", {"format": "csv"})
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == "There is no format 'csv' here: ?format= takes json."
+
+
+def test_an_unacceptable_accept_header_is_406_naming_the_types_and_logged_with_its_principal(api, project, auditor):
+    url = f"/api/v1/projects/{project.slug}/audit-events/"
+    response = api(auditor).get(url, HTTP_ACCEPT="application/xml")
+
+    assert response.status_code == 406
+    assert response.json()["error"] == {
+        "code": "not_acceptable",
+        "message": "The Accept header names no type this endpoint answers with: application/json, text/csv or "
+        "application/x-ndjson.",
+        "details": [],
+    }
+    entry = _only_entry(path=url)
+    assert (entry.principal, entry.key_prefix, entry.detail) == (auditor, _key_of(auditor), "not_acceptable")
+
+
+def test_a_bad_format_with_a_session_is_logged_with_the_session_user(project, auditor):
+    client = APIClient()
+    client.force_login(auditor)
+    url = f"/api/v1/projects/{project.slug}/access-log/"
+    assert client.get(url, {"format": "pdf"}).status_code == 400
+    entry = _only_entry(path=url)
+    assert (entry.principal, entry.key_prefix, entry.detail) == (auditor, "", "invalid")
+
+
+MODELS = "/api/v1/projects/fraud/models/"
+# (what, method, path, request arguments, status, error code): one refusal of each kind, to an authenticated key.
+REFUSALS = [
+    ("unknown url", "get", "/api/v1/no-such-thing/", {}, 404, "not_found"),
+    ("unknown model", "get", f"{MODELS}nope/", {}, 404, "not_found"),
+    ("bad filter", "get", "/api/v1/projects/fraud/datasets/", {"data": {"classification": "secret"}}, 400, "invalid"),
+    ("bad url", "get", MODELS, {"data": {"q": "\x00"}}, 400, "bad_request"),
+    ("not json", "post", MODELS, {"data": "name=m", "content_type": "text/plain"}, 415, "unsupported_media_type"),
+    ("too large", "post", MODELS, {"data": {"name": "m", "description": "x" * 4000}, "format": "json"}, 413,
+     "payload_too_large"),
+    ("forbidden", "get", "/api/v1/projects/fraud/audit-events/", {}, 403, "permission_denied"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("what, method, path, arguments, status, code", REFUSALS, ids=[r[0] for r in REFUSALS])
+def test_a_refused_request_names_its_principal_key_and_error_code(
+    api, project, ml_engineer, settings, what, method, path, arguments, status, code
+):
+    settings.TOLLGATE_MAX_JSON_BODY_BYTES = 1024
+    response = getattr(api(ml_engineer), method)(path, **arguments)
+    assert response.status_code == status, response.content
+    assert response.json()["error"]["code"] == code
+
+    (entry,) = AccessLogEntry.objects.all()
+    assert (entry.principal, entry.principal_name) == (ml_engineer, "mlengineer")
+    assert entry.key_prefix == _key_of(ml_engineer)
+    assert (entry.status, entry.detail) == (status, code)
+
+
+def test_a_throttled_request_names_its_principal_and_code(api, project, ml_engineer, settings):
+    from django.core.cache import cache
+
+    settings.TOLLGATE_THROTTLE_USER = "1/min"
+    cache.delete(f"throttle_user_{ml_engineer.pk}")
+    client = api(ml_engineer)
+    try:
+        assert client.get("/api/v1/me/").status_code == 200
+        assert client.get("/api/v1/me/").status_code == 429
+    finally:
+        cache.delete(f"throttle_user_{ml_engineer.pk}")
+    throttled = _only_entry(status=429)
+    assert (throttled.principal, throttled.key_prefix, throttled.detail) == (
+        ml_engineer,
+        _key_of(ml_engineer),
+        "throttled",
+    )
+    assert _only_entry(status=200).detail == ""
+
+
+@pytest.mark.postgres
+def test_a_server_error_names_its_principal_and_code(api, project, ml_engineer):
+    """A real fault: PostgreSQL refuses the insert (a trigger, dropped with the test's transaction)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION test_refuse_models() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$; "
+            "CREATE TRIGGER test_refuse_models BEFORE INSERT ON governance_registeredmodel "
+            "FOR EACH ROW EXECUTE FUNCTION test_refuse_models();"
+        )
+    client = api(ml_engineer)
+    client.raise_request_exception = False
+    response = client.post(f"/api/v1/projects/{project.slug}/models/", {"name": "m"}, format="json")
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "server_error"
+
+    entry = _only_entry(status=500)
+    assert (entry.principal, entry.key_prefix, entry.detail) == (ml_engineer, _key_of(ml_engineer), "server_error")
+
+
+def test_a_refused_key_is_anonymous_and_its_prefix_is_noted(api, ml_engineer):
+    client = api(ml_engineer)
+    key = ml_engineer.api_keys.get()
+    assert client.post(f"/api/v1/api-keys/{key.pk}/revoke/").status_code == 200
+    AccessLogEntry.objects.all().delete()
+
+    response = client.get("/api/v1/me/")
+    assert response.status_code == 401
+    entry = _only_entry(path="/api/v1/me/")
+    assert (entry.principal, entry.principal_name, entry.key_prefix) == (None, "", "")
+    assert entry.detail == f"authentication_failed key={key.prefix}"
+
+
+def test_a_key_is_checked_once_per_request(api, project, auditor, django_assert_max_num_queries):
+    """The access log reuses the authenticator's check; only a request no view saw has its key looked up."""
+    client = api(auditor)
+    client.get("/api/v1/me/")  # the key's last-use stamp is written once a minute
+    with django_assert_max_num_queries(4):  # the key (checked by the access log); its savepoint, insert, release
+        assert client.get("/api/v1/no-such-thing/").status_code == 404
+    with django_assert_max_num_queries(4):  # the key (checked by DRF); the access log's savepoint, insert, release
+        assert client.get(f"/api/v1/projects/{project.slug}/models/", {"format": "xml"}).status_code == 400

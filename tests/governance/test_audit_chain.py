@@ -105,7 +105,8 @@ def test_an_inserted_event_is_caught(chain):
         chain=chain, sequence=4, occurred_at=rows[2].occurred_at, project_id=rows[2].project_id,
         actor_id=rows[2].actor_id, actor_name=rows[2].actor_name, actor_role=rows[2].actor_role,
         action="role.granted", target_type=rows[2].target_type, target_id=rows[2].target_id,
-        diff=forged["diff"], prev_hash=rows[2].hash, hash=digest(payload), payload=payload,
+        target_label=rows[2].target_label, diff=forged["diff"], prev_hash=rows[2].hash, hash=digest(payload),
+        payload=payload,
     )  # fmt: skip
     failure = verify_chain(chain)["first_failure"]
     assert failure["sequence"] == 5

@@ -247,7 +247,7 @@ def test_a_subscribed_action_writes_its_delivery_with_the_audit_event(project, a
         "data": {
             "sequence": event.sequence,
             "actor": {"name": "admin", "role": "admin"},
-            "target": {"type": "project", "id": str(project.pk)},
+            "target": {"type": "project", "id": str(project.pk), "label": "project:fraud"},
             "diff": {"name": {"from": "a", "to": "b"}},
         },
     }
