@@ -9,7 +9,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("governance", "0011_lineage_event_identity"),
+        ("governance", "0012_lineage_run_link"),
     ]
 
     operations = [
