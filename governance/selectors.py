@@ -37,18 +37,24 @@ def project_get(*, principal: Principal, slug: str) -> Project:
     return project
 
 
-def member_list(*, principal: Principal, project: Project, state: str = "active") -> QuerySet[RoleBinding]:
-    """The project's role bindings: ``active`` ones, or ``all`` of them (the history)."""
+def member_list(*, principal: Principal, project: Project, filters: dict | None = None) -> QuerySet[RoleBinding]:
+    """The project's role bindings: ``active`` ones, or (``state: all``) all of them, the history. Filters:
+    state, principal (a username), role."""
+    filters = filters or {}
     bindings = RoleBinding.objects.filter(project=project).select_related("principal", "granted_by", "revoked_by")
-    if state == "active":
+    if filters.get("state", "active") == "active":
         bindings = bindings.active()
+    if filters.get("principal"):
+        bindings = bindings.filter(principal__username=filters["principal"])
+    if filters.get("role"):
+        bindings = bindings.filter(role=filters["role"])
     if not principal.roles(project) and not principal.is_staff:
         return bindings.none()
     return bindings.order_by("-granted_at", "-id")
 
 
 def member_get(*, principal: Principal, project: Project, binding_id: int) -> RoleBinding:
-    binding = member_list(principal=principal, project=project, state="all").filter(pk=binding_id).first()
+    binding = member_list(principal=principal, project=project, filters={"state": "all"}).filter(pk=binding_id).first()
     if binding is None:
         raise NotFound("No such role binding in this project.")
     return binding
