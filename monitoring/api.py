@@ -516,6 +516,7 @@ class CheckRunListView(MonitoringView):
     """Check runs, newest first; POST is "run now"."""
 
     serializer_class = CheckRunSerializer
+    error_statuses = {"post": {410: "The batch's data was deleted under the project's retention (`purged`)."}}
     queryset = CheckRun.objects.none()
     filterset_class = CheckRunFilter
 
@@ -558,6 +559,7 @@ class CheckRunReportView(MonitoringView):
     queryset = CheckRun.objects.none()
     content_type = ""
     path_field = ""
+    error_statuses = {409: "The report is not ready yet (`report_not_ready`): its state is in the details."}
 
     def perform_content_negotiation(self, request, force=False):
         return super().perform_content_negotiation(request, force=True)  # errors are JSON whatever is accepted
@@ -640,6 +642,7 @@ class BatchLabelsView(MonitoringView):
     serializer_class = BatchDetailSerializer
     queryset = Batch.objects.none()
     parser_classes = [parsers.MultiPartParser]
+    error_statuses = {410: "The batch's data was deleted under the project's retention (`purged`)."}
 
     def initialize_request(self, request, *args, **kwargs):
         request.upload_handlers = [BatchUploadHandler(request)]
@@ -663,6 +666,7 @@ class RawDownloadView(MonitoringView):
     """A raw file, streamed, for the roles the project's data policy names; 410 after its retention."""
 
     queryset = Batch.objects.none()
+    error_statuses = {410: "The file was deleted under the project's retention (`purged`)."}
 
     def perform_content_negotiation(self, request, force=False):
         return super().perform_content_negotiation(request, force=True)

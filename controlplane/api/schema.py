@@ -6,8 +6,8 @@ are described in ``SPECTACULAR_SETTINGS["TAGS"]``), a description from the view'
 base class's notes for developers), its query parameters (the view's ``filterset_class``, pagination and
 formats: the list ``controlplane.api.filters`` accepts), and every error status it can answer, in the one
 error shape, derived from the view: its authentication, throttles, method, request body, renderers and
-query parameters. A status only some views answer (410) is named by the view:
-``error_statuses = {410: "why"}``.
+query parameters. A status only some views answer (410) is named by the view: ``error_statuses = {410:
+"why"}`` for all its methods, or ``{"post": {410: "why"}}`` for one.
 
 Adding a route: add its summary to ``SUMMARIES`` and, for a new first path segment, its concern to
 ``_CONCERNS``; ``tests/controlplane/test_openapi.py`` fails until both are there, and the statuses the suite
@@ -257,6 +257,8 @@ class AutoSchema(SpectacularAutoSchema):
             responses = operation.setdefault("responses", {})
             for status, description in self.error_statuses(operation).items():
                 responses.setdefault(str(status), {"description": description, "content": ERROR_CONTENT})
+            for status, response in self.redirect_statuses().items():
+                responses.setdefault(str(status), response)
         return operation
 
     # Errors -------------------------------------------------------------------------------------------
@@ -295,8 +297,9 @@ class AutoSchema(SpectacularAutoSchema):
         if type(view).perform_content_negotiation is APIView.perform_content_negotiation:  # else it never refuses
             renderers = ", ".join(sorted({renderer.media_type for renderer in view.renderer_classes}))
             statuses[406] = f"The `Accept` header admits none of the types this operation answers with: {renderers}."
-        if write:
+        if write or self.method == "DELETE":
             statuses[409] = "Conflicts with the current state: the message says which."
+        if write:
             statuses[411] = "A body in a transfer coding that cannot be read: send it with `Content-Length`."
             statuses[413] = "The body is larger than this kind of body may be."
             content = operation.get("requestBody", {}).get("content")
@@ -305,8 +308,19 @@ class AutoSchema(SpectacularAutoSchema):
         if getattr(view, "throttle_classes", None):
             statuses[429] = "Too many requests; see `Retry-After`."
         statuses[503] = "The database is unavailable (`database_unavailable`); see `Retry-After`."
-        statuses.update(getattr(view, "error_statuses", {}))
+        for key, value in getattr(view, "error_statuses", {}).items():
+            if isinstance(value, dict):
+                if key.upper() == self.method:
+                    statuses.update(value)
+            else:
+                statuses[key] = value
         return dict(sorted(statuses.items()))
+
+    def redirect_statuses(self) -> dict[int, dict]:
+        """Production settings redirect plain HTTP to HTTPS, except the probes (SECURE_REDIRECT_EXEMPT)."""
+        if self._is_public():
+            return {}
+        return {301: {"description": "Sent over plain HTTP: the same URL over HTTPS (production settings)."}}
 
 
 def add_error_component(result, generator, request, public):

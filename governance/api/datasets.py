@@ -12,6 +12,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import parsers, serializers, status
 from rest_framework.response import Response
 
+from controlplane.api.errors import DomainError
 from controlplane.api.serializers import StrictSerializer
 from controlplane.api.views import ProjectApiView
 from governance import selectors
@@ -235,6 +236,13 @@ class DatasetVersionListView(DatasetMixin, ProjectApiView):
                 datasheet=data,
             )
         else:
+            if isinstance(request.data, dict) and "file" in request.data:
+                raise DomainError(
+                    "Uploads are multipart/form-data, with the data in the form field 'file' "
+                    "(curl -F file=@data.csv). A JSON body registers a version by reference: 'uri' and 'sha256'.",
+                    code="upload_not_multipart",
+                    details=[{"field": "file", "message": "Send files as multipart/form-data.", "code": "invalid"}],
+                )
             data = _validated(DatasetVersionRegisterSerializer, request.data)
             version, created = services.dataset_version_register(
                 actor=self.principal,

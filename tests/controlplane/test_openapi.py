@@ -39,7 +39,9 @@ def test_every_api_operation_documents_401_and_404_with_the_error_shape(schema):
             content = operation["responses"][status]["content"]["application/json"]
             assert content["schema"] == {"$ref": "#/components/schemas/Error"}, f"{method} {path} {status}"
         if method in {"post", "put", "patch"}:
-            assert {"400", "413", "415"} <= set(operation["responses"]), f"{method} {path}"
+            assert {"400", "409", "411", "413"} <= set(operation["responses"]), f"{method} {path}"
+            if "requestBody" in operation:
+                assert "415" in operation["responses"], f"{method} {path}"
 
 
 def test_the_schema_documents_bearer_authentication(schema):
