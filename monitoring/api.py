@@ -13,7 +13,7 @@ from rest_framework import parsers, serializers, status
 from rest_framework.response import Response
 
 from controlplane.api.errors import Conflict, DomainError, NotFound
-from controlplane.api.filters import IntegerFilter
+from controlplane.api.filters import BooleanFilter, IntegerFilter
 from controlplane.api.serializers import StrictSerializer
 from controlplane.api.views import ProjectApiView
 from governance import selectors as governance_selectors
@@ -133,7 +133,7 @@ class MonitorUpdateSerializer(StrictSerializer):
 class MonitorFilter(django_filters.FilterSet):
     kind = django_filters.ChoiceFilter(choices=MonitorKind.choices)
     model = django_filters.CharFilter(help_text="A model's name.")
-    active = django_filters.BooleanFilter()
+    active = BooleanFilter()
 
 
 class RunSummarySerializer(serializers.ModelSerializer):
@@ -362,7 +362,7 @@ class DataPolicyUpdateSerializer(StrictSerializer):
 
 
 class AlertFilter(django_filters.FilterSet):
-    acknowledged = django_filters.BooleanFilter()
+    acknowledged = BooleanFilter()
     model = django_filters.CharFilter(help_text="A model's name.")
     environment = django_filters.CharFilter(help_text="An environment's name (alerts of its deployment).")
     monitor = IntegerFilter(field_name="monitor_id", help_text="A monitor's id.")

@@ -172,3 +172,28 @@ class IntegerFilter(django_filters.NumberFilter):
     """A whole number (an id, a version): ``1.5`` is refused rather than rounded."""
 
     field_class = forms.IntegerField
+
+
+class StrictBooleanField(forms.NullBooleanField):
+    """``true``/``false`` (or ``1``/``0``, ``yes``/``no``); anything else is invalid instead of ignored."""
+
+    VALUES = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+    widget = forms.TextInput  # NullBooleanSelect would turn an unknown value into "not given"
+    default_error_messages = {"invalid": "Give true or false."}
+
+    def to_python(self, value):
+        if value in (None, ""):
+            return None
+        if isinstance(value, bool):
+            return value
+        try:
+            return self.VALUES[str(value).strip().lower()]
+        except KeyError:
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid") from None
+
+    def validate(self, value):
+        pass
+
+
+class BooleanFilter(django_filters.BooleanFilter):
+    field_class = StrictBooleanField

@@ -13,6 +13,7 @@ from rest_framework import parsers, serializers, status
 from rest_framework.response import Response
 
 from controlplane.api.errors import DomainError
+from controlplane.api.filters import BooleanFilter
 from controlplane.api.serializers import StrictSerializer
 from controlplane.api.views import ProjectApiView
 from governance import selectors
@@ -78,7 +79,7 @@ class DatasetFilter(django_filters.FilterSet):
     namespace = django_filters.CharFilter()
     name = django_filters.CharFilter()
     classification = django_filters.ChoiceFilter(choices=Classification.choices)
-    contains_pii = django_filters.BooleanFilter()
+    contains_pii = BooleanFilter()
     q = django_filters.CharFilter(help_text="Search in namespace, name and description.")
 
 
