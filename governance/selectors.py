@@ -3,7 +3,7 @@
 from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Prefetch, QuerySet
 
-from controlplane.api.errors import DomainError, NotFound
+from controlplane.api.errors import DomainError, Forbidden, NotFound
 
 from .access import Principal, require_role
 from .models import (
@@ -35,22 +35,50 @@ def project_list(*, principal: Principal) -> QuerySet[Project]:
 def project_get(*, principal: Principal, slug: str) -> Project:
     project = project_list(principal=principal).filter(slug=slug).first()
     if project is None:
+        _refuse_key_pinned_elsewhere(principal, slug)
         raise NotFound(f"No project '{slug}'.")
     return project
 
 
-def member_list(*, principal: Principal, project: Project, state: str = "active") -> QuerySet[RoleBinding]:
-    """The project's role bindings: ``active`` ones, or ``all`` of them (the history)."""
+def _refuse_key_pinned_elsewhere(principal: Principal, slug: str) -> None:
+    """403 naming the pin when the caller's key is pinned to another project and the caller holds a role in
+    ``slug``: that project's existence is no secret to them. Anyone else gets the 404 of a project that is
+    not there, so nothing leaks."""
+    if not principal.pinned_project_id:
+        return
+    binding = (
+        RoleBinding.objects.active().filter(principal=principal.user, project__slug=slug).select_related("project")
+    ).first()
+    if binding is None:
+        return
+    pinned = Project.objects.filter(pk=principal.pinned_project_id).values_list("slug", flat=True).first()
+    raise Forbidden(
+        f"This API key is pinned to project '{pinned}', so it cannot act in '{slug}', where you hold a role. "
+        f"Use a key pinned to '{slug}', or one pinned to no project.",
+        code="key_pinned",
+        details=[{"field": "project", "pinned_to": pinned}],
+        project=binding.project,
+    )
+
+
+def member_list(*, principal: Principal, project: Project, filters: dict | None = None) -> QuerySet[RoleBinding]:
+    """The project's role bindings: ``active`` ones, or (``state: all``) all of them, the history. Filters:
+    state, principal (a username), role."""
+    filters = filters or {}
     bindings = RoleBinding.objects.filter(project=project).select_related("principal", "granted_by", "revoked_by")
-    if state == "active":
+    if filters.get("state", "active") == "active":
         bindings = bindings.active()
+    if filters.get("principal"):
+        bindings = bindings.filter(principal__username=filters["principal"])
+    if filters.get("role"):
+        bindings = bindings.filter(role=filters["role"])
     if not principal.roles(project) and not principal.is_staff:
         return bindings.none()
     return bindings.order_by("-granted_at", "-id")
 
 
 def member_get(*, principal: Principal, project: Project, binding_id: int) -> RoleBinding:
-    binding = member_list(principal=principal, project=project, state="all").filter(pk=binding_id).first()
+    binding = member_list(principal=principal, project=project, filters={"state": "all"}).filter(pk=binding_id).first()
     if binding is None:
         raise NotFound("No such role binding in this project.")
     return binding

@@ -3,6 +3,7 @@ alerts (DESIGN §4, §6, §8). Views translate; the rules live in ``monitoring.s
 
 from __future__ import annotations
 
+import django_filters
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.http import FileResponse
@@ -12,6 +13,7 @@ from rest_framework import parsers, serializers, status
 from rest_framework.response import Response
 
 from controlplane.api.errors import Conflict, DomainError, NotFound
+from controlplane.api.filters import BooleanFilter, IntegerFilter
 from controlplane.api.serializers import StrictSerializer
 from controlplane.api.views import ProjectApiView
 from governance import selectors as governance_selectors
@@ -128,10 +130,10 @@ class MonitorUpdateSerializer(StrictSerializer):
     active = serializers.BooleanField(required=False)
 
 
-class MonitorFilterSerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=MonitorKind.choices, required=False)
-    model = serializers.CharField(required=False)
-    active = serializers.BooleanField(required=False, allow_null=True, default=None)
+class MonitorFilter(django_filters.FilterSet):
+    kind = django_filters.ChoiceFilter(choices=MonitorKind.choices)
+    model = django_filters.CharFilter(help_text="A model's name.")
+    active = BooleanFilter()
 
 
 class RunSummarySerializer(serializers.ModelSerializer):
@@ -217,10 +219,10 @@ class BatchRegisterSerializer(_BatchTarget):
     sha256 = serializers.RegexField(SHA256, help_text="SHA-256 of the file's bytes.")
 
 
-class BatchFilterSerializer(serializers.Serializer):
-    model = serializers.CharField(required=False)
-    version = serializers.IntegerField(required=False)
-    environment = serializers.CharField(required=False)
+class BatchFilter(django_filters.FilterSet):
+    model = django_filters.CharFilter(help_text="A model's name.")
+    version = IntegerFilter(field_name="model_version__version", help_text="The scoring version.")
+    environment = django_filters.CharFilter(help_text="An environment's name (the deployment's traffic).")
 
 
 class CheckRunSerializer(serializers.ModelSerializer):
@@ -284,13 +286,13 @@ class CheckRunRequestSerializer(StrictSerializer):
     batch = serializers.IntegerField(required=False, help_text="Default: the latest batch the monitor covers.")
 
 
-class CheckRunFilterSerializer(serializers.Serializer):
-    state = serializers.ChoiceField(choices=CheckState.choices, required=False)
-    kind = serializers.ChoiceField(choices=MonitorKind.choices, required=False)
-    monitor = serializers.IntegerField(required=False)
-    batch = serializers.IntegerField(required=False)
-    model = serializers.CharField(required=False)
-    version = serializers.IntegerField(required=False)
+class CheckRunFilter(django_filters.FilterSet):
+    state = django_filters.ChoiceFilter(choices=CheckState.choices)
+    kind = django_filters.ChoiceFilter(choices=MonitorKind.choices)
+    monitor = IntegerFilter(field_name="monitor_id", help_text="A monitor's id.")
+    batch = IntegerFilter(field_name="batch_id", help_text="A batch's id.")
+    model = django_filters.CharFilter(help_text="A model's name.")
+    version = IntegerFilter(field_name="model_version__version", help_text="A model version.")
 
 
 class AlertSerializer(serializers.ModelSerializer):
@@ -329,11 +331,10 @@ class SeriesSerializer(serializers.Serializer):
     )
 
 
-class SeriesFilterSerializer(serializers.Serializer):
-    since = serializers.DateTimeField(required=False, help_text="Batches whose window ends at or after this.")
-    until = serializers.DateTimeField(required=False)
-    limit = serializers.IntegerField(required=False, min_value=1, max_value=5000, default=500,
-                                     help_text="The newest batches kept.")  # fmt: skip
+class SeriesFilter(django_filters.FilterSet):
+    since = django_filters.IsoDateTimeFilter(help_text="Batches whose window ends at or after this.")
+    until = django_filters.IsoDateTimeFilter(help_text="Batches whose window ends at or before this.")
+    limit = IntegerFilter(min_value=1, max_value=5000, help_text="The newest batches kept (500).")
 
 
 class DataPolicySerializer(serializers.ModelSerializer):
@@ -360,8 +361,11 @@ class DataPolicyUpdateSerializer(StrictSerializer):
     )  # fmt: skip
 
 
-class AlertFilterSerializer(serializers.Serializer):
-    acknowledged = serializers.BooleanField(required=False, allow_null=True, default=None)
+class AlertFilter(django_filters.FilterSet):
+    acknowledged = BooleanFilter()
+    model = django_filters.CharFilter(help_text="A model's name.")
+    environment = django_filters.CharFilter(help_text="An environment's name (alerts of its deployment).")
+    monitor = IntegerFilter(field_name="monitor_id", help_text="A monitor's id.")
 
 
 class AcknowledgeSerializer(StrictSerializer):
@@ -407,11 +411,11 @@ class MonitorListView(MonitoringView):
 
     serializer_class = MonitorSerializer
     queryset = Monitor.objects.none()
+    filterset_class = MonitorFilter
 
-    @extend_schema(parameters=[MonitorFilterSerializer], responses={200: MonitorSerializer(many=True)})
+    @extend_schema(responses={200: MonitorSerializer(many=True)})
     def get(self, request, project):
-        filters = _validated(MonitorFilterSerializer, request.query_params)
-        monitors = selectors.monitor_list(principal=self.principal, project=self.project, filters=filters)
+        monitors = selectors.monitor_list(principal=self.principal, project=self.project, filters=self.filters)
         page = self.paginate_queryset(monitors.prefetch_related("revisions"))
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
@@ -463,15 +467,15 @@ class BatchListView(MonitoringView):
     serializer_class = BatchSerializer
     queryset = Batch.objects.none()
     parser_classes = [parsers.JSONParser, parsers.MultiPartParser]
+    filterset_class = BatchFilter
 
     def initialize_request(self, request, *args, **kwargs):
         request.upload_handlers = [BatchUploadHandler(request)]  # never into memory
         return super().initialize_request(request, *args, **kwargs)
 
-    @extend_schema(parameters=[BatchFilterSerializer], responses={200: BatchSerializer(many=True)})
+    @extend_schema(responses={200: BatchSerializer(many=True)})
     def get(self, request, project):
-        filters = _validated(BatchFilterSerializer, request.query_params)
-        batches = selectors.batch_list(principal=self.principal, project=self.project, filters=filters)
+        batches = selectors.batch_list(principal=self.principal, project=self.project, filters=self.filters)
         page = self.paginate_queryset(batches)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
@@ -512,12 +516,13 @@ class CheckRunListView(MonitoringView):
     """Check runs, newest first; POST is "run now"."""
 
     serializer_class = CheckRunSerializer
+    error_statuses = {"post": {410: "The batch's data was deleted under the project's retention (`purged`)."}}
     queryset = CheckRun.objects.none()
+    filterset_class = CheckRunFilter
 
-    @extend_schema(parameters=[CheckRunFilterSerializer], responses={200: CheckRunSerializer(many=True)})
+    @extend_schema(responses={200: CheckRunSerializer(many=True)})
     def get(self, request, project):
-        filters = _validated(CheckRunFilterSerializer, request.query_params)
-        runs = selectors.check_run_list(principal=self.principal, project=self.project, filters=filters)
+        runs = selectors.check_run_list(principal=self.principal, project=self.project, filters=self.filters)
         page = self.paginate_queryset(runs)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
@@ -554,6 +559,7 @@ class CheckRunReportView(MonitoringView):
     queryset = CheckRun.objects.none()
     content_type = ""
     path_field = ""
+    error_statuses = {409: "The report is not ready yet (`report_not_ready`): its state is in the details."}
 
     def perform_content_negotiation(self, request, force=False):
         return super().perform_content_negotiation(request, force=True)  # errors are JSON whatever is accepted
@@ -590,11 +596,11 @@ class AlertListView(MonitoringView):
 
     serializer_class = AlertSerializer
     queryset = Alert.objects.none()
+    filterset_class = AlertFilter
 
-    @extend_schema(parameters=[AlertFilterSerializer], responses={200: AlertSerializer(many=True)})
+    @extend_schema(responses={200: AlertSerializer(many=True)})
     def get(self, request, project):
-        filters = _validated(AlertFilterSerializer, request.query_params)
-        alerts = selectors.alert_list(principal=self.principal, project=self.project, filters=filters)
+        alerts = selectors.alert_list(principal=self.principal, project=self.project, filters=self.filters)
         page = self.paginate_queryset(alerts)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
@@ -618,13 +624,15 @@ class MonitorSeriesView(MonitoringView):
 
     serializer_class = SeriesSerializer
     queryset = Monitor.objects.none()
+    filterset_class = SeriesFilter
+    pagination_class = None
 
-    @extend_schema(parameters=[SeriesFilterSerializer], responses={200: SeriesSerializer})
+    @extend_schema(responses={200: SeriesSerializer})
     def get(self, request, project, pk):
-        filters = _validated(SeriesFilterSerializer, request.query_params)
+        filters = self.filters
         monitor = selectors.monitor_get(principal=self.principal, project=self.project, monitor_id=pk)
         series = selectors.monitor_series(monitor=monitor, since=filters.get("since"), until=filters.get("until"),
-                                          limit=filters["limit"])  # fmt: skip
+                                          limit=int(filters.get("limit", 500)))  # fmt: skip
         return Response(SeriesSerializer(series).data)
 
 
@@ -634,6 +642,7 @@ class BatchLabelsView(MonitoringView):
     serializer_class = BatchDetailSerializer
     queryset = Batch.objects.none()
     parser_classes = [parsers.MultiPartParser]
+    error_statuses = {410: "The batch's data was deleted under the project's retention (`purged`)."}
 
     def initialize_request(self, request, *args, **kwargs):
         request.upload_handlers = [BatchUploadHandler(request)]
@@ -657,6 +666,7 @@ class RawDownloadView(MonitoringView):
     """A raw file, streamed, for the roles the project's data policy names; 410 after its retention."""
 
     queryset = Batch.objects.none()
+    error_statuses = {410: "The file was deleted under the project's retention (`purged`)."}
 
     def perform_content_negotiation(self, request, force=False):
         return super().perform_content_negotiation(request, force=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from controlplane.api.errors import NotFound
 from governance.access import Principal
@@ -85,6 +85,12 @@ def alert_list(*, principal: Principal, project: Project, filters: dict | None =
     )
     if filters.get("acknowledged") is not None:
         alerts = alerts.filter(acknowledged_at__isnull=not filters["acknowledged"])
+    if filters.get("model"):
+        alerts = alerts.filter(model_version__model__name=filters["model"])
+    if filters.get("environment"):
+        alerts = alerts.filter(deployment__environment__name=filters["environment"])
+    if filters.get("monitor") is not None:  # a check's alert names its monitor through the run
+        alerts = alerts.filter(Q(monitor_id=filters["monitor"]) | Q(check_run__monitor_id=filters["monitor"]))
     return alerts.order_by("-raised_at", "-id")
 
 

@@ -16,7 +16,7 @@ from governance.services.access import project_create, role_grant
 from governance.services.api_keys import api_key_issue
 from tests.factories import UserFactory
 
-pytest_plugins = ["tests.worker"]
+pytest_plugins = ["tests.worker", "tests.schema_statuses"]
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 

@@ -171,6 +171,8 @@ def exception_handler(exc, context):
         _note_refusal(context.get("request"), str(exc.detail))
     if isinstance(exc, exceptions.ValidationError):
         body = error_body("invalid", "The request is not valid.", _flatten(exc.detail))
+    elif isinstance(exc, exceptions.UnsupportedMediaType):
+        body = _unsupported_media_type(exc, context.get("request"))
     else:
         detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
         code = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
@@ -179,6 +181,16 @@ def exception_handler(exc, context):
         body = error_body(code, str(detail))
     response.data = body
     return response
+
+
+def _unsupported_media_type(exc: exceptions.UnsupportedMediaType, request) -> dict:
+    """415 names the types the endpoint accepts (its parsers), and how an upload is sent where it takes one."""
+    accepted = sorted({parser.media_type for parser in getattr(request, "parsers", None) or []})
+    message = str(exc.detail)
+    if accepted and message.startswith("Unsupported media type"):  # DRF's own, not a view's own reason
+        message += f" This endpoint accepts {' or '.join(accepted)}"
+        message += " (a file upload: curl -F file=@data.csv)." if "multipart/form-data" in accepted else "."
+    return error_body("unsupported_media_type", message, [{"accepted": accepted}])
 
 
 def handler400(request, exception=None):

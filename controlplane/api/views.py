@@ -4,15 +4,24 @@ from functools import cached_property
 
 from rest_framework import generics, mixins
 
+from controlplane.api.filters import query_filters
 from governance.access import Principal
 from governance.models import Project
 from governance.selectors import project_get
 
 
 class PrincipalMixin:
+    filterset_class = None  # a django-filter FilterSet: the query parameters the view takes (filters.py)
+
     @cached_property
     def principal(self) -> Principal:
         return Principal.from_request(self.request)
+
+    @cached_property
+    def filters(self) -> dict:
+        """The cleaned values of the query string's filters, for the selector; 400 naming an unknown
+        parameter or an invalid value."""
+        return query_filters(self)
 
     def get_serializer_context(self):
         return {**super().get_serializer_context(), "principal": self.principal}
@@ -35,7 +44,8 @@ class ProjectApiView(ProjectMixin, generics.GenericAPIView):
 
 
 class ListMixin(mixins.ListModelMixin):
-    """GET lists ``scoped_queryset()``, filtered and paginated (and documented as a page of results).
+    """GET lists ``scoped_queryset()``, which passes ``self.filters`` (the checked query string) to its
+    selector, paginated (and documented as a page of results).
 
     Each list view sets ``queryset = Model.objects.none()``: the schema generator, which has no caller and
     no project, reads the model from it."""
@@ -43,7 +53,11 @@ class ListMixin(mixins.ListModelMixin):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return self.queryset
+        self.filters  # noqa: B018 -- the query string is checked before any lookup
         return self.scoped_queryset()
+
+    def filter_queryset(self, queryset):
+        return queryset  # the selector applied ``self.filters``
 
     def scoped_queryset(self):
         raise NotImplementedError

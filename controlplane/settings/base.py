@@ -246,14 +246,14 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "controlplane.api.negotiation.ContentNegotiation",
     "DEFAULT_PAGINATION_CLASS": "controlplane.api.pagination.PageNumberPagination",
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_FILTER_BACKENDS": ["controlplane.api.filters.StrictFilterBackend"],
     "DEFAULT_THROTTLE_CLASSES": [
         "controlplane.api.throttling.UserThrottle",
         "controlplane.api.throttling.AnonThrottle",
     ],
     "EXCEPTION_HANDLER": "controlplane.api.errors.exception_handler",
     "DEFAULT_METADATA_CLASS": "controlplane.api.metadata.Metadata",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "controlplane.api.schema.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     # The anonymous throttle keys on the client address; trust X-Forwarded-For only behind our proxies.
     "NUM_PROXIES": TOLLGATE_PROXY_COUNT,
@@ -269,6 +269,22 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # One tag per concern; controlplane.api.schema.concern() puts each path under one.
+    "TAGS": [
+        {
+            "name": "accounts",
+            "description": "Who you are, projects, members and their roles, users, API keys, service accounts.",
+        },
+        {"name": "datasets", "description": "Datasets and their immutable versions: registered by URI or uploaded."},
+        {"name": "models", "description": "Registered models, their versions, metrics, dataset links and model cards."},
+        {"name": "lineage", "description": "OpenLineage ingest, the lineage graph and PROV export."},
+        {"name": "promotion", "description": "Environments, policies, exceptions, gates and promotion requests."},
+        {"name": "deployments", "description": "What runs where: the enforcement point, its history, suspension."},
+        {"name": "monitoring", "description": "Monitors, production batches, check runs and their reports, alerts."},
+        {"name": "audit", "description": "The audit chain, its verification and the access log (auditors, admins)."},
+        {"name": "webhooks", "description": "Outgoing event subscriptions and their deliveries."},
+        {"name": "health", "description": "Liveness and readiness probes (public)."},
+    ],
     "ENUM_NAME_OVERRIDES": {
         "RoleEnum": "governance.models.access.Role",
         "RiskTierEnum": "governance.models.registry.RiskTier",
@@ -287,7 +303,7 @@ SPECTACULAR_SETTINGS = {
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "controlplane.api.schema.add_error_responses",
+        "controlplane.api.schema.add_error_component",
     ],
 }
 

@@ -7,10 +7,13 @@ versions endpoint accepts multipart; every other endpoint stays JSON-only (415).
 
 from functools import cached_property
 
+import django_filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import parsers, serializers, status
 from rest_framework.response import Response
 
+from controlplane.api.errors import DomainError
+from controlplane.api.filters import BooleanFilter
 from controlplane.api.serializers import StrictSerializer
 from controlplane.api.views import ProjectApiView
 from governance import selectors
@@ -72,12 +75,12 @@ class DatasetUpdateSerializer(StrictSerializer):
     pii_justification = _text()
 
 
-class DatasetFilterSerializer(serializers.Serializer):
-    namespace = serializers.CharField(required=False)
-    name = serializers.CharField(required=False)
-    classification = serializers.ChoiceField(choices=Classification.choices, required=False)
-    contains_pii = serializers.BooleanField(required=False, allow_null=True, default=None)
-    q = serializers.CharField(required=False, help_text="Search in namespace, name and description.")
+class DatasetFilter(django_filters.FilterSet):
+    namespace = django_filters.CharFilter()
+    name = django_filters.CharFilter()
+    classification = django_filters.ChoiceFilter(choices=Classification.choices)
+    contains_pii = BooleanFilter()
+    q = django_filters.CharFilter(help_text="Search in namespace, name and description.")
 
 
 class ColumnSerializer(StrictSerializer):
@@ -136,10 +139,10 @@ class DatasetVersionUpdateSerializer(DatasheetSerializer):
     schema = ColumnSerializer(many=True, required=False, max_length=10000)
 
 
-class DatasetVersionFilterSerializer(serializers.Serializer):
-    version = serializers.CharField(required=False, help_text="A version label.")
-    sha256 = serializers.CharField(required=False, help_text="Is this hash registered already?")
-    kind = serializers.ChoiceField(choices=DatasetVersion.Kind.choices, required=False)
+class DatasetVersionFilter(django_filters.FilterSet):
+    version = django_filters.CharFilter(help_text="A version label.")
+    sha256 = django_filters.CharFilter(help_text="Is this hash registered already?")
+    kind = django_filters.ChoiceFilter(choices=DatasetVersion.Kind.choices)
 
 
 # Views ----------------------------------------------------------------------------------------------------
@@ -156,12 +159,12 @@ class DatasetListView(ProjectApiView):
 
     serializer_class = DatasetSerializer
     queryset = Dataset.objects.none()  # for the schema's path parameters; reads go through the selectors
+    filterset_class = DatasetFilter
 
-    @extend_schema(parameters=[DatasetFilterSerializer], responses={200: DatasetSerializer(many=True)})
+    @extend_schema(responses={200: DatasetSerializer(many=True)})
     def get(self, request, project):
         """Datasets by namespace and name, with their number of versions."""
-        filters = _validated(DatasetFilterSerializer, request.query_params)
-        datasets = selectors.dataset_list(principal=self.principal, project=self.project, filters=filters)
+        datasets = selectors.dataset_list(principal=self.principal, project=self.project, filters=self.filters)
         page = self.paginate_queryset(datasets)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
@@ -198,6 +201,7 @@ class DatasetVersionListView(DatasetMixin, ProjectApiView):
     serializer_class = DatasetVersionSerializer
     queryset = DatasetVersion.objects.none()  # for the schema; reads go through the selectors
     parser_classes = [parsers.JSONParser, parsers.MultiPartParser]
+    filterset_class = DatasetVersionFilter
 
     def initialize_request(self, request, *args, **kwargs):
         # Before anything reads the body (session authentication's CSRF check reads request.POST): uploads
@@ -205,11 +209,10 @@ class DatasetVersionListView(DatasetMixin, ProjectApiView):
         request.upload_handlers = [HashingUploadHandler(request)]
         return super().initialize_request(request, *args, **kwargs)
 
-    @extend_schema(parameters=[DatasetVersionFilterSerializer], responses={200: DatasetVersionSerializer(many=True)})
+    @extend_schema(responses={200: DatasetVersionSerializer(many=True)})
     def get(self, request, project, pk):
         """Versions, newest first."""
-        filters = _validated(DatasetVersionFilterSerializer, request.query_params)
-        versions = selectors.dataset_version_list(principal=self.principal, dataset=self.dataset, filters=filters)
+        versions = selectors.dataset_version_list(principal=self.principal, dataset=self.dataset, filters=self.filters)
         page = self.paginate_queryset(versions)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
@@ -234,6 +237,13 @@ class DatasetVersionListView(DatasetMixin, ProjectApiView):
                 datasheet=data,
             )
         else:
+            if isinstance(request.data, dict) and "file" in request.data:
+                raise DomainError(
+                    "Uploads are multipart/form-data, with the data in the form field 'file' "
+                    "(curl -F file=@data.csv). A JSON body registers a version by reference: 'uri' and 'sha256'.",
+                    code="upload_not_multipart",
+                    details=[{"field": "file", "message": "Send files as multipart/form-data.", "code": "invalid"}],
+                )
             data = _validated(DatasetVersionRegisterSerializer, request.data)
             version, created = services.dataset_version_register(
                 actor=self.principal,

@@ -19,16 +19,19 @@ import uuid
 import zlib
 from datetime import datetime
 
+import django_filters
 from django.conf import settings
-from drf_spectacular.utils import OpenApiParameter, OpenApiTypes, extend_schema
+from drf_spectacular.utils import OpenApiTypes, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.response import Response
 
 from controlplane.api.errors import DomainError, _flatten
+from controlplane.api.filters import IntegerFilter
 from controlplane.api.serializers import StrictSerializer
 from controlplane.api.views import ApiView, ProjectApiView
 from governance import lineage
+from governance.models import LineageEvent
 from governance.services import lineage as services
 
 from .registry import NAME, SHA256, VersionMixin
@@ -439,11 +442,13 @@ def _array_items(text: str) -> list[tuple[str, object]]:
 # Views -----------------------------------------------------------------------------------------------------
 
 
-class GraphQuerySerializer(StrictSerializer):
-    nodeId = serializers.CharField(max_length=700)  # noqa: N815
-    depth = serializers.IntegerField(min_value=0, max_value=lineage.MAX_DEPTH, default=20)
-    direction = serializers.ChoiceField(choices=lineage.DIRECTIONS, default="both")
-    project = serializers.SlugField(required=False)
+class GraphQueryFilter(django_filters.FilterSet):
+    nodeId = django_filters.CharFilter(  # noqa: N815
+        required=True, max_length=700, help_text="dataset:{ns}:{name}, job:{ns}:{name} or model:{name}:{version}"
+    )
+    depth = IntegerFilter(min_value=0, max_value=lineage.MAX_DEPTH, help_text="Default 20.")
+    direction = django_filters.ChoiceFilter(choices=[(d, d) for d in lineage.DIRECTIONS], help_text="Default both.")
+    project = django_filters.CharFilter(help_text="Needed only when the node exists in several projects.")
 
 
 def _ingested(result: services.IngestResult) -> dict:
@@ -472,6 +477,10 @@ class LineageView(ApiView):
     """``POST``: ingest one OpenLineage RunEvent (the OpenLineage clients' default endpoint); the project is
     the one the caller's key is pinned to. ``GET`` (``lineage/``): the lineage graph around ``nodeId``."""
 
+    queryset = LineageEvent.objects.none()  # for the schema of GET's filters
+    filterset_class = GraphQueryFilter  # GET's query string
+    pagination_class = None
+
     @extend_schema(
         operation_id="lineage_ingest",
         request={"application/json": OpenApiTypes.OBJECT},
@@ -487,30 +496,17 @@ class LineageView(ApiView):
         result = services.lineage_event_ingest(actor=self.principal, project=project, body=text, event=event)
         return Response(_ingested(result), status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter(
-                "nodeId",
-                str,
-                required=True,
-                description="dataset:{ns}:{name}, job:{ns}:{name} or model:{name}:{version}",
-            ),  # fmt: skip
-            OpenApiParameter("depth", int),
-            OpenApiParameter("direction", enum=list(lineage.DIRECTIONS)),
-            OpenApiParameter("project", str, description="Needed only when the node exists in several projects."),
-        ],
-        responses={200: OpenApiTypes.OBJECT},
-    )
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request):
-        query = GraphQuerySerializer(data=request.query_params.dict())
-        query.is_valid(raise_exception=True)
-        data = query.validated_data
+        """The lineage graph around `nodeId` (Marquez-style), resolved inside your projects, at most `depth`
+        steps away, with `truncated` when it was capped."""
+        data = self.filters
         return Response(
             lineage.lineage_graph(
                 principal=self.principal,
                 node_id=data["nodeId"],
-                depth=data["depth"],
-                direction=data["direction"],
+                depth=data.get("depth", 20),
+                direction=data.get("direction", "both"),
                 project_slug=data.get("project"),
             )
         )

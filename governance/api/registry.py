@@ -3,7 +3,8 @@
 import re
 from functools import cached_property
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+import django_filters
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
@@ -255,18 +256,19 @@ class ModelCardRevisionSerializer(serializers.Serializer):
 # Views ----------------------------------------------------------------------------------------------------
 
 
+class ModelFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(help_text="Part of the model's name.")
+    tag = django_filters.CharFilter(help_text="Models with this tag.")
+    owner = django_filters.CharFilter(help_text="The owner's username.")
+
+
 class ModelListView(ProjectListApiView):
     serializer_class = ModelSerializer
     queryset = RegisteredModel.objects.none()
+    filterset_class = ModelFilter
 
     def scoped_queryset(self):
-        return selectors.model_list(principal=self.principal, project=self.project, filters=self.request.query_params)
-
-    @extend_schema(
-        parameters=[OpenApiParameter("q", str), OpenApiParameter("tag", str), OpenApiParameter("owner", str)]
-    )
-    def get(self, request, *args, **kwargs):
-        return self.list(request, *args, **kwargs)
+        return selectors.model_list(principal=self.principal, project=self.project, filters=self.filters)
 
     @extend_schema(request=ModelCreateSerializer, responses={201: ModelSerializer})
     def post(self, request, project):
@@ -293,34 +295,24 @@ class ModelDetailView(ModelMixin, ProjectApiView):
         return Response(self.get_serializer(services.model_update(actor=self.principal, model=self.model, **data)).data)
 
 
+class ModelVersionFilter(django_filters.FilterSet):
+    tag = django_filters.CharFilter(help_text="Versions with this tag.")
+    created_by = django_filters.CharFilter(help_text="The registering user's username.")
+    status = django_filters.ChoiceFilter(choices=ModelVersion.Status.choices)
+    metric = django_filters.CharFilter(help_text="Only versions with this metric (use with the bounds).")
+    metric_min = django_filters.NumberFilter(help_text="The metric is at least this.")
+    metric_max = django_filters.NumberFilter(help_text="The metric is at most this.")
+
+
 class ModelVersionListView(ProjectListApiView):
     serializer_class = ModelVersionSerializer
     queryset = ModelVersion.objects.none()
+    filterset_class = ModelVersionFilter
 
     def scoped_queryset(self):
         model = selectors.model_get(principal=self.principal, project=self.project, name=self.kwargs["model"])
-        filters = dict(self.request.query_params.items())
-        for bound in ("metric_min", "metric_max"):
-            if bound in filters:
-                try:
-                    filters[bound] = float(filters[bound])
-                except ValueError:
-                    raise serializers.ValidationError({bound: "A number is required."}) from None
-        versions = selectors.model_version_list(principal=self.principal, model=model, filters=filters)
+        versions = selectors.model_version_list(principal=self.principal, model=model, filters=self.filters)
         return versions.order_by("version")
-
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("tag", str),
-            OpenApiParameter("created_by", str),
-            OpenApiParameter("status", enum=ModelVersion.Status.values),
-            OpenApiParameter("metric", str, description="Only versions with this metric (use with the bounds)."),
-            OpenApiParameter("metric_min", float),
-            OpenApiParameter("metric_max", float),
-        ]
-    )
-    def get(self, request, *args, **kwargs):
-        return self.list(request, *args, **kwargs)
 
     @extend_schema(
         request=ModelVersionRegisterSerializer, responses={201: ModelVersionSerializer, 200: ModelVersionSerializer}

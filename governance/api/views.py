@@ -1,12 +1,13 @@
+import django_filters
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
 from controlplane.api.errors import Forbidden
 from controlplane.api.views import ApiView, ListApiView, ProjectApiView, ProjectListApiView
 from governance import selectors
-from governance.models import ApiKey, Project, RoleBinding, User
+from governance.models import ApiKey, Project, Role, RoleBinding, User
 from governance.services import access as access_services
 from governance.services import api_keys as key_services
 
@@ -60,25 +61,21 @@ class ProjectDetailView(ProjectApiView):
         return Response(self.get_serializer(updated).data)
 
 
+class MemberFilter(django_filters.FilterSet):
+    state = django_filters.ChoiceFilter(
+        choices=[("active", "active"), ("all", "all")], help_text="`all` includes revoked and expired bindings."
+    )
+    principal = django_filters.CharFilter(help_text="A username.")
+    role = django_filters.ChoiceFilter(choices=Role.choices)
+
+
 class MemberListView(ProjectListApiView):
     serializer_class = s.RoleBindingSerializer
     queryset = RoleBinding.objects.none()
-    filterset_fields = ["role"]
+    filterset_class = MemberFilter
 
     def scoped_queryset(self):
-        state = "all" if self.request.query_params.get("state") == "all" else "active"
-        bindings = selectors.member_list(principal=self.principal, project=self.project, state=state)
-        principal = self.request.query_params.get("principal")
-        return bindings.filter(principal__username=principal) if principal else bindings
-
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("state", enum=["active", "all"], description="`all` includes revoked and expired."),
-            OpenApiParameter("principal", str),
-        ]
-    )
-    def get(self, request, *args, **kwargs):
-        return self.list(request, *args, **kwargs)
+        return selectors.member_list(principal=self.principal, project=self.project, filters=self.filters)
 
     @extend_schema(request=s.RoleGrantSerializer, responses={201: s.RoleBindingSerializer})
     def post(self, request, project):

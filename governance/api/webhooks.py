@@ -5,6 +5,7 @@ creation response only."""
 
 from functools import cached_property
 
+import django_filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -150,13 +151,18 @@ class WebhookTestView(WebhookMixin, ProjectApiView):
         return Response(self.get_serializer(delivery).data, status=status.HTTP_202_ACCEPTED)
 
 
+class WebhookDeliveryFilter(django_filters.FilterSet):
+    state = django_filters.ChoiceFilter(choices=WebhookDelivery.State.choices)
+    event_type = django_filters.CharFilter(help_text="An audit action, e.g. `promotion.approved`.")
+
+
 class WebhookDeliveryListView(WebhookMixin, ProjectListApiView):
     serializer_class = WebhookDeliverySerializer
     queryset = WebhookDelivery.objects.none()
-    filterset_fields = ["state", "event_type"]
+    filterset_class = WebhookDeliveryFilter
 
     def scoped_queryset(self):
-        return services.webhook_delivery_list(principal=self.principal, webhook=self.webhook)
+        return services.webhook_delivery_list(principal=self.principal, webhook=self.webhook, filters=self.filters)
 
 
 class DeliveryMixin(WebhookMixin):

@@ -2,12 +2,13 @@
 
 from functools import cached_property
 
-from django.utils.dateparse import parse_datetime
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+import django_filters
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from controlplane.api.errors import DomainError, NotFound
+from controlplane.api.filters import ZonedDateTimeFilter
 from controlplane.api.serializers import StrictSerializer
 from controlplane.api.views import ListApiView, ProjectApiView, ProjectListApiView
 from governance import selectors
@@ -18,6 +19,7 @@ from governance.models import (
     Deployment,
     DeploymentHistory,
     Environment,
+    ModelVersion,
     Policy,
     PolicyException,
     PromotionRequest,
@@ -268,13 +270,29 @@ def _version(principal, project, model: str, version: int):
     return selectors.model_version_get(principal=principal, model=found, version=version)
 
 
-def _when(value: str | None, field: str):
-    if not value:
-        return None
-    when = parse_datetime(value)
-    if when is None or when.tzinfo is None:
-        raise DomainError(f"{field} must be an ISO 8601 date-time with a zone.", details=[{"field": field}])
-    return when
+class GateEvaluationFilter(django_filters.FilterSet):
+    environment = django_filters.CharFilter(
+        required=True, error_messages={"required": "Name the environment: ?environment=production"}
+    )
+
+
+class PromotionRequestFilter(django_filters.FilterSet):
+    state = django_filters.ChoiceFilter(choices=PromotionRequest.State.choices)
+    environment = django_filters.CharFilter(help_text="An environment's name.")
+    model = django_filters.CharFilter(help_text="A model's name.")
+
+
+class OfficerQueueFilter(django_filters.FilterSet):
+    state = django_filters.ChoiceFilter(choices=PromotionRequest.State.choices)
+
+
+class DeploymentFilter(django_filters.FilterSet):
+    environment = django_filters.CharFilter(help_text="An environment's name.")
+    model = django_filters.CharFilter(help_text="A model's name.")
+
+
+class DeploymentHistoryFilter(DeploymentFilter):
+    at = ZonedDateTimeFilter(help_text="What was deployed at this moment (ISO 8601 with a zone).")
 
 
 # Views ----------------------------------------------------------------------------------------------------
@@ -382,11 +400,13 @@ class ExceptionRevokeView(ProjectApiView):
 class GateEvaluationView(VersionMixin, ProjectApiView):
     """Dry run: every gate with passed / failed / pending / waived, the reason and the evidence. Not audited."""
 
-    @extend_schema(parameters=[OpenApiParameter("environment", str, required=True)], responses={200: dict})
+    queryset = ModelVersion.objects.none()  # for the schema's filter parameters
+    filterset_class = GateEvaluationFilter
+    pagination_class = None
+
+    @extend_schema(responses={200: dict})
     def get(self, request, project, model, version):
-        name = request.query_params.get("environment")
-        if not name:
-            raise DomainError("Name the environment: ?environment=production", details=[{"field": "environment"}])
+        name = self.filters["environment"]
         evaluation = services.gates_evaluate(version=self.version, environment=_environment(self.project, name))
         return Response(evaluation.as_dict())
 
@@ -400,16 +420,17 @@ def _requests(queryset):
 class PromotionRequestListView(ProjectListApiView):
     serializer_class = PromotionRequestSerializer
     queryset = PromotionRequest.objects.none()
+    filterset_class = PromotionRequestFilter
 
     def scoped_queryset(self):
         requests = PromotionRequest.objects.filter(project=self.project)
-        params = self.request.query_params
-        if params.get("state"):
-            requests = requests.filter(state=params["state"])
-        if params.get("environment"):
-            requests = requests.filter(environment__name=params["environment"])
-        if params.get("model"):
-            requests = requests.filter(model_version__model__name=params["model"])
+        filters = self.filters
+        if filters.get("state"):
+            requests = requests.filter(state=filters["state"])
+        if filters.get("environment"):
+            requests = requests.filter(environment__name=filters["environment"])
+        if filters.get("model"):
+            requests = requests.filter(model_version__model__name=filters["model"])
         return _requests(requests).order_by("-created_at", "-id")
 
     @extend_schema(request=PromotionRequestCreateSerializer, responses={201: PromotionRequestSerializer})
@@ -432,11 +453,10 @@ class OfficerQueueView(ListApiView):
 
     serializer_class = QueueEntrySerializer
     queryset = PromotionRequest.objects.none()
+    filterset_class = OfficerQueueFilter
 
     def scoped_queryset(self):
-        return selectors.promotion_request_queue(
-            principal=self.principal, filters={"state": self.request.query_params.get("state")}
-        )
+        return selectors.promotion_request_queue(principal=self.principal, filters=self.filters)
 
 
 class RequestMixin:
@@ -513,11 +533,14 @@ def _deployments(project):
 class DeploymentListView(ProjectListApiView):
     serializer_class = DeploymentSerializer
     queryset = Deployment.objects.none()
+    filterset_class = DeploymentFilter
 
     def scoped_queryset(self):
         deployments = _deployments(self.project)
-        if self.request.query_params.get("environment"):
-            deployments = deployments.filter(environment__name=self.request.query_params["environment"])
+        if self.filters.get("environment"):
+            deployments = deployments.filter(environment__name=self.filters["environment"])
+        if self.filters.get("model"):
+            deployments = deployments.filter(model__name=self.filters["model"])
         return deployments.order_by("model__name", "environment__name")
 
 
@@ -526,22 +549,22 @@ class DeploymentHistoryView(ProjectListApiView):
 
     serializer_class = HistorySerializer
     queryset = DeploymentHistory.objects.none()
-
-    @extend_schema(parameters=[OpenApiParameter("at", str), OpenApiParameter("environment", str)])
-    def get(self, request, *args, **kwargs):
-        return self.list(request, *args, **kwargs)
+    filterset_class = DeploymentHistoryFilter
 
     def scoped_queryset(self):
-        params = self.request.query_params
-        at = _when(params.get("at"), "at")
-        if at is not None:
-            rows = services.deployments_at(project=self.project, at=at, environment=params.get("environment"))
+        filters = self.filters
+        if filters.get("at") is not None:
+            rows = services.deployments_at(
+                project=self.project, at=filters["at"], environment=filters.get("environment")
+            )
         else:
             rows = DeploymentHistory.objects.filter(deployment__project=self.project).select_related(
                 "deployment__model", "deployment__environment", "model_version", "executed_by"
             )
-            if params.get("environment"):
-                rows = rows.filter(deployment__environment__name=params["environment"])
+            if filters.get("environment"):
+                rows = rows.filter(deployment__environment__name=filters["environment"])
+        if filters.get("model"):
+            rows = rows.filter(deployment__model__name=filters["model"])
         return rows.order_by("-from_at", "-id")
 
 

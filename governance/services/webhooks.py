@@ -53,10 +53,18 @@ def webhook_get(*, principal: Principal, project: Project, webhook_id: int) -> W
     return webhook
 
 
-def webhook_delivery_list(*, principal: Principal, webhook: Webhook) -> QuerySet[WebhookDelivery]:
-    """The webhook's delivery log, newest first (the caller got ``webhook`` through ``webhook_get``)."""
+def webhook_delivery_list(
+    *, principal: Principal, webhook: Webhook, filters: dict | None = None
+) -> QuerySet[WebhookDelivery]:
+    """The webhook's delivery log, newest first (the caller got ``webhook`` through ``webhook_get``). Filters:
+    state, event_type."""
+    filters = filters or {}
     require_role(principal, webhook.project, WEBHOOK_READERS, action="see webhook deliveries", write=False)
-    return WebhookDelivery.objects.filter(webhook=webhook).order_by("-id")
+    deliveries = WebhookDelivery.objects.filter(webhook=webhook)
+    for field in ("state", "event_type"):
+        if filters.get(field):
+            deliveries = deliveries.filter(**{field: filters[field]})
+    return deliveries.order_by("-id")
 
 
 def webhook_delivery_get(*, principal: Principal, webhook: Webhook, delivery_id: int) -> WebhookDelivery:

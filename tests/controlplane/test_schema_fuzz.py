@@ -1,4 +1,5 @@
-"""Schemathesis generates requests from the OpenAPI schema for every operation: none may answer 500."""
+"""Schemathesis generates requests from the OpenAPI schema for every operation: none may answer 500, and
+every status they get is recorded for the session's check that the schema names it (tests/schema_statuses.py)."""
 
 import pytest
 import schemathesis
@@ -10,6 +11,7 @@ from hypothesis import settings as hypothesis_settings
 from controlplane.wsgi import application
 from governance.access import Principal
 from governance.services.api_keys import api_key_issue
+from tests.schema_statuses import record
 
 schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", application)
 
@@ -41,4 +43,5 @@ def test_no_generated_request_is_a_server_error(case, key, settings):
     if "project" in (case.path_parameters or {}):
         case.path_parameters["project"] = "fraud"
     response = case.call(headers={"Authorization": f"Bearer {key}"})
+    record(case.method, case.path, response.status_code, where=f"schemathesis {case.method} {case.formatted_path}")
     assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.status_code}"

@@ -175,10 +175,10 @@ def test_a_key_pinned_to_one_project_cannot_see_another(api, project, other_proj
 
     pinned = api(two_project_engineer, project=project)
     assert pinned.get("/api/v1/projects/fraud/").status_code == 200
-    response = pinned.get("/api/v1/projects/other/")
-    assert response.status_code == 404
-    assert response.json()["error"]["code"] == "not_found"
-    assert pinned.get("/api/v1/projects/other/members/").status_code == 404
+    response = pinned.get("/api/v1/projects/other/")  # a role there: told of the pin (test_error_guidance.py)
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "key_pinned"
+    assert pinned.get("/api/v1/projects/other/members/").status_code == 403
     assert [p["slug"] for p in pinned.get("/api/v1/projects/").json()["results"]] == ["fraud"]
     assert pinned.get("/api/v1/me/").json()["projects"] == {"fraud": ["ml_engineer"]}
 
@@ -190,13 +190,13 @@ def test_a_pinned_key_creates_keys_only_pinned_to_its_project(api, project, othe
     unpinned = pinned.post("/api/v1/api-keys/", {"name": "escape"}, format="json")
     assert unpinned.status_code == 403
     elsewhere = pinned.post("/api/v1/api-keys/", {"name": "escape", "project": "other"}, format="json")
-    assert elsewhere.status_code == 404
+    assert elsewhere.status_code == 403
     assert ApiKey.objects.filter(owner=two_project_engineer).count() == before
 
     created = _create(pinned, project="fraud")
     assert created["project"] == "fraud"
     assert ApiKey.objects.get(pk=created["id"]).project == project
-    assert _bearer(created["key"]).get("/api/v1/projects/other/").status_code == 404
+    assert _bearer(created["key"]).get("/api/v1/projects/other/").status_code == 403
 
 
 def test_it_refuses_a_key_for_a_project_where_the_caller_holds_no_role(api, project, outsider):
