@@ -101,10 +101,10 @@ def query_filters(view) -> dict:
     filterset = filterset_class(data=params, queryset=_queryset(view, filterset_class), request=view.request)
     if not filterset.is_valid():
         details = [
-            {"field": name, "message": str(message), "code": getattr(message, "code", None) or "invalid"}
+            {"field": name, "message": message, "code": error.code or "invalid"}
             for name, errors in filterset.form.errors.as_data().items()
             for error in errors
-            for message in error
+            for message in error.messages
         ]
         first = details[0]
         given = params.get(first["field"])
