@@ -4,6 +4,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from monitoring import engine
+
 
 class MonitorKind(models.TextChoices):
     DATA_DRIFT = "data_drift"
@@ -181,9 +183,15 @@ class CheckRun(models.Model):
     report_json_path = models.CharField(max_length=1000, blank=True)
     report_html_path = models.CharField(max_length=1000, blank=True)
     report_error = models.TextField(blank=True)
-    report_sample_rows = models.PositiveIntegerField(
-        null=True, blank=True, help_text="The report was built on a sample of this many rows per side."
-    )
+    report_samples = models.JSONField(
+        default=dict, blank=True,
+        help_text='The sides the report was built on a sample of, and only those: {"reference": {"rows": 100000, '
+        '"of": 1000000}}; the verdict used every row.',
+    )  # fmt: skip
+    warnings = models.JSONField(
+        default=list, blank=True,
+        help_text='Structured warnings about the verdict: [{"code": "window_below_reliable_size", "message", ...}].',
+    )  # fmt: skip
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -204,6 +212,11 @@ class CheckRun(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.state in TERMINAL_STATES
+
+    @property
+    def below_reliable_size(self) -> bool:
+        """The run's window was below the size at which its drift methods are reliable (its warnings say so)."""
+        return engine.below_reliable_size(self.warnings)
 
 
 class Alert(models.Model):
