@@ -13,6 +13,11 @@ class MonitorKind(models.TextChoices):
     MODEL_QUALITY = "model_quality"
 
 
+# The kinds that compare a batch with the version's reference data (a dataset version linked with the role
+# ``reference``); without one such a monitor is in ``needs_reference`` and no run of it is queued.
+REFERENCE_KINDS = (MonitorKind.DATA_DRIFT, MonitorKind.DATA_QUALITY)
+
+
 class Monitor(models.Model):
     """Watches a deployment (whatever version it runs) or one model version (e.g. before it is deployed).
     Its configuration lives in immutable revisions; ``revision`` is the current one."""
