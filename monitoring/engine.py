@@ -55,6 +55,8 @@ import pyarrow.parquet as pq
 from scipy import stats
 from scipy.spatial import distance as scipy_distance
 
+from monitoring.vocabulary import WINDOW_BELOW_RELIABLE_SIZE
+
 NUMERICAL, CATEGORICAL = "numerical", "categorical"
 SMALL_REFERENCE_ROWS = 1000  # Evidently: up to this many reference rows, statistical tests; above, distances
 FEW_VALUES = 5  # Evidently: a numerical column with at most this many distinct values is tested as categorical
@@ -101,7 +103,6 @@ RELIABLE_ROWS = {
 _RELIABLE_EXPONENT = {"wasserstein": 2, "jensenshannon": 2, "psi": 1}
 # What suits a small window: the tests, which the Benjamini-Hochberg correction covers.
 SMALL_WINDOW_METHODS = {NUMERICAL: "ks", CATEGORICAL: "chi2_contingency"}
-WINDOW_BELOW_RELIABLE_SIZE = "window_below_reliable_size"
 
 
 class DriftError(ValueError):
@@ -801,11 +802,6 @@ def small_window_warnings(columns: Iterable[ColumnResult]) -> list[dict[str, Any
             "suitable_methods": dict(SMALL_WINDOW_METHODS),
         }
     ]
-
-
-def below_reliable_size(warnings: Iterable[Mapping[str, Any]] | None) -> bool:
-    """Whether a run's warnings say its window was below the reliable size of its methods."""
-    return any(w.get("code") == WINDOW_BELOW_RELIABLE_SIZE for w in warnings or ())
 
 
 def verdict(columns: list[ColumnResult], config: DriftConfig) -> DriftResult:

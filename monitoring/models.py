@@ -4,7 +4,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from monitoring import engine
+from monitoring.vocabulary import below_reliable_size
 
 
 class MonitorKind(models.TextChoices):
@@ -221,7 +221,7 @@ class CheckRun(models.Model):
     @property
     def below_reliable_size(self) -> bool:
         """The run's window was below the size at which its drift methods are reliable (its warnings say so)."""
-        return engine.below_reliable_size(self.warnings)
+        return below_reliable_size(self.warnings)
 
 
 class Alert(models.Model):

@@ -25,10 +25,12 @@ from governance.models import Decision, Deployment, PromotionRequest
 from monitoring import engine
 from monitoring import evidently_checks as checks
 from monitoring.models import NOT_PASSED_STATES, Alert, Batch, CheckRun, CheckState, MonitorKind, ReportState
+from monitoring.selectors import reference_of
+from monitoring.vocabulary import WINDOW_BELOW_RELIABLE_SIZE
 
 from ._common import _system
 from .batches import _schema_mismatch, signature_problems
-from .inputs import _parquet_schema, _read_parquet, labelled_frame, quality_config, reference_of, resolved_config
+from .inputs import _parquet_schema, _read_parquet, labelled_frame, quality_config, resolved_config
 from .runs import RUN_TASK, check_runs_release
 
 log = logging.getLogger(__name__)
@@ -283,7 +285,7 @@ def _consequences(run: CheckRun) -> None:
                      diff={"check_run": run.pk, "monitor": run.monitor.name, "kind": alert.kind,
                            "model": version.model.name, "environment": deployment.environment.name,
                            "message": alert.message, "suspend": suspend,
-                           **({"not_suspended": engine.WINDOW_BELOW_RELIABLE_SIZE} if policy_suspends and small_window
+                           **({"not_suspended": WINDOW_BELOW_RELIABLE_SIZE} if policy_suspends and small_window
                               else {})})  # fmt: skip
         if suspend:
             deployment_set_state(

@@ -4,9 +4,7 @@ against them. Shared by the check and its report, so both look at the same colum
 from __future__ import annotations
 
 from django.core.files.storage import default_storage
-from django.db.models import QuerySet
 
-from governance.models import DatasetRole, ModelVersion, ModelVersionDataset
 from monitoring import evidently_checks as checks
 from monitoring.models import BatchLabels, CheckRun
 
@@ -76,56 +74,6 @@ def labelled_frame(run: CheckRun):
         raise checks.CheckInputError(f"the labels have {len(given)} rows, the batch {len(current)}; give a key column")
     current[target] = given[target].to_numpy()
     return current
-
-
-def readable_reference_links() -> QuerySet[ModelVersionDataset]:
-    """Links with the role ``reference`` to dataset versions workers can read -- stored under the project's prefix
-    (uploaded, or registered by a storage:// URI) and not purged under the project's retention -- newest first.
-    The one rule for "this version has reference data": runs, the monitor's state and the check gate use it."""
-    return (
-        ModelVersionDataset.objects.filter(role=DatasetRole.REFERENCE, dataset_version__purge__isnull=True)
-        .exclude(dataset_version__storage_path="")
-        .order_by("-id")
-    )
-
-
-def reference_of(version: ModelVersion):
-    """The version's reference dataset version that workers can read, or None."""
-    link = readable_reference_links().filter(model_version=version).select_related("dataset_version").first()
-    return link.dataset_version if link else None
-
-
-def reference_link_hint(version: ModelVersion) -> dict:
-    """How to link reference data to the version: the request to send."""
-    project, model = version.model.project, version.model
-    return {
-        "method": "POST",
-        "url": f"/api/v1/projects/{project.slug}/models/{model.name}/versions/{version.version}/datasets/",
-        "body": [{"dataset_version": "<the id of a dataset version uploaded to Tollgate>", "role": "reference"}],
-    }
-
-
-def reference_missing(version: ModelVersion, kind: str, *, linked: bool | None = None) -> str:
-    """Why a ``kind`` monitor of the version cannot run, and how to link reference data. ``linked``: whether the
-    version has reference links at all (workers can read none of them); looked up when not given."""
-    if linked is None:
-        linked = version.dataset_links.filter(role=DatasetRole.REFERENCE).exists()
-    url = reference_link_hint(version)["url"]
-    where = f"{version.model.name} v{version.version}"
-    why = f"no reference data linked to {where}"
-    if linked:
-        why = (
-            f"no readable reference data linked to {where}: the linked dataset version is not stored in "
-            "Tollgate (registered by a URI outside the project's storage, or deleted under its retention)"
-        )
-    datasets = f"/api/v1/projects/{version.model.project.slug}/datasets/{{id}}/versions/"
-    return (
-        f"{why}. A {kind} check compares each batch with the version's reference data (the data it was "
-        f"validated on): upload it as a dataset version (POST {datasets}, multipart) and link that version with "
-        f"the role 'reference' (POST {url} "
-        '[{"dataset_version": <its id>, "role": "reference"}]). Batches that arrive after that are checked; '
-        '"run now" (POST .../check-runs/ {"monitor": <id>}) checks the latest one.'
-    )
 
 
 def resolved_config(run: CheckRun, batch_schema: list[dict], reference_schema: list[dict]) -> dict:

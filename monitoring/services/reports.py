@@ -14,9 +14,10 @@ from governance.storage import delete_stored, project_prefix
 from monitoring import engine, stattests
 from monitoring import evidently_checks as checks
 from monitoring.models import CheckRun, MonitorKind, ReportState
+from monitoring.selectors import reference_of
 
 from .execution import TRANSIENT_ERRORS, describe_error
-from .inputs import _parquet_schema, _read_arrow, labelled_frame, quality_config, reference_of, resolved_config
+from .inputs import _parquet_schema, _read_arrow, labelled_frame, quality_config, resolved_config
 
 log = logging.getLogger(__name__)
 

@@ -25,9 +25,9 @@ from controlplane.outbox import outbox_enqueue
 from governance.access import Principal, require_in_project, require_role
 from governance.models import Role, User
 from monitoring.models import REFERENCE_KINDS, Batch, CheckRun, CheckState, Monitor, MonitorKind, MonitorRevision
+from monitoring.selectors import reference_link_hint, reference_missing, reference_of
 
 from ._common import _invalid
-from .inputs import reference_link_hint, reference_missing, reference_of
 
 RUN_TASK = "monitoring.tasks.run_check"
 RUNNERS = (Role.ML_ENGINEER, Role.GOVERNANCE_OFFICER, Role.ADMIN)
