@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from controlplane.api.errors import NotFound
 from governance.access import Principal
@@ -74,9 +75,10 @@ def reference_missing(version: ModelVersion, kind: str, *, linked: bool | None =
 
 def monitor_list(*, principal: Principal, project: Project, filters: dict | None = None) -> QuerySet[Monitor]:
     filters = filters or {}
-    monitors = _scoped(Monitor.objects.all(), principal, project).select_related(
-        "model", "deployment__environment", "deployment__model_version", "model_version", "created_by"
-    )
+    monitors = _with_reference(_scoped(Monitor.objects.all(), principal, project)).select_related(
+        "model", "project", "deployment__environment", "deployment__model_version__model__project",
+        "model_version__model__project", "created_by",
+    )  # fmt: skip
     if filters.get("kind"):
         monitors = monitors.filter(kind=filters["kind"])
     if filters.get("model"):
@@ -84,6 +86,20 @@ def monitor_list(*, principal: Principal, project: Project, filters: dict | None
     if filters.get("active") is not None:
         monitors = monitors.filter(active=filters["active"])
     return monitors.order_by("name", "id")
+
+
+def _with_reference(monitors: QuerySet[Monitor]) -> QuerySet[Monitor]:
+    """Each monitor with ``reference_id`` / ``reference_dataset_id`` (the readable reference data of the version it
+    watches -- a deployment's current one -- or None) and ``reference_linked`` (any reference link at all): its
+    ``needs_reference`` state is evaluated on read, so linking (or purging) reference data shows at once."""
+    version = Coalesce(OuterRef("model_version_id"), OuterRef("deployment__model_version_id"))
+    readable = readable_reference_links().filter(model_version_id=version)
+    return monitors.annotate(
+        reference_id=Subquery(readable.values("dataset_version_id")[:1]),
+        reference_dataset_id=Subquery(readable.values("dataset_version__dataset_id")[:1]),
+        reference_linked=Exists(ModelVersionDataset.objects.filter(model_version_id=version,
+                                                                   role=DatasetRole.REFERENCE)),
+    )  # fmt: skip
 
 
 def monitor_get(*, principal: Principal, project: Project, monitor_id: int) -> Monitor:
