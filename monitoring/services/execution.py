@@ -126,7 +126,7 @@ def _compute_drift(reference, batch: Batch, config: dict) -> Outcome:
     verdict = result.reason + (f"; at most {allowed} allowed" if allowed else "")
     order = list(config["columns"])  # the engine groups numerical columns first; keep the configured order
     columns = sorted(result.columns, key=lambda c: order.index(c.column))
-    return Outcome(passed, verdict, [_finite(c.as_dict()) for c in columns], result.warnings)
+    return Outcome(passed, verdict, [_finite(c.as_dict()) for c in columns], engine.small_window_warnings(columns))
 
 
 def _finite(result: dict) -> dict:
