@@ -30,6 +30,7 @@ from .models import (
     DatasetVersionPurge,
     Monitor,
     MonitorKind,
+    MonitorState,
     ReportState,
 )
 from .selectors import reference_link_hint, reference_missing, reference_of
@@ -72,9 +73,6 @@ class LinkReferenceSerializer(serializers.Serializer):
     body = serializers.JSONField()
 
 
-MONITOR_STATES = ("active", "needs_reference", "paused")
-
-
 def _watched_version(monitor):
     return monitor.deployment.model_version if monitor.deployment_id else monitor.model_version
 
@@ -109,13 +107,13 @@ class MonitorSerializer(serializers.ModelSerializer):
         """The watched version, or (for a deployment) the version it runs now."""
         return _watched_version(monitor).version
 
-    @extend_schema_field(serializers.ChoiceField(choices=MONITOR_STATES))
+    @extend_schema_field(serializers.ChoiceField(choices=MonitorState.choices))
     def get_state(self, monitor) -> str:
         """active; needs_reference: a data_drift or data_quality monitor whose version has no reference data linked
         -- no run of it is queued until there is; paused."""
         if not monitor.active:
-            return "paused"
-        return "needs_reference" if _needs_reference(monitor) else "active"
+            return MonitorState.PAUSED
+        return MonitorState.NEEDS_REFERENCE if _needs_reference(monitor) else MonitorState.ACTIVE
 
     def get_state_reason(self, monitor) -> str | None:
         """Why the monitor does not run, and what to do."""

@@ -13,6 +13,15 @@ class MonitorKind(models.TextChoices):
     MODEL_QUALITY = "model_quality"
 
 
+class MonitorState(models.TextChoices):
+    """Derived when read, never stored: ``paused`` (not active), ``needs_reference`` (a kind in REFERENCE_KINDS and
+    the watched version has no reference data workers can read: nothing is queued), else ``active``."""
+
+    ACTIVE = "active"
+    NEEDS_REFERENCE = "needs_reference"
+    PAUSED = "paused"
+
+
 # The kinds that compare a batch with the version's reference data (a dataset version linked with the role
 # ``reference``); without one such a monitor is in ``needs_reference`` and no run of it is queued.
 REFERENCE_KINDS = (MonitorKind.DATA_DRIFT, MonitorKind.DATA_QUALITY)
