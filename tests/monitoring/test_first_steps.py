@@ -267,3 +267,15 @@ def test_an_alert_names_the_monitor_that_raised_it(api, project, ml_engineer, of
     run = upload(engineer, project, drifted(), environment="production").json()["runs"][0]
     alerts = api(officer).get(url(project, "alerts/")).json()["results"]
     assert [(a["monitor"], a["check_run"], a["kind"]) for a in alerts] == [(monitor["id"], run["id"], "check_failed")]
+
+
+@pytest.mark.django_db
+def test_the_monitor_list_shows_each_state_in_a_fixed_number_of_queries(api, project, ml_engineer, deployed,
+                                                                        django_assert_max_num_queries):  # fmt: skip
+    engineer = api(ml_engineer)
+    for index in range(3):
+        create_monitor(engineer, project, name=f"drift-{index}")
+    create_monitor(engineer, project, kind="model_quality", config={"task": "regression", "target": "y"})
+    with django_assert_max_num_queries(8):  # authentication, the page, its count, the revisions: not per monitor
+        listed = engineer.get(url(project, "monitors/")).json()["results"]
+    assert [m["state"] for m in listed] == ["needs_reference"] * 3 + ["active"]
