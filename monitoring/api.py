@@ -230,7 +230,7 @@ class BatchSerializer(serializers.ModelSerializer):
 class NotCheckedSerializer(serializers.Serializer):
     monitor = serializers.CharField()
     monitor_id = serializers.IntegerField()
-    reason = serializers.ChoiceField(choices=["needs_reference"])
+    reason = serializers.ChoiceField(choices=[MonitorState.NEEDS_REFERENCE.value])
     message = serializers.CharField()
     link_reference = LinkReferenceSerializer()
 
@@ -250,7 +250,7 @@ class BatchDetailSerializer(BatchSerializer):
             return []
         waiting = monitors_covering(batch).filter(kind__in=REFERENCE_KINDS).exclude(runs__batch=batch)
         return [
-            {"monitor": monitor.name, "monitor_id": monitor.pk, "reason": "needs_reference",
+            {"monitor": monitor.name, "monitor_id": monitor.pk, "reason": MonitorState.NEEDS_REFERENCE.value,
              "message": reference_missing(batch.model_version, monitor.kind),
              "link_reference": reference_link_hint(batch.model_version)}
             for monitor in waiting

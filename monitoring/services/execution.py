@@ -87,8 +87,6 @@ def _compute(run: CheckRun) -> Outcome:
             "(link one with the role 'reference')"
         )
     batch = run.batch
-    if batch.row_count == 0:  # a registered batch (the web process reads none) may be empty
-        raise checks.CheckInputError(f"batch {batch.pk} has no rows: there is nothing to check")
     batch_schema = batch.schema or _parquet_schema(batch.storage_path)
     if batch.kind == Batch.Kind.URI:
         problems = signature_problems(run.model_version, batch_schema)
@@ -102,7 +100,7 @@ def _compute(run: CheckRun) -> Outcome:
     current = _read_parquet(batch.storage_path, names)
     reference_frame = _read_parquet(reference.storage_path, names)
     if current.empty:
-        raise checks.CheckInputError(f"batch {batch.pk} has no rows: there is nothing to check")
+        raise _no_rows(batch)
     results = checks.compute(run.kind, reference_frame, current, config)
     passed, verdict = checks.verdict(run.kind, results, config)
     return Outcome(passed, verdict, [r.as_dict() for r in results])
@@ -118,7 +116,7 @@ def _compute_drift(reference, batch: Batch, config: dict) -> Outcome:
     )
     current = _read_table(batch.storage_path, drift_config)
     if current.num_rows == 0:
-        raise checks.CheckInputError(f"batch {batch.pk} has no rows: there is nothing to check")
+        raise _no_rows(batch)
     result = engine.drift(profile, current, drift_config)
     allowed = int(config.get("max_drifted_columns") or 0)
     flagged = sum(c.flagged for c in result.columns)
@@ -127,6 +125,11 @@ def _compute_drift(reference, batch: Batch, config: dict) -> Outcome:
     order = list(config["columns"])  # the engine groups numerical columns first; keep the configured order
     columns = sorted(result.columns, key=lambda c: order.index(c.column))
     return Outcome(passed, verdict, [_finite(c.as_dict()) for c in columns], engine.small_window_warnings(columns))
+
+
+def _no_rows(batch: Batch) -> checks.CheckInputError:
+    """An uploaded batch without rows is refused; a registered one (the web process reads none) is found here."""
+    return checks.CheckInputError(f"batch {batch.pk} has no rows: there is nothing to check")
 
 
 def _finite(result: dict) -> dict:

@@ -238,6 +238,26 @@ def test_a_batch_without_rows_is_refused_saying_so(api, project, ml_engineer, re
 
 
 @flow
+def test_a_registered_batch_without_rows_ends_in_error_saying_so(api, project, ml_engineer, reference):
+    import hashlib
+
+    from django.core.files.base import ContentFile
+
+    engineer = api(ml_engineer)
+    create_monitor(engineer, project)
+    data = parquet_bytes(pd.DataFrame({"amount": pd.Series([], dtype=float), "country": pd.Series([], dtype=str),
+                                       "score": pd.Series([], dtype=float)}))  # fmt: skip
+    path = default_storage.save("projects/fraud/batches/incoming/empty.parquet", ContentFile(data))
+    registered = engineer.post(url(project, "batches/"), {"model": "fraud-gbm", "environment": "production",
+                               "uri": f"storage://{path}", "sha256": hashlib.sha256(data).hexdigest()},
+                               format="json")  # fmt: skip
+    assert registered.status_code == 201  # the web process reads nothing of a registered batch
+    run = CheckRun.objects.get(pk=registered.json()["runs"][0]["id"])
+    batch_id = registered.json()["id"]
+    assert (run.state, run.error) == ("error", f"batch {batch_id} has no rows: there is nothing to check")
+
+
+@flow
 def test_a_batch_window_is_given_whole_or_not_at_all(api, project, ml_engineer, reference):
     engineer = api(ml_engineer)
     end = timezone.now().replace(microsecond=0)
