@@ -217,6 +217,62 @@ def distance_rates(runs: int = 200) -> None:
         )
 
 
+def small_window_rates(runs: int = 200, reference_rows: int = 200_000) -> None:
+    """The per-column false-alarm rate of each method at its default threshold, by window size, against a large
+    reference where nothing drifted: the measurements behind ``monitoring.engine.RELIABLE_ROWS``."""
+    import numpy as np
+    import pandas as pd
+
+    from monitoring import engine
+
+    rng = np.random.default_rng(0)
+    numbers = {
+        "normal": lambda n: rng.normal(size=n),
+        "lognormal": lambda n: rng.lognormal(3.5, 1.0, n),
+        "uniform": lambda n: rng.random(n),
+        "integers": lambda n: rng.integers(0, 100, n).astype(float),
+    }
+    categories = {}
+    for k in (4, 6, 10, 16):
+        p = np.arange(k, 0, -1.0)
+        categories[f"{k}_categories"] = (np.array([f"c{i}" for i in range(k)], dtype=object), p / p.sum())
+
+    def frame(n: int):
+        data = {name: draw(n) for name, draw in numbers.items()}
+        data |= {name: rng.choice(values, n, p=p) for name, (values, p) in categories.items()}
+        return pd.DataFrame(data)
+
+    num = dict.fromkeys(numbers, engine.NUMERICAL)
+    cat = dict.fromkeys(categories, engine.CATEGORICAL)
+    setups = {
+        "wasserstein": {"columns": num, "num_method": "wasserstein"},
+        "jensenshannon (binned numbers)": {"columns": num, "num_method": "jensenshannon"},
+        "jensenshannon (categories)": {"columns": cat, "cat_method": "jensenshannon"},
+        "psi (binned numbers)": {"columns": num, "num_method": "psi"},
+        "psi (categories)": {"columns": cat, "cat_method": "psi"},
+        "ks": {"columns": num, "num_method": "ks", "fdr": None},
+        "chi2_contingency": {"columns": cat, "cat_method": "chi2_contingency", "fdr": None},
+    }
+    reference = frame(reference_rows)
+    configs = {name: engine.DriftConfig.from_dict(setup) for name, setup in setups.items()}
+    profiles = {name: engine.profile_reference(reference, config) for name, config in configs.items()}
+    sizes = (50, 100, 200, 300, 500, 700, 1000, 1500, 3000)
+    print(f"per-column false-alarm rate (worst column), {runs} windows per size, {reference_rows:,} reference rows")
+    print(f"{'method':<32} | " + " | ".join(f"{n:>6,}" for n in sizes))
+    worst = {name: [] for name in setups}
+    for n in sizes:
+        alarms = {name: {} for name in setups}
+        for _ in range(runs):
+            current = frame(n)
+            for name, config in configs.items():
+                for column in engine.drift(profiles[name], current, config, threads=1).columns:
+                    alarms[name][column.column] = alarms[name].get(column.column, 0) + column.drifted
+        for name in setups:
+            worst[name].append(max(alarms[name].values()) / runs)
+    for name in setups:
+        print(f"{name:<32} | " + " | ".join(f"{rate:>6.3f}" for rate in worst[name]), flush=True)
+
+
 # --- the driver ---
 
 
@@ -237,6 +293,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="engine threads (default: min(4, cores))")
     parser.add_argument("--skip-evidently", action="store_true")
     parser.add_argument("--rates", action="store_true", help="false-alarm rates of the verdict rules, then exit")
+    parser.add_argument(
+        "--small-windows",
+        action="store_true",
+        help="false-alarm rates per method by window size against a large reference, then exit",
+    )
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -251,6 +312,9 @@ def main() -> None:
 
     if args.rates:
         distance_rates()
+        return
+    if args.small_windows:
+        small_window_rates()
         return
     print(f"cores: {os.cpu_count()}; columns: {len(NUMERICAL)} numerical + {len(CATEGORICAL)} categorical")
     header = f"{'rows':>9} | {'run':<31} | {'seconds':>7} | {'peak MB':>7} | {'time vs (b)':>11} | {'mem vs (b)':>10}"

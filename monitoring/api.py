@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import parsers, serializers, status
 from rest_framework.response import Response
 
@@ -23,6 +23,7 @@ from governance.storage import HashingUploadHandler
 
 from . import selectors
 from .models import (
+    REFERENCE_KINDS,
     Alert,
     Batch,
     CheckRun,
@@ -31,13 +32,16 @@ from .models import (
     DatasetVersionPurge,
     Monitor,
     MonitorKind,
+    MonitorState,
     ReportState,
 )
+from .selectors import reference_link_hint, reference_missing, reference_of
 from .services.alerts import alert_acknowledge
-from .services.batches import batch_labels_upload, batch_register, batch_upload
+from .services.batches import batch_labels_upload, batch_register, batch_upload, monitors_covering
 from .services.monitors import monitor_create, monitor_update
 from .services.retention import data_policy_of, data_policy_update, raw_data_download_allow
 from .services.runs import check_run_request
+from .vocabulary import WINDOW_BELOW_RELIABLE_SIZE
 
 # DESIGN §6: Evidently's HTML holds uploaded values and draws with inline scripts -- a sandbox, always.
 REPORT_CSP = (
@@ -60,17 +64,42 @@ def _url(project, path: str) -> str:
 # Serializers ----------------------------------------------------------------------------------------------
 
 
+class ReferenceSerializer(serializers.Serializer):
+    dataset_version = serializers.IntegerField()
+    url = serializers.CharField(help_text="The dataset version in the API.")
+
+
+class LinkReferenceSerializer(serializers.Serializer):
+    method = serializers.CharField()
+    url = serializers.CharField()
+    body = serializers.JSONField()
+
+
+def _watched_version(monitor):
+    return monitor.deployment.model_version if monitor.deployment_id else monitor.model_version
+
+
+def _needs_reference(monitor) -> bool:
+    """A kind that compares with reference data, and the watched version has none workers can read (annotated by
+    ``selectors.monitor_list``: evaluated on read)."""
+    return monitor.kind in REFERENCE_KINDS and monitor.reference_id is None
+
+
 class MonitorSerializer(serializers.ModelSerializer):
     model = serializers.CharField(source="model.name")
     environment = serializers.SerializerMethodField()
     version = serializers.SerializerMethodField()
     config = serializers.SerializerMethodField()
     created_by = serializers.CharField(source="created_by.username")
+    state = serializers.SerializerMethodField()
+    state_reason = serializers.SerializerMethodField()
+    reference = serializers.SerializerMethodField()
+    link_reference = serializers.SerializerMethodField()
 
     class Meta:
         model = Monitor
-        fields = ["id", "name", "kind", "model", "environment", "version", "revision", "config", "active",
-                  "created_by", "created_at", "updated_at"]  # fmt: skip
+        fields = ["id", "name", "kind", "model", "environment", "version", "revision", "config", "active", "state",
+                  "state_reason", "reference", "link_reference", "created_by", "created_at", "updated_at"]  # fmt: skip
         read_only_fields = fields
 
     def get_environment(self, monitor) -> str | None:
@@ -78,8 +107,36 @@ class MonitorSerializer(serializers.ModelSerializer):
 
     def get_version(self, monitor) -> int | None:
         """The watched version, or (for a deployment) the version it runs now."""
-        version = monitor.deployment.model_version if monitor.deployment_id else monitor.model_version
-        return version.version
+        return _watched_version(monitor).version
+
+    @extend_schema_field(serializers.ChoiceField(choices=MonitorState.choices))
+    def get_state(self, monitor) -> str:
+        """active; needs_reference: a data_drift or data_quality monitor whose version has no reference data linked
+        -- no run of it is queued until there is; paused."""
+        if not monitor.active:
+            return MonitorState.PAUSED
+        return MonitorState.NEEDS_REFERENCE if _needs_reference(monitor) else MonitorState.ACTIVE
+
+    def get_state_reason(self, monitor) -> str | None:
+        """Why the monitor does not run, and what to do."""
+        if not monitor.active:
+            return 'paused: PATCH the monitor with {"active": true} to resume it'
+        if _needs_reference(monitor):
+            return reference_missing(_watched_version(monitor), monitor.kind, linked=monitor.reference_linked)
+        return None
+
+    @extend_schema_field(ReferenceSerializer(allow_null=True))
+    def get_reference(self, monitor) -> dict | None:
+        """The reference dataset version the monitor compares batches with (data_drift, data_quality)."""
+        if monitor.kind not in REFERENCE_KINDS or monitor.reference_id is None:
+            return None
+        path = f"datasets/{monitor.reference_dataset_id}/versions/{monitor.reference_id}/"
+        return {"dataset_version": monitor.reference_id, "url": _url(monitor.project, path)}
+
+    @extend_schema_field(LinkReferenceSerializer(allow_null=True))
+    def get_link_reference(self, monitor) -> dict | None:
+        """needs_reference: the request that links reference data to the version."""
+        return reference_link_hint(_watched_version(monitor)) if _needs_reference(monitor) else None
 
     def get_config(self, monitor) -> dict:
         revision = next((r for r in monitor.revisions.all() if r.revision == monitor.revision), None)
@@ -172,12 +229,34 @@ class BatchSerializer(serializers.ModelSerializer):
         ]  # fmt: skip
 
 
+class NotCheckedSerializer(serializers.Serializer):
+    monitor = serializers.CharField()
+    monitor_id = serializers.IntegerField()
+    reason = serializers.ChoiceField(choices=[MonitorState.NEEDS_REFERENCE.value])
+    message = serializers.CharField()
+    link_reference = LinkReferenceSerializer()
+
+
 class BatchDetailSerializer(BatchSerializer):
     runs = RunSummarySerializer(many=True, read_only=True)
+    not_checked = serializers.SerializerMethodField()
 
     class Meta(BatchSerializer.Meta):
-        fields = [*BatchSerializer.Meta.fields, "runs"]
+        fields = [*BatchSerializer.Meta.fields, "runs", "not_checked"]
         read_only_fields = fields
+
+    @extend_schema_field(NotCheckedSerializer(many=True))
+    def get_not_checked(self, batch) -> list[dict]:
+        """Active monitors covering the batch that did not run on it because they need reference data."""
+        if batch.purged_at is not None or reference_of(batch.model_version) is not None:
+            return []
+        waiting = monitors_covering(batch).filter(kind__in=REFERENCE_KINDS).exclude(runs__batch=batch)
+        return [
+            {"monitor": monitor.name, "monitor_id": monitor.pk, "reason": MonitorState.NEEDS_REFERENCE.value,
+             "message": reference_missing(batch.model_version, monitor.kind),
+             "link_reference": reference_link_hint(batch.model_version)}
+            for monitor in waiting
+        ]  # fmt: skip
 
 
 class LabelsUploadSerializer(StrictSerializer):
@@ -192,12 +271,21 @@ class LabelsUploadSerializer(StrictSerializer):
     sha256 = serializers.RegexField(SHA256, required=False, help_text="If given, the upload must hash to it.")
 
 
+WINDOW_HELP = (
+    "The time span the batch's rows come from (when they were scored): window_start and window_end both, or "
+    "neither (the moment of the upload)."
+)
+
+
 class _BatchTarget(StrictSerializer):
     model = serializers.CharField(max_length=200)
-    environment = serializers.SlugField(required=False, help_text="The deployment whose traffic this is.")
+    environment = serializers.SlugField(
+        required=False,
+        help_text="The deployment whose traffic this is. Before a version is deployed, give the version.",
+    )
     version = serializers.IntegerField(required=False, min_value=1, help_text="The version that scored the data.")
-    window_start = serializers.DateTimeField(required=False)
-    window_end = serializers.DateTimeField(required=False, help_text="Default: now.")
+    window_start = serializers.DateTimeField(required=False, help_text=WINDOW_HELP)
+    window_end = serializers.DateTimeField(required=False, help_text=WINDOW_HELP)
 
     def validate(self, data):
         if "environment" not in data and "version" not in data:
@@ -225,6 +313,36 @@ class BatchFilter(django_filters.FilterSet):
     environment = django_filters.CharFilter(help_text="An environment's name (the deployment's traffic).")
 
 
+class RunWarningSerializer(serializers.Serializer):
+    """A structured warning about the run's verdict; its message is worded to become the reason of an
+    ``inconclusive`` verdict later."""
+
+    code = serializers.ChoiceField(choices=[WINDOW_BELOW_RELIABLE_SIZE])
+    message = serializers.CharField()
+    columns = serializers.ListField(child=serializers.CharField(), required=False)
+    methods = serializers.ListField(child=serializers.CharField(), required=False)
+    rows = serializers.IntegerField(required=False, help_text="The window's rows.")
+    reference_rows = serializers.IntegerField(required=False)
+    effective_rows = serializers.IntegerField(required=False, help_text="n*m/(n+m): what sampling noise depends on.")
+    reliable_rows = serializers.IntegerField(required=False, help_text="The effective rows the methods need.")
+    suitable_methods = serializers.DictField(
+        child=serializers.CharField(), required=False, help_text="Methods that suit small windows, per column kind."
+    )
+
+
+class ReportSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(choices=ReportState.choices)
+    html = serializers.CharField(allow_null=True)
+    json = serializers.CharField(allow_null=True)
+    error = serializers.CharField(allow_blank=True)
+    sampled = serializers.BooleanField(help_text="The report was built on a sample of one side or both.")
+    sample_rows = serializers.IntegerField(allow_null=True, help_text="Rows drawn from each side in samples.")
+    samples = serializers.DictField(
+        help_text='Only the sides that were sampled: {"reference": {"rows": 100000, "of": 1000000}}. The verdict '
+        "and per-column results used every row."
+    )
+
+
 class CheckRunSerializer(serializers.ModelSerializer):
     monitor = serializers.CharField(source="monitor.name")
     monitor_id = serializers.IntegerField()
@@ -232,24 +350,28 @@ class CheckRunSerializer(serializers.ModelSerializer):
     model = serializers.CharField(source="model_version.model.name")
     version = serializers.IntegerField(source="model_version.version")
     report = serializers.SerializerMethodField()
+    warnings = RunWarningSerializer(many=True, read_only=True)
 
     class Meta:
         model = CheckRun
         fields = ["id", "monitor", "monitor_id", "revision", "kind", "batch", "batch_revision", "model", "version",
-                  "state", "attempts", "verdict", "error", "created_at", "queued_at", "claimed_at", "claimed_by",
-                  "finished_at", "duration_seconds", "report"]  # fmt: skip
+                  "state", "attempts", "verdict", "warnings", "error", "created_at", "queued_at", "claimed_at",
+                  "claimed_by", "finished_at", "duration_seconds", "report"]  # fmt: skip
         read_only_fields = fields
 
+    @extend_schema_field(ReportSerializer)
     def get_report(self, run) -> dict:
         base = _url(self.context.get("project") or run.project, f"check-runs/{run.pk}/")
         ready = run.report_state == ReportState.READY
+        samples = run.report_samples or {}
         return {
             "state": run.report_state,
             "html": f"{base}report.html" if ready else None,
             "json": f"{base}report.json" if ready else None,
             "error": run.report_error,
-            "sampled": run.report_sample_rows is not None,
-            "sample_rows": run.report_sample_rows,
+            "sampled": bool(samples),
+            "sample_rows": max((side["rows"] for side in samples.values()), default=None),
+            "samples": samples,
         }
 
 
@@ -270,6 +392,11 @@ class ColumnResultSerializer(serializers.Serializer):
     kind = serializers.CharField(default=None, allow_null=True, help_text="data_drift: numerical or categorical.")
     reference_rows = serializers.IntegerField(default=None, allow_null=True)
     current_rows = serializers.IntegerField(default=None, allow_null=True)
+    reliable_rows = serializers.IntegerField(
+        default=None, allow_null=True,
+        help_text="data_drift: the effective sample (n*m/(n+m) of current and reference rows) from which the method "
+        "tells drift of the threshold's size from sampling noise; below it the run warns.",
+    )  # fmt: skip
 
 
 class CheckRunDetailSerializer(CheckRunSerializer):
@@ -393,7 +520,16 @@ class MonitoringView(ProjectApiView):
             .first()
         )
         if deployment is None:
-            raise NotFound(f"Nothing of '{model.name}' is deployed in {environment_name}.")
+            latest = model.versions.order_by("-version").values_list("version", flat=True).first()
+            example = f'"version": {latest}' if latest else '"version": <n>'
+            raise Conflict(
+                f"Nothing of '{model.name}' is deployed in {environment_name} yet. To check a version before it is "
+                f"deployed, give the version instead of the environment ({example}): a version's monitors and "
+                "batches are checked the same way, and its check gate reads their runs when it is promoted.",
+                code="not_deployed",
+                details=[{"field": "environment", "environment": environment_name,
+                          "hint": {"model": model.name, "version": latest}}],
+            )  # fmt: skip
         return deployment
 
     def _target(self, data) -> tuple[Deployment | None, object | None]:

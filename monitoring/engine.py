@@ -55,12 +55,55 @@ import pyarrow.parquet as pq
 from scipy import stats
 from scipy.spatial import distance as scipy_distance
 
+from monitoring.vocabulary import WINDOW_BELOW_RELIABLE_SIZE
+
 NUMERICAL, CATEGORICAL = "numerical", "categorical"
 SMALL_REFERENCE_ROWS = 1000  # Evidently: up to this many reference rows, statistical tests; above, distances
 FEW_VALUES = 5  # Evidently: a numerical column with at most this many distinct values is tested as categorical
 HISTOGRAM_MIN_VALUES = 20  # Evidently's binned methods histogram a numerical column above this many distinct values
 KS_EXACT_MAX_ROWS = 10_000  # SciPy's ks_2samp(method="auto") is exact up to this size; above, asymptotic
 REPORT_MAX_ROWS = 100_000  # suggested sample size per window for the Evidently report built after the verdict
+
+# --- the window size at which each method is reliable (issue 14, item 13) ---
+#
+# Rows of the *effective* two-sample size n*m/(n+m) (n window rows, m reference rows: about n when the reference is
+# much larger, n/2 for equal windows) from which a method at its default threshold tells drift of the threshold's
+# size from sampling noise. Below it a run says so in a structured warning (``small_window_warnings``); the
+# honest-drift issue turns that warning into the reason of an ``inconclusive`` verdict.
+#
+# Measured by ``bench/drift.py --small-windows`` (bench/README.md): no drift at all, 200 windows per size against a
+# 200,000-row reference, the false-alarm rate of the worst column at the default thresholds (normal, log-normal,
+# uniform and integer columns; 4 to 16 categories). ``--rates`` measures equal windows and agrees: 3,000 + 3,000
+# rows, an effective 1,500, is where the default rule stops alarming on noise.
+#
+#   window rows                  50     100    200    300    500    700    1,000  1,500  3,000
+#   wasserstein (0.1)            0.985  0.720  0.340  0.160  0.080  0.015  0.005  0      0
+#   jensenshannon, binned (0.1)  1      0.985  0.615  0.160  0.005  0      0      0      0
+#   jensenshannon, categories    1      0.955  0.530  0.105  0.005  0      0      0      0
+#   psi, binned (0.1)            1      0.945  0.420  0.040  0      0      0      0      0
+#   psi, categories              1      0.895  0.345  0.045  0      0      0      0      0
+#   ks, chi2_contingency         0.04 to 0.08 at every size (tests control their level; the worst of 4 columns)
+#
+# A dataset verdict alarms when *any* distance column is over its threshold, so 25 columns need a per-column rate
+# near 0.2 % for a 5 % dataset rate: Wasserstein gets there at about 1,500 rows. Jensen-Shannon and PSI scale
+# with the number of bins or categories (both grow like chi-square(k - 1) / n): 1,000 rows keeps them quiet up to
+# about 45 bins or categories (Sturges' rule gives 21 bins at a million rows). The tests hold their false-alarm
+# rate at any size; below 30 rows they can see only very large shifts and the chi-square tests' approximation
+# (expected counts of 5 per category) fails, so 30 is their floor.
+RELIABLE_ROWS = {
+    "wasserstein": 1_500,
+    "jensenshannon": 1_000,
+    "psi": 1_000,
+    "ks": 30,
+    "chisquare": 30,
+    "chi2_contingency": 30,
+    "z": 30,
+}
+# Sampling noise of a distance shrinks like 1/sqrt(n) (Wasserstein, Jensen-Shannon) or like 1/n (PSI, a
+# divergence): a threshold t other than the default moves the reliable size by (default / t) ** exponent.
+_RELIABLE_EXPONENT = {"wasserstein": 2, "jensenshannon": 2, "psi": 1}
+# What suits a small window: the tests, which the Benjamini-Hochberg correction covers.
+SMALL_WINDOW_METHODS = {NUMERICAL: "ks", CATEGORICAL: "chi2_contingency"}
 
 
 class DriftError(ValueError):
@@ -636,6 +679,17 @@ class ColumnResult:
     flagged: bool = False  # counts towards the dataset verdict (after the correction)
     reference_rows: int = 0
     current_rows: int = 0
+    reliable_rows: int = 0  # the effective rows from which the method is reliable at this threshold (RELIABLE_ROWS)
+
+    @property
+    def effective_rows(self) -> float:
+        """The two-sample size n*m/(n+m) that sampling noise depends on."""
+        n, m = self.current_rows, self.reference_rows
+        return n * m / (n + m) if n and m else 0.0
+
+    @property
+    def below_reliable_size(self) -> bool:
+        return self.effective_rows < self.reliable_rows
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -654,6 +708,10 @@ class DriftResult:
         return "drift" if self.drift_detected else "no_drift"
 
     @property
+    def warnings(self) -> list[dict[str, Any]]:
+        return small_window_warnings(self.columns)
+
+    @property
     def reason(self) -> str:
         flagged = [c.column for c in self.columns if c.flagged]
         text = f"{len(flagged)} of {len(self.columns)} column(s) drifted"
@@ -667,6 +725,7 @@ class DriftResult:
             "drifted_share": self.drifted_share,
             "corrected": self.corrected,
             "columns": [c.as_dict() for c in self.columns],
+            "warnings": self.warnings,
         }
 
 
@@ -690,7 +749,60 @@ def column_drift(
         drifted=method.drifted(score, threshold),
         reference_rows=ref.rows,
         current_rows=cur.rows,
+        reliable_rows=reliable_rows(name, threshold),
     )
+
+
+def reliable_rows(method: str, threshold: float) -> int:
+    """The effective rows from which ``method`` at ``threshold`` is reliable (see ``RELIABLE_ROWS``)."""
+    base = RELIABLE_ROWS[method]
+    exponent = _RELIABLE_EXPONENT.get(method)
+    default = METHODS[method].default_threshold
+    if exponent is None or threshold <= 0:
+        return base
+    return max(RELIABLE_ROWS["ks"], math.ceil(base * (default / threshold) ** exponent))
+
+
+def small_window_warnings(columns: Iterable[ColumnResult]) -> list[dict[str, Any]]:
+    """A structured warning when the window is below the size at which the columns' methods are reliable: the
+    columns, their methods, the window's rows and the rows the methods need, and which methods suit small windows.
+    Worded so that it can become the reason of an ``inconclusive`` verdict."""
+    below = [c for c in columns if c.below_reliable_size]
+    if not below:
+        return []
+    methods = sorted({c.method for c in below})
+    rows = max(c.current_rows for c in below)
+    reference_rows = max(c.reference_rows for c in below)
+    needed = max(c.reliable_rows for c in below)
+    effective = min(c.effective_rows for c in below)
+    by_method = {m: [c for c in below if c.method == m] for m in methods}
+    needs = ", ".join(
+        f"{m} ({max(c.reliable_rows for c in cs):,} rows; {len(cs)} column{'s' if len(cs) > 1 else ''})"
+        for m, cs in sorted(by_method.items(), key=lambda item: -max(c.reliable_rows for c in item[1]))
+    )
+    against = ""
+    if reference_rows < 10 * rows:  # the reference's own noise counts too: say so
+        against = f" (against {reference_rows:,} reference rows: an effective sample of {math.floor(effective):,})"
+    message = (
+        f"The window has {rows:,} rows{against}: too few for {needs} to tell drift of the threshold's size from "
+        "sampling noise, so the verdicts of these columns may be noise, not drift. For small windows use tests, "
+        f"which hold their false-alarm rate from {RELIABLE_ROWS['ks']} rows: "
+        f'"num_method": "{SMALL_WINDOW_METHODS[NUMERICAL]}", "cat_method": "{SMALL_WINDOW_METHODS[CATEGORICAL]}" '
+        "in the monitor's configuration; or send larger windows."
+    )
+    return [
+        {
+            "code": WINDOW_BELOW_RELIABLE_SIZE,
+            "message": message,
+            "columns": [c.column for c in below],
+            "methods": methods,
+            "rows": rows,
+            "reference_rows": reference_rows,
+            "effective_rows": math.floor(effective),
+            "reliable_rows": needed,
+            "suitable_methods": dict(SMALL_WINDOW_METHODS),
+        }
+    ]
 
 
 def verdict(columns: list[ColumnResult], config: DriftConfig) -> DriftResult:

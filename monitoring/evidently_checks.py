@@ -321,8 +321,8 @@ def report(
     holds the data's values: serve it only in a sandbox (DESIGN §6).
 
     ``drift_options`` (``monitoring.engine.preset_options(result)``): the method and threshold the verdict
-    used per column, so the report tests each column the same way. ``note`` is shown at the top of the page
-    (e.g. that the report was built on a sample)."""
+    used per column, so the report tests each column the same way. ``note`` is shown at the top of the page, a
+    banner per line (e.g. that the report was built on a sample, or the run's warnings)."""
     columns = config["columns"]
     _check_frames(reference, current, columns)
     if kind == DATA_DRIFT:
@@ -344,10 +344,12 @@ def _html(snapshot, note: str) -> str:
         snapshot.save_html(html_path)
         with open(html_path, encoding="utf-8") as html:
             page = html.read()
-    if note:
-        banner = (
+    if note:  # one banner per line
+        banner = "".join(
             '<div style="padding:8px 12px;background:#fff3cd;border-bottom:1px solid #e0c060;'
-            f'font-family:sans-serif">{escape(note)}</div>'
+            f'font-family:sans-serif">{escape(line)}</div>'
+            for line in note.splitlines()
+            if line.strip()
         )
         page = page.replace("<body>", f"<body>{banner}", 1)
     return page

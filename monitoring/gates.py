@@ -1,6 +1,7 @@
 """The ``check`` gate (DESIGN §4, §5): the latest terminal check run of a kind for the version -- latest by its
 batch's window -- passed, and finished no longer ago than ``max_age_hours``. ``error`` and ``timed_out`` count
-as not passed. Registered in the gate registry from ``MonitoringConfig.ready()``."""
+as not passed. With no run of a kind that needs reference data and none linked, it says so and how to link it.
+Registered in the gate registry from ``MonitoringConfig.ready()``."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from django.db.models.functions import RowNumber
 
 from governance.gates import FAILED, PASSED, PENDING, Gate, register
 
-from .models import TERMINAL_STATES, CheckRun, CheckState, MonitorKind
+from .models import REFERENCE_KINDS, TERMINAL_STATES, CheckRun, CheckState, MonitorKind
+from .selectors import reference_link_hint, reference_missing, reference_of
 
 DEFAULT_MAX_AGE_HOURS = 168
 MAX_AGE_HOURS_LIMIT = 24 * 366
@@ -81,7 +83,15 @@ class CheckGate(Gate):
         if latest is None:
             if check_kind in runs["unfinished"]:
                 return self.result(PENDING, f"a {check_kind} check of this version is running")
-            return self.result(FAILED, f"no {check_kind} check has run on this version's production data")
+            if check_kind in REFERENCE_KINDS and reference_of(ctx.version) is None:
+                return self.result(FAILED, reference_missing(ctx.version, check_kind),
+                                   link_reference=reference_link_hint(ctx.version))  # fmt: skip
+            return self.result(
+                FAILED,
+                f"no {check_kind} check has run on this version's data: a {check_kind} monitor of the version "
+                f'("version": {ctx.version.version}; before it is deployed too) or of its deployment checks each '
+                "batch sent for the version",
+            )
         evidence = {
             "check_run": latest.pk,
             "state": latest.state,
@@ -91,6 +101,8 @@ class CheckGate(Gate):
         }
         if latest.state != CheckState.PASSED:
             why = latest.verdict or latest.error or latest.state
+            if latest.below_reliable_size:
+                why += " -- " + " ".join(w["message"] for w in latest.warnings)
             return self.result(FAILED, f"the latest {check_kind} check (run {latest.pk}) ended {latest.state}: {why}",
                                **evidence)  # fmt: skip
         age = ctx.now - latest.finished_at

@@ -4,11 +4,27 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from monitoring.vocabulary import below_reliable_size
+
 
 class MonitorKind(models.TextChoices):
     DATA_DRIFT = "data_drift"
     DATA_QUALITY = "data_quality"
     MODEL_QUALITY = "model_quality"
+
+
+class MonitorState(models.TextChoices):
+    """Derived when read, never stored: ``paused`` (not active), ``needs_reference`` (a kind in REFERENCE_KINDS and
+    the watched version has no reference data workers can read: nothing is queued), else ``active``."""
+
+    ACTIVE = "active"
+    NEEDS_REFERENCE = "needs_reference"
+    PAUSED = "paused"
+
+
+# The kinds that compare a batch with the version's reference data (a dataset version linked with the role
+# ``reference``); without one such a monitor is in ``needs_reference`` and no run of it is queued.
+REFERENCE_KINDS = (MonitorKind.DATA_DRIFT, MonitorKind.DATA_QUALITY)
 
 
 class Monitor(models.Model):
@@ -190,9 +206,15 @@ class CheckRun(models.Model):
     report_json_path = models.CharField(max_length=1000, blank=True)
     report_html_path = models.CharField(max_length=1000, blank=True)
     report_error = models.TextField(blank=True)
-    report_sample_rows = models.PositiveIntegerField(
-        null=True, blank=True, help_text="The report was built on a sample of this many rows per side."
-    )
+    report_samples = models.JSONField(
+        default=dict, blank=True,
+        help_text='The sides the report was built on a sample of, and only those: {"reference": {"rows": 100000, '
+        '"of": 1000000}}; the verdict used every row.',
+    )  # fmt: skip
+    warnings = models.JSONField(
+        default=list, blank=True,
+        help_text='Structured warnings about the verdict: [{"code": "window_below_reliable_size", "message", ...}].',
+    )  # fmt: skip
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -217,6 +239,11 @@ class CheckRun(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.state in TERMINAL_STATES
+
+    @property
+    def below_reliable_size(self) -> bool:
+        """The run's window was below the size at which its drift methods are reliable (its warnings say so)."""
+        return below_reliable_size(self.warnings)
 
 
 class Alert(models.Model):

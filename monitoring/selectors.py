@@ -1,12 +1,14 @@
-"""Reads of the monitoring app, always scoped to the caller's projects (an object elsewhere is a 404)."""
+"""Reads of the monitoring app, scoped to the caller's projects (an object elsewhere is a 404); and the one rule for
+"this version has reference data" (runs, monitor states and the check gate use it)."""
 
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from controlplane.api.errors import NotFound
 from governance.access import Principal
-from governance.models import Project
+from governance.models import DatasetRole, ModelVersion, ModelVersionDataset, Project
 
 from .models import Alert, Batch, CheckRun, CheckState, Monitor, MonitorKind
 
@@ -15,11 +17,68 @@ def _scoped(queryset: QuerySet, principal: Principal, project: Project) -> Query
     return queryset.filter(project=project, project__in=principal.project_ids())
 
 
+# --- Reference data (not scoped: callers hold a version they may see) ---------------------------------------------
+
+
+def readable_reference_links() -> QuerySet[ModelVersionDataset]:
+    """Links with the role ``reference`` to dataset versions workers can read -- stored under the project's prefix
+    (uploaded, or registered by a storage:// URI) and not purged under the project's retention -- newest first.
+    The one rule for "this version has reference data": runs, the monitor's state and the check gate use it."""
+    return (
+        ModelVersionDataset.objects.filter(role=DatasetRole.REFERENCE, dataset_version__purge__isnull=True)
+        .exclude(dataset_version__storage_path="")
+        .order_by("-id")
+    )
+
+
+def reference_of(version: ModelVersion):
+    """The version's reference dataset version that workers can read, or None."""
+    link = readable_reference_links().filter(model_version=version).select_related("dataset_version").first()
+    return link.dataset_version if link else None
+
+
+def reference_link_hint(version: ModelVersion) -> dict:
+    """How to link reference data to the version: the request to send."""
+    project, model = version.model.project, version.model
+    return {
+        "method": "POST",
+        "url": f"/api/v1/projects/{project.slug}/models/{model.name}/versions/{version.version}/datasets/",
+        "body": [{"dataset_version": "<the id of a dataset version uploaded to Tollgate>", "role": "reference"}],
+    }
+
+
+def reference_missing(version: ModelVersion, kind: str, *, linked: bool | None = None) -> str:
+    """Why a ``kind`` monitor of the version cannot run, and how to link reference data. ``linked``: whether the
+    version has reference links at all (workers can read none of them); looked up when not given."""
+    if linked is None:
+        linked = version.dataset_links.filter(role=DatasetRole.REFERENCE).exists()
+    url = reference_link_hint(version)["url"]
+    where = f"{version.model.name} v{version.version}"
+    why = f"no reference data linked to {where}"
+    if linked:
+        why = (
+            f"no readable reference data linked to {where}: the linked dataset version is not stored in "
+            "Tollgate (registered by a URI outside the project's storage, or deleted under its retention)"
+        )
+    datasets = f"/api/v1/projects/{version.model.project.slug}/datasets/{{id}}/versions/"
+    return (
+        f"{why}. A {kind} check compares each batch with the version's reference data (the data it was "
+        f"validated on): upload it as a dataset version (POST {datasets}, multipart) and link that version with "
+        f"the role 'reference' (POST {url} "
+        '[{"dataset_version": <its id>, "role": "reference"}]). Batches that arrive after that are checked; '
+        '"run now" (POST .../check-runs/ {"monitor": <id>}) checks the latest one.'
+    )
+
+
+# --- Monitors, batches, runs, alerts ---------------------------------------------------------------------------
+
+
 def monitor_list(*, principal: Principal, project: Project, filters: dict | None = None) -> QuerySet[Monitor]:
     filters = filters or {}
-    monitors = _scoped(Monitor.objects.all(), principal, project).select_related(
-        "model", "deployment__environment", "deployment__model_version", "model_version", "created_by"
-    )
+    monitors = _with_reference(_scoped(Monitor.objects.all(), principal, project)).select_related(
+        "model", "project", "deployment__environment", "deployment__model_version__model__project",
+        "model_version__model__project", "created_by",
+    )  # fmt: skip
     if filters.get("kind"):
         monitors = monitors.filter(kind=filters["kind"])
     if filters.get("model"):
@@ -27,6 +86,20 @@ def monitor_list(*, principal: Principal, project: Project, filters: dict | None
     if filters.get("active") is not None:
         monitors = monitors.filter(active=filters["active"])
     return monitors.order_by("name", "id")
+
+
+def _with_reference(monitors: QuerySet[Monitor]) -> QuerySet[Monitor]:
+    """Each monitor with ``reference_id`` / ``reference_dataset_id`` (the readable reference data of the version it
+    watches -- a deployment's current one -- or None) and ``reference_linked`` (any reference link at all): its
+    ``needs_reference`` state is evaluated on read, so linking (or purging) reference data shows at once."""
+    version = Coalesce(OuterRef("model_version_id"), OuterRef("deployment__model_version_id"))
+    readable = readable_reference_links().filter(model_version_id=version)
+    return monitors.annotate(
+        reference_id=Subquery(readable.values("dataset_version_id")[:1]),
+        reference_dataset_id=Subquery(readable.values("dataset_version__dataset_id")[:1]),
+        reference_linked=Exists(ModelVersionDataset.objects.filter(model_version_id=version,
+                                                                   role=DatasetRole.REFERENCE)),
+    )  # fmt: skip
 
 
 def monitor_get(*, principal: Principal, project: Project, monitor_id: int) -> Monitor:

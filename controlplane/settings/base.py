@@ -300,6 +300,7 @@ SPECTACULAR_SETTINGS = {
         "MonitorKindEnum": "monitoring.models.MonitorKind",
         "BatchKindEnum": "monitoring.models.Batch.Kind",
         "ReportStateEnum": "monitoring.models.ReportState",
+        "MonitorStateEnum": "monitoring.models.MonitorState",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

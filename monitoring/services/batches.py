@@ -76,12 +76,22 @@ def _csv_types(version: ModelVersion) -> dict:
     return {name: pa.string() for name, kind in _signature_columns(version).items() if kind in ("string", "category")}
 
 
+WINDOW = (
+    "a batch's window is the time span its rows come from (when they were scored): give window_start and "
+    "window_end both, or neither (then the window is the moment of the upload)"
+)
+
+
 def _window(window_start, window_end) -> tuple[datetime.datetime, datetime.datetime]:
-    end = window_end or timezone.now()
-    start = window_start or end
-    if start > end:
-        raise _invalid("window_start", "the window starts before it ends")
-    return start, end
+    if (window_start is None) != (window_end is None):
+        given, missing = ("window_start", "window_end") if window_end is None else ("window_end", "window_start")
+        raise _invalid(missing, f"{WINDOW}; only {given} was given")
+    if window_start is None:
+        now = timezone.now()
+        return now, now
+    if window_start > window_end:
+        raise _invalid("window_start", "the window must start before it ends")
+    return window_start, window_end
 
 
 def _scoring_version(*, project, deployment: Deployment | None, model_version: ModelVersion | None) -> ModelVersion:
@@ -120,7 +130,7 @@ def batch_upload(
     queue a check run for each active monitor that covers it. The columns must match the version's
     signature (400 naming them). The same bytes for the same version again return the existing batch.
     The runs count against the uploader's queue bounds: when they do not all fit, the upload is refused
-    whole (429 naming the bound) and nothing is stored."""
+    whole (429 naming the bound) and nothing is stored. A file without rows is refused (400 ``empty_batch``)."""
     require_role(actor, project, WRITERS, action="upload batches")
     version = _scoring_version(project=project, deployment=deployment, model_version=model_version)
     start, end = _window(window_start, window_end)
@@ -132,6 +142,12 @@ def batch_upload(
         return BatchResult(existing, False, list(existing.runs.all()))
     stored = store_data_file(path=_batch_path(project, version, actual), file=file, column_types=_csv_types(version))
     try:
+        if stored.row_count == 0:  # before the signature: a header-only CSV's columns have no type to compare
+            raise DomainError(
+                "The batch has no rows (a CSV with only its header, or an empty Parquet file): there is nothing to "
+                "check. Send the rows the model scored in the window.",
+                code="empty_batch", details=[{"field": "file", "message": "no rows"}],
+            )  # fmt: skip
         problems = signature_problems(version, stored.schema)
         if problems:
             raise _schema_mismatch(version, problems)

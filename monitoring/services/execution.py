@@ -10,6 +10,7 @@ import math
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -24,10 +25,12 @@ from governance.models import Decision, Deployment, PromotionRequest
 from monitoring import engine
 from monitoring import evidently_checks as checks
 from monitoring.models import NOT_PASSED_STATES, Alert, Batch, CheckRun, CheckState, MonitorKind, ReportState
+from monitoring.selectors import reference_of
+from monitoring.vocabulary import WINDOW_BELOW_RELIABLE_SIZE
 
 from ._common import _system
 from .batches import _schema_mismatch, signature_problems
-from .inputs import _parquet_schema, _read_parquet, labelled_frame, quality_config, reference_of, resolved_config
+from .inputs import _parquet_schema, _read_parquet, labelled_frame, quality_config, resolved_config
 from .runs import RUN_TASK, check_runs_release
 
 log = logging.getLogger(__name__)
@@ -63,12 +66,20 @@ def _claim(run_id: int, worker: str, time_limit: int | None = None) -> int | Non
     return CheckRun.objects.values_list("attempts", flat=True).get(pk=run_id)
 
 
-def _compute(run: CheckRun) -> tuple[bool, str, list[dict]]:
+@dataclass
+class Outcome:
+    passed: bool
+    verdict: str
+    results: list[dict]
+    warnings: list[dict] = field(default_factory=list)
+
+
+def _compute(run: CheckRun) -> Outcome:
     """Read the reference and the batch, and check them. Outside any transaction: this is the heavy part."""
     if run.kind == MonitorKind.MODEL_QUALITY:
         results = checks.compute_model_quality(labelled_frame(run), quality_config(run))
         passed, verdict = checks.model_quality_verdict(results)
-        return passed, verdict, [_finite(r.as_dict()) for r in results]
+        return Outcome(passed, verdict, [_finite(r.as_dict()) for r in results])
     reference = reference_of(run.model_version)
     if reference is None:
         raise checks.CheckInputError(
@@ -88,12 +99,14 @@ def _compute(run: CheckRun) -> tuple[bool, str, list[dict]]:
     names = list(config["columns"])
     current = _read_parquet(batch.storage_path, names)
     reference_frame = _read_parquet(reference.storage_path, names)
+    if current.empty:
+        raise _no_rows(batch)
     results = checks.compute(run.kind, reference_frame, current, config)
     passed, verdict = checks.verdict(run.kind, results, config)
-    return passed, verdict, [r.as_dict() for r in results]
+    return Outcome(passed, verdict, [r.as_dict() for r in results])
 
 
-def _compute_drift(reference, batch: Batch, config: dict) -> tuple[bool, str, list[dict]]:
+def _compute_drift(reference, batch: Batch, config: dict) -> Outcome:
     """The verdict of a data_drift run, from the drift engine: the reference profile comes from the process
     cache by (reference sha256, columns); only the batch is read. ``max_drifted_columns`` > 0 replaces the
     engine's rule by a count of flagged columns."""
@@ -101,13 +114,22 @@ def _compute_drift(reference, batch: Batch, config: dict) -> tuple[bool, str, li
     profile = engine.profile_cached(
         reference.sha256, lambda: _read_table(reference.storage_path, drift_config), drift_config
     )
-    result = engine.drift(profile, _read_table(batch.storage_path, drift_config), drift_config)
+    current = _read_table(batch.storage_path, drift_config)
+    if current.num_rows == 0:
+        raise _no_rows(batch)
+    result = engine.drift(profile, current, drift_config)
     allowed = int(config.get("max_drifted_columns") or 0)
     flagged = sum(c.flagged for c in result.columns)
     passed = flagged <= allowed if allowed else not result.drift_detected
     verdict = result.reason + (f"; at most {allowed} allowed" if allowed else "")
     order = list(config["columns"])  # the engine groups numerical columns first; keep the configured order
-    return passed, verdict, [_finite(c.as_dict()) for c in sorted(result.columns, key=lambda c: order.index(c.column))]
+    columns = sorted(result.columns, key=lambda c: order.index(c.column))
+    return Outcome(passed, verdict, [_finite(c.as_dict()) for c in columns], engine.small_window_warnings(columns))
+
+
+def _no_rows(batch: Batch) -> checks.CheckInputError:
+    """An uploaded batch without rows is refused; a registered one (the web process reads none) is found here."""
+    return checks.CheckInputError(f"batch {batch.pk} has no rows: there is nothing to check")
 
 
 def _finite(result: dict) -> dict:
@@ -145,7 +167,7 @@ def check_run_execute(*, run_id: int, worker: str, time_limit: int | None = None
     try:
         _test_delay(soft_timeout)
         run = CheckRun.objects.select_related("monitor_revision", "batch", "model_version__model").get(pk=run_id)
-        passed, verdict, results = _compute(run)
+        outcome = _compute(run)
     except (checks.CheckInputError, engine.DriftError) as exc:
         return _finish(run_id, attempt, state=CheckState.ERROR, error=str(exc), started=started)
     except TRANSIENT_ERRORS as exc:
@@ -161,8 +183,9 @@ def check_run_execute(*, run_id: int, worker: str, time_limit: int | None = None
             return _finish(run_id, attempt, state=CheckState.TIMED_OUT, error=message, started=started)
         log.exception("check run %s attempt %s failed", run_id, attempt)
         return _finish(run_id, attempt, state=CheckState.ERROR, error=describe_error(exc), started=started)
-    state = CheckState.PASSED if passed else CheckState.FAILED
-    return _finish(run_id, attempt, state=state, verdict=verdict, results=results, started=started)
+    state = CheckState.PASSED if outcome.passed else CheckState.FAILED
+    return _finish(run_id, attempt, state=state, verdict=outcome.verdict, results=outcome.results,
+                   warnings=outcome.warnings, started=started)  # fmt: skip
 
 
 def _test_delay(soft_timeout) -> None:
@@ -188,13 +211,13 @@ def _requeue(run_id: int, attempt: int, *, error: str) -> bool:
 
 
 def _finish(run_id: int, attempt: int, *, state: str, verdict: str = "", results=None, error: str = "",
-            started: float | None = None) -> str | None:  # fmt: skip
+            warnings=None, started: float | None = None) -> str | None:  # fmt: skip
     """Write the outcome if (running, ``attempt``) still holds, with its consequences, in one transaction."""
     now = timezone.now()
     with transaction.atomic():
         has_verdict = state in (CheckState.PASSED, CheckState.FAILED)
         updated = CheckRun.objects.filter(pk=run_id, state=CheckState.RUNNING, attempts=attempt).update(
-            state=state, finished_at=now, verdict=verdict, results=results or [], error=error,
+            state=state, finished_at=now, verdict=verdict, results=results or [], error=error, warnings=warnings or [],
             duration_seconds=None if started is None else round(time.monotonic() - started, 3),
             report_state=ReportState.PENDING if has_verdict else ReportState.NONE,
         )  # fmt: skip
@@ -238,29 +261,46 @@ def _consequences(run: CheckRun) -> None:
         )
     policy = policy_current(run.project)
     suspend_kinds = set((policy.document if policy else {}).get("suspend_on_failed_check", []))
+    # A window below the reliable size of its methods cannot tell drift from noise: it alerts, but never suspends a
+    # deployment, whatever the policy says (issue 14; the honest-drift issue makes such a run inconclusive).
+    small_window = run_below_reliable_size(run)
     for deployment in Deployment.objects.filter(model_version=version).select_related("environment", "model"):
-        suspend = (
+        policy_suspends = (
             run.state == CheckState.FAILED
             and deployment.environment.kind in suspend_kinds
             and deployment.state == Deployment.State.ACTIVE
         )
+        suspend = policy_suspends and not small_window
         message = f"{run.kind} check of {version} in {deployment.environment.name} ended {run.state}: {why}"
+        if policy_suspends and small_window:
+            message += (
+                "; the deployment was not suspended: the window is below the size at which the check's methods "
+                "are reliable (see the run's warnings)"
+            )
         alert, created = Alert.objects.get_or_create(
             check_run=run, deployment=deployment,
-            defaults={"project": run.project, "model_version": version, "kind": f"check_{run.state}",
-                      "message": message[:4000], "suspended": suspend},
+            defaults={"project": run.project, "monitor": run.monitor, "model_version": version,
+                      "kind": f"check_{run.state}", "message": message[:4000], "suspended": suspend},
         )  # fmt: skip
         if not created:
             continue
         audit_record(action="alert.raised", actor=_system(), project=run.project, target=alert,
-                     diff={"check_run": run.pk, "kind": alert.kind, "model": version.model.name,
-                           "environment": deployment.environment.name, "message": alert.message,
-                           "suspend": suspend})  # fmt: skip
+                     diff={"check_run": run.pk, "monitor": run.monitor.name, "kind": alert.kind,
+                           "model": version.model.name, "environment": deployment.environment.name,
+                           "message": alert.message, "suspend": suspend,
+                           **({"not_suspended": WINDOW_BELOW_RELIABLE_SIZE} if policy_suspends and small_window
+                              else {})})  # fmt: skip
         if suspend:
             deployment_set_state(
                 actor=None, deployment=deployment, state=Deployment.State.SUSPENDED,
                 reason=f"automatically: check run {run.pk} ({run.kind}) failed: {why}"[:2000],
             )  # fmt: skip
+
+
+def run_below_reliable_size(run: CheckRun) -> bool:
+    """A run on a window below the size at which its methods are reliable: it never suspends a deployment, whatever
+    the policy says. The policy code that decides suspension asks this."""
+    return run.below_reliable_size
 
 
 # --- The reaper ----------------------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from django.core.files.storage import default_storage
 
-from governance.models import ModelVersion
 from monitoring import evidently_checks as checks
 from monitoring.models import BatchLabels, CheckRun
 
@@ -75,20 +74,6 @@ def labelled_frame(run: CheckRun):
         raise checks.CheckInputError(f"the labels have {len(given)} rows, the batch {len(current)}; give a key column")
     current[target] = given[target].to_numpy()
     return current
-
-
-def reference_of(version: ModelVersion):
-    """The version's reference dataset version that workers can read (stored under the project's prefix, and
-    not purged under the project's retention)."""
-    links = (
-        version.dataset_links.filter(role="reference", dataset_version__purge__isnull=True)
-        .select_related("dataset_version")
-        .order_by("-id")
-    )
-    for link in links:
-        if link.dataset_version.storage_path:
-            return link.dataset_version
-    return None
 
 
 def resolved_config(run: CheckRun, batch_schema: list[dict], reference_schema: list[dict]) -> dict:

@@ -14,9 +14,10 @@ from governance.storage import delete_stored, project_prefix
 from monitoring import engine, stattests
 from monitoring import evidently_checks as checks
 from monitoring.models import CheckRun, MonitorKind, ReportState
+from monitoring.selectors import reference_of
 
 from .execution import TRANSIENT_ERRORS, describe_error
-from .inputs import _parquet_schema, _read_arrow, labelled_frame, quality_config, reference_of, resolved_config
+from .inputs import _parquet_schema, _read_arrow, labelled_frame, quality_config, resolved_config
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def check_run_report_build(*, run_id: int) -> str | None:
     if run is None:
         log.info("check run %s has no pending report", run_id)
         return None
-    sample_rows = None
+    samples: dict = {}
     try:
         if run.batch.purged_at is not None:
             raise checks.CheckInputError("the batch's data was deleted under the project's retention")
@@ -47,7 +48,7 @@ def check_run_report_build(*, run_id: int) -> str | None:
             reference = reference_of(run.model_version)
             if reference is None:
                 raise checks.CheckInputError("the version has no stored reference dataset version any more")
-            snapshot, html, sample_rows = _data_report(run, reference)
+            snapshot, html, samples = _data_report(run, reference)
     except TRANSIENT_ERRORS:
         raise
     except Exception as exc:
@@ -64,7 +65,7 @@ def check_run_report_build(*, run_id: int) -> str | None:
         report_json_path=json_path,
         report_html_path=html_path,
         report_error="",
-        report_sample_rows=sample_rows,
+        report_samples=samples,
     )
     if not updated:  # another build recorded its report first
         delete_stored(json_path)
@@ -73,32 +74,38 @@ def check_run_report_build(*, run_id: int) -> str | None:
     return ReportState.READY
 
 
-def _data_report(run: CheckRun, reference) -> tuple[str, str, int | None]:
-    """A data check's report, each side sampled above ``TOLLGATE_REPORT_MAX_ROWS`` rows (and saying so); a
-    drift report tests each column with the method and threshold of the engine's verdict."""
+def _data_report(run: CheckRun, reference) -> tuple[str, str, dict]:
+    """A data check's report, each side sampled above ``TOLLGATE_REPORT_MAX_ROWS`` rows -- and the page says which
+    side was, and only that one; a drift report tests each column with the method and threshold of the engine's
+    verdict, and shows the run's warnings (a window below the reliable size of its methods) at the top."""
     batch_schema = run.batch.schema or _parquet_schema(run.batch.storage_path)
     reference_schema = reference.schema or _parquet_schema(reference.storage_path)
     config = resolved_config(run, batch_schema, reference_schema)
     names = list(config["columns"])
     limit = settings.TOLLGATE_REPORT_MAX_ROWS
-    sample_rows, frames, notes = None, [], []
-    for label, path in (("reference", reference.storage_path), ("batch", run.batch.storage_path)):
+    samples, frames = {}, []
+    for side, path in (("reference", reference.storage_path), ("batch", run.batch.storage_path)):
         table = _read_arrow(path, names)
         sample, sampled = engine.report_sample(table, limit)
         frames.append(sample.to_pandas())
         if sampled:
-            sample_rows = limit
-            notes.append(f"{label}: {limit:,} of {table.num_rows:,} rows")
-    note = ""
-    if notes:
-        note = (f"This report was built on a uniform random sample ({'; '.join(notes)}); the check's verdict "
-                "and per-column results used every row.")  # fmt: skip
+            samples[side] = {"rows": sample.num_rows, "of": table.num_rows}
+    notes = [warning["message"] for warning in run.warnings or []]
+    if samples:
+        drawn = "; ".join(f"{side}: {s['rows']:,} of {s['of']:,} rows" for side, s in samples.items())
+        whole = [side for side in ("reference", "batch") if side not in samples]
+        notes.append(
+            f"This report was built on a uniform random sample ({drawn})"
+            + (f"; the {whole[0]} is shown whole" if whole else "")
+            + "; the check's verdict and per-column results used every row."
+        )
     options = None
     if run.kind == MonitorKind.DATA_DRIFT:
         stattests.register_with_evidently()
         options = engine.preset_options(_drift_result(run.results))
-    snapshot, html = checks.report(run.kind, frames[0], frames[1], config, drift_options=options, note=note)
-    return snapshot, html, sample_rows
+    snapshot, html = checks.report(run.kind, frames[0], frames[1], config, drift_options=options,
+                                   note="\n".join(notes))  # fmt: skip
+    return snapshot, html, samples
 
 
 def _drift_result(results: list[dict]) -> engine.DriftResult:

@@ -24,7 +24,8 @@ from controlplane.api.errors import Conflict, DomainError, TooManyRequests
 from controlplane.outbox import outbox_enqueue
 from governance.access import Principal, require_in_project, require_role
 from governance.models import Role, User
-from monitoring.models import Batch, CheckRun, CheckState, Monitor, MonitorKind, MonitorRevision
+from monitoring.models import REFERENCE_KINDS, Batch, CheckRun, CheckState, Monitor, MonitorKind, MonitorRevision
+from monitoring.selectors import reference_link_hint, reference_missing, reference_of
 
 from ._common import _invalid
 
@@ -46,7 +47,11 @@ def has_labels(monitor_config: dict, batch: Batch) -> bool:
 
 
 def _wants_run(monitor: Monitor, revision: MonitorRevision, batch: Batch) -> bool:
+    """Whether a run of the monitor on the batch is due. Never for a monitor in ``needs_reference`` (a kind that
+    compares with reference data the batch's version does not have): it would end in ``error``."""
     if batch.purged_at is not None:
+        return False
+    if monitor.kind in REFERENCE_KINDS and reference_of(batch.model_version) is None:
         return False
     return monitor.kind != MonitorKind.MODEL_QUALITY or has_labels(revision.config, batch)
 
@@ -203,6 +208,12 @@ def check_run_request(*, actor: Principal, monitor: Monitor, batch: Batch | None
     if batch.purged_at is not None:
         raise DomainError("The batch's data was deleted under the project's retention.", code="purged", status=410)
     revision = MonitorRevision.objects.get(monitor=monitor, revision=monitor.revision)
+    if monitor.kind in REFERENCE_KINDS and reference_of(batch.model_version) is None:
+        version, why = batch.model_version, reference_missing(batch.model_version, monitor.kind)
+        raise Conflict(
+            f"This monitor needs reference data: {why}", code="needs_reference",
+            details=[{"monitor": monitor.pk, "link_reference": reference_link_hint(version)}],
+        )  # fmt: skip
     if not _wants_run(monitor, revision, batch):
         raise Conflict("No labels have arrived for this batch yet (POST .../batches/{id}/labels/).", code="no_labels")
     return _run_get_or_create(monitor, batch, actor, revision, defer=False)

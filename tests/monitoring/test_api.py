@@ -296,20 +296,22 @@ def test_the_check_gate_follows_the_latest_batch_window(api, project, ml_enginee
     assert check_gates(engineer, project) == [("data_drift", "failed", None), ("data_quality", "failed", None)]
 
     now = timezone.now()
-    good = upload(engineer, project, same_as_reference(), version=1, window_end=now.isoformat()).json()
+
+    def window(end):
+        return {"window_start": (end - datetime.timedelta(hours=1)).isoformat(), "window_end": end.isoformat()}
+
+    good = upload(engineer, project, same_as_reference(), version=1, **window(now)).json()
     runs = {r["kind"]: r["id"] for r in good["runs"]}
     assert check_gates(engineer, project) == [("data_drift", "passed", runs["data_drift"]),
                                               ("data_quality", "passed", runs["data_quality"])]  # fmt: skip
 
     # An older window that drifted does not override the latest one.
-    old = upload(engineer, project, drifted(), version=1, window_end=(now - datetime.timedelta(days=1)).isoformat())
+    old = upload(engineer, project, drifted(), version=1, **window(now - datetime.timedelta(days=1)))
     assert {r["state"] for r in old.json()["runs"]} == {"failed"}
     assert [s for _, s, _ in check_gates(engineer, project)] == ["passed", "passed"]
 
     # A newer drifted window closes the gate.
-    new = upload(
-        engineer, project, drifted(seed=12), version=1, window_end=(now + datetime.timedelta(hours=1)).isoformat()
-    )
+    new = upload(engineer, project, drifted(seed=12), version=1, **window(now + datetime.timedelta(hours=1)))
     assert [s for _, s, _ in check_gates(engineer, project)] == ["failed", "failed"]
     assert {r["state"] for r in new.json()["runs"]} == {"failed"}
 
@@ -368,13 +370,20 @@ def test_a_transient_storage_error_is_retried(api, project, ml_engineer, referen
 
 
 @flow
-def test_a_permanent_error_is_not_retried(api, project, ml_engineer, deployed):
+def test_a_permanent_error_is_not_retried(api, project, ml_engineer, reference):
+    import hashlib
+
     engineer = api(ml_engineer)
     create_monitor(engineer, project)
-    run = upload(engineer, project, same_as_reference(), environment="production").json()["runs"][0]
-    run = CheckRun.objects.get(pk=run["id"])
+    data = parquet_bytes(same_as_reference().drop(columns=["country"]))  # the web process reads a URI batch not
+    path = default_storage.save("projects/fraud/batches/incoming/b.parquet", ContentFile(data))
+    registered = engineer.post(url(project, "batches/"), {"model": "fraud-gbm", "environment": "production",
+                               "uri": f"storage://{path}", "sha256": hashlib.sha256(data).hexdigest()},
+                               format="json")  # fmt: skip
+    assert registered.status_code == 201, registered.json()
+    run = CheckRun.objects.get(pk=registered.json()["runs"][0]["id"])
     assert (run.state, run.attempts, run.report_state) == ("error", 1, "none")
-    assert "no reference dataset version" in run.error
+    assert "missing columns: country" in run.error
 
 
 @flow
@@ -459,6 +468,7 @@ def test_the_report_of_a_large_batch_is_built_on_a_sample_and_says_so(api, proje
         "error": "",
         "sampled": True,
         "sample_rows": 200,
+        "samples": {"reference": {"rows": 200, "of": 300}, "batch": {"rows": 200, "of": 300}},
     }
     html = b"".join(engineer.get(run["report"]["html"], HTTP_ACCEPT="text/html").streaming_content).decode()
     assert "uniform random sample (reference: 200 of 300 rows; batch: 200 of 300 rows)" in html

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from governance.models import AccessLogEntry, AuditEvent, DatasetVersion
 from monitoring.models import Batch, CheckRun
-from monitoring.services.inputs import reference_of
+from monitoring.selectors import reference_of
 from monitoring.services.retention import raw_data_prune
 from tests.monitoring.conftest import create_monitor, same_as_reference, upload, url
 
