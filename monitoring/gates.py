@@ -11,9 +11,10 @@ from django.db.models import F, Window
 from django.db.models.functions import RowNumber
 
 from governance.gates import FAILED, PASSED, PENDING, Gate, register
+from governance.models import DatasetRole, ModelVersionDataset
 
 from .models import REFERENCE_KINDS, TERMINAL_STATES, CheckRun, CheckState, MonitorKind
-from .selectors import reference_link_hint, reference_missing, reference_of
+from .selectors import readable_reference_links, reference_link_hint, reference_missing
 
 DEFAULT_MAX_AGE_HOURS = 168
 MAX_AGE_HOURS_LIMIT = 24 * 366
@@ -46,8 +47,9 @@ class CheckGate(Gate):
 
     @classmethod
     def prefetch(cls, contexts):
-        """Per context: the latest terminal run of each kind for its version (by batch window) and the kinds
-        with a run still to finish -- two queries for every context together."""
+        """Per context: the latest terminal run of each kind for its version (by batch window), the kinds with
+        a run still to finish, and whether the version has (readable) reference data -- four queries for every
+        context together."""
         versions = {ctx.version.pk for ctx in contexts}
         latest = (
             CheckRun.objects.filter(model_version__in=versions, state__in=TERMINAL_STATES)
@@ -69,9 +71,19 @@ class CheckGate(Gate):
             .distinct()
         ):
             unfinished.setdefault(version_id, set()).add(kind)
+        readable = set(
+            readable_reference_links().filter(model_version__in=versions).values_list("model_version_id", flat=True)
+        )
+        linked = set(
+            ModelVersionDataset.objects.filter(model_version__in=versions, role=DatasetRole.REFERENCE).values_list(
+                "model_version_id", flat=True
+            )
+        )
         for ctx in contexts:
             ctx.prefetched[cls.kind] = {"latest": found.get(ctx.version.pk, {}),
-                                        "unfinished": unfinished.get(ctx.version.pk, set())}  # fmt: skip
+                                        "unfinished": unfinished.get(ctx.version.pk, set()),
+                                        "reference": ctx.version.pk in readable,
+                                        "reference_linked": ctx.version.pk in linked}  # fmt: skip
 
     def evaluate(self, ctx):
         check_kind = self.spec["check_kind"]
@@ -83,8 +95,9 @@ class CheckGate(Gate):
         if latest is None:
             if check_kind in runs["unfinished"]:
                 return self.result(PENDING, f"a {check_kind} check of this version is running")
-            if check_kind in REFERENCE_KINDS and reference_of(ctx.version) is None:
-                return self.result(FAILED, reference_missing(ctx.version, check_kind),
+            if check_kind in REFERENCE_KINDS and not runs["reference"]:
+                why = reference_missing(ctx.version, check_kind, linked=runs["reference_linked"])
+                return self.result(FAILED, why,
                                    link_reference=reference_link_hint(ctx.version))  # fmt: skip
             return self.result(
                 FAILED,
