@@ -317,7 +317,8 @@ MODELS = "/api/v1/projects/fraud/models/"
 REFUSALS = [
     ("unknown url", "get", "/api/v1/no-such-thing/", {}, 404, "not_found"),
     ("unknown model", "get", f"{MODELS}nope/", {}, 404, "not_found"),
-    ("bad filter", "get", "/api/v1/projects/fraud/datasets/", {"data": {"classification": "secret"}}, 400, "invalid"),
+    ("bad filter", "get", "/api/v1/projects/fraud/datasets/", {"data": {"classification": "secret"}}, 400,
+     "invalid_query_parameter"),
     ("bad url", "get", MODELS, {"data": {"q": "\x00"}}, 400, "bad_request"),
     ("not json", "post", MODELS, {"data": "name=m", "content_type": "text/plain"}, 415, "unsupported_media_type"),
     ("too large", "post", MODELS, {"data": {"name": "m", "description": "x" * 4000}, "format": "json"}, 413,
