@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 from django.db.models import QuerySet
 
-from controlplane.api.errors import Forbidden, NotFound
+from controlplane.exceptions import Forbidden, NotFound
 
 from .models import ApiKey, DatasetVersion, ModelVersion, Project, RoleBinding, User
 

@@ -23,7 +23,7 @@ from django.db.models import OuterRef, Q, Subquery, Value
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Concat
 
-from controlplane.api.errors import DomainError, NotFound
+from controlplane.exceptions import DomainError, NotFound
 
 from .access import Principal
 from .models import (

@@ -2,7 +2,7 @@
 audit of every refusal.
 
 Every entry names the principal and key, whatever the outcome: the Bearer key's check is kept on the Django
-request (``controlplane.api.authentication.bearer_check``), and a request that no view authenticated (an
+request (``governance.accounts.authentication.bearer_check``), and a request that no view authenticated (an
 unknown URL, a middleware's refusal, a bad ``?format=``) has its key checked here, once. A refusal (status
 400 and up) notes the ``code`` of its error body in ``detail``, and a refused key the prefix it named.
 Otherwise one INSERT: the URL match is on the request by then. A failed write is logged and the response goes
@@ -18,8 +18,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from controlplane.api.authentication import bearer_check
 from controlplane.api.errors import REFUSAL_ATTRIBUTE
+from governance.accounts.authentication import bearer_check
 
 from .access import Principal
 from .audit import audit_denied

@@ -18,7 +18,7 @@ import json
 
 import yaml
 
-from controlplane.api.errors import DomainError
+from controlplane.exceptions import DomainError
 
 from .gates import GATE_KINDS
 from .models import EnvironmentKind, RiskTier

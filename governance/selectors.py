@@ -3,7 +3,7 @@
 from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Prefetch, QuerySet
 
-from controlplane.api.errors import DomainError, Forbidden, NotFound
+from controlplane.exceptions import DomainError, Forbidden, NotFound
 
 from .access import Principal, require_role
 from .models import (

@@ -28,7 +28,7 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadhandler import TemporaryFileUploadHandler
 from rest_framework import status
 
-from controlplane.api.errors import DomainError
+from controlplane.exceptions import DomainError
 
 from .uris import STORAGE_ROOT, storage_uri
 

@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlsplit
 
 from django.conf import settings
 
-from controlplane.api.errors import DomainError
+from controlplane.exceptions import DomainError
 
 STORAGE_SCHEME = "storage"
 STORAGE_ROOT = "projects"

@@ -39,7 +39,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from controlplane.api.errors import DomainError
+from controlplane.exceptions import DomainError
 from controlplane.outbox import outbox_enqueue
 
 from .models import AuditEvent, Webhook, WebhookDelivery

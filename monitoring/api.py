@@ -12,11 +12,11 @@ from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import parsers, serializers, status
 from rest_framework.response import Response
 
-from controlplane.api.errors import Conflict, DomainError, NotFound
 from controlplane.api.filters import BooleanFilter, IntegerFilter
 from controlplane.api.serializers import StrictSerializer
-from controlplane.api.views import ProjectApiView
+from controlplane.exceptions import Conflict, DomainError, Gone, NotFound
 from governance import selectors as governance_selectors
+from governance.accounts.api.base import ProjectApiView
 from governance.middleware import access_log_mark
 from governance.models import DatasetVersion, Deployment, Environment, Role
 from governance.storage import HashingUploadHandler
@@ -810,8 +810,7 @@ class RawDownloadView(MonitoringView):
     def _stream(self, request, *, storage_path: str, purged: bool, filename: str, what: str):
         raw_data_download_allow(actor=self.principal, project=self.project)
         if purged:
-            raise DomainError(f"The {what}'s data was deleted under the project's retention.", code="purged",
-                              status=410)  # fmt: skip
+            raise Gone(f"The {what}'s data was deleted under the project's retention.", code="purged")
         if not storage_path or not default_storage.exists(storage_path):
             raise NotFound(f"The {what}'s file is not in the storage.")
         access_log_mark(getattr(request, "_request", request), f"download {what}")  # the Django request is logged

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
-from controlplane.api.errors import NotFound
+from controlplane.exceptions import NotFound
 from governance.access import Principal
 from governance.models import DatasetRole, ModelVersion, ModelVersionDataset, Project
 

@@ -1,8 +1,9 @@
 """One error shape everywhere: ``{"error": {"code": ..., "message": ..., "details": [...]}}``.
 
-Services raise ``DomainError`` (or a subclass); DRF's own exceptions and Django's 404/500 handlers are
-reshaped here, so a client parses every error the same way. A lost or refused database connection is a 503
-``database_unavailable`` with ``Retry-After``, from DRF views and from everything else (handler500).
+Services raise ``controlplane.exceptions.DomainError`` (or a subclass), mapped here to a status; DRF's own
+exceptions and Django's 404/500 handlers are reshaped here, so a client parses every error the same way. A
+lost or refused database connection is a 503 ``database_unavailable`` with ``Retry-After``, from DRF views
+and from everything else (handler500).
 """
 
 import logging
@@ -18,6 +19,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from controlplane.exceptions import Conflict, DomainError, Forbidden, Gone, NotFound, PayloadTooLarge, TooManyRequests
+
 log = logging.getLogger(__name__)
 
 DATABASE_RETRY_AFTER_SECONDS = 5
@@ -26,47 +29,20 @@ DATABASE_RETRY_AFTER_SECONDS = 5
 _UNAVAILABLE_SQLSTATES = {"57P01", "57P02", "57P03"}
 
 
-class DomainError(Exception):
-    """A rule of the domain was broken; carries the status and code the API answers with."""
-
-    status = status.HTTP_400_BAD_REQUEST
-    code = "invalid"
-
-    def __init__(
-        self, message: str, *, code: str | None = None, details: list | None = None, status=None, project=None
-    ):
-        super().__init__(message)
-        self.message = message
-        self.code = code or self.code
-        self.details = details or []
-        self.status = status or self.status
-        self.project = project  # where a refusal is audited (None: the URL's project, else the system chain)
+# The status each domain error answers with; a subclass not named here answers as its nearest named base.
+DOMAIN_ERROR_STATUSES = {
+    TooManyRequests: status.HTTP_429_TOO_MANY_REQUESTS,
+    PayloadTooLarge: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    Gone: status.HTTP_410_GONE,
+    Conflict: status.HTTP_409_CONFLICT,
+    NotFound: status.HTTP_404_NOT_FOUND,
+    Forbidden: status.HTTP_403_FORBIDDEN,
+    DomainError: status.HTTP_400_BAD_REQUEST,
+}
 
 
-class NotFound(DomainError):
-    status = status.HTTP_404_NOT_FOUND
-    code = "not_found"
-
-
-class Forbidden(DomainError):
-    status = status.HTTP_403_FORBIDDEN
-    code = "permission_denied"
-
-
-class Conflict(DomainError):
-    status = status.HTTP_409_CONFLICT
-    code = "conflict"
-
-
-class TooManyRequests(DomainError):
-    """429: a bound on the caller's work was reached; ``retry_after`` (seconds) is sent as ``Retry-After``."""
-
-    status = status.HTTP_429_TOO_MANY_REQUESTS
-    code = "too_many_requests"
-
-    def __init__(self, message: str, *, retry_after: int, **kwargs):
-        super().__init__(message, **kwargs)
-        self.retry_after = retry_after
+def domain_error_status(exc: DomainError) -> int:
+    return next(code for cls, code in DOMAIN_ERROR_STATUSES.items() if isinstance(exc, cls))
 
 
 def error_body(code: str, message: str, details: list | None = None) -> dict:
@@ -152,10 +128,11 @@ def exception_handler(exc, context):
             headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
         )
     if isinstance(exc, DomainError):
-        if exc.status == status.HTTP_403_FORBIDDEN:
+        status_code = domain_error_status(exc)
+        if status_code == status.HTTP_403_FORBIDDEN:
             _note_refusal(context.get("request"), exc.message, exc.project)
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
-        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status, headers=headers)
+        return Response(error_body(exc.code, exc.message, exc.details), status=status_code, headers=headers)
     if isinstance(exc, RequestDataTooBig):
         return Response(
             error_body("payload_too_large", "The request body is larger than this endpoint accepts."),

@@ -213,7 +213,14 @@ def _own_docstring(obj) -> str:
     return inspect.cleandoc(doc) if doc else ""
 
 
-_FRAMEWORK_MODULES = ("controlplane.api.", "rest_framework.", "django.", "drf_spectacular.")
+# The shared base views (governance.accounts.api.base) count as framework: their docstrings are for developers.
+_FRAMEWORK_MODULES = (
+    "controlplane.api.",
+    "governance.accounts.api.base",
+    "rest_framework.",
+    "django.",
+    "drf_spectacular.",
+)
 
 
 def _is_own(obj) -> bool:
@@ -236,7 +243,7 @@ class AutoSchema(SpectacularAutoSchema):
 
     def get_description(self):
         """The handler's docstring, else the nearest docstring of the view's own classes: never one of the
-        framework's or of the shared bases in ``controlplane.api``, which are notes for developers."""
+        framework's or of the shared bases (``governance.accounts.api.base``), which are notes for developers."""
         method = getattr(type(self.view), self.method.lower(), None)
         doc = _own_docstring(method) if method is not None and _is_own(method) else ""
         for cls in type(self.view).__mro__:
@@ -332,7 +339,7 @@ def add_error_component(result, generator, request, public):
 class BearerKeyScheme(OpenApiAuthenticationExtension):
     """Documents ``Authorization: Bearer <api key>`` as the ``bearerAuth`` scheme."""
 
-    target_class = "controlplane.api.authentication.BearerKeyAuthentication"
+    target_class = "governance.accounts.authentication.BearerKeyAuthentication"
     name = "bearerAuth"
 
     def get_security_definition(self, auto_schema):

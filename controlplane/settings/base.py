@@ -235,12 +235,12 @@ TOLLGATE_WEBHOOK_DISABLE_AFTER_FAILURES = env.integer("TOLLGATE_WEBHOOK_DISABLE_
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "controlplane.api.authentication.BearerKeyAuthentication",
+        "governance.accounts.authentication.BearerKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": [
         "rest_framework.permissions.IsAuthenticated",
-        "controlplane.api.permissions.ReadOnlyKeyPermission",
+        "governance.accounts.permissions.ReadOnlyKeyPermission",
     ],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],

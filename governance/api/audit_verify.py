@@ -2,9 +2,9 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from controlplane.api.errors import NotFound
-from controlplane.api.views import ProjectApiView
+from controlplane.exceptions import NotFound
 from governance.access import require_role
+from governance.accounts.api.base import ProjectApiView
 from governance.models import AuditVerification
 from governance.services.audit import AUDIT_READERS, audit_verification_start
 

@@ -19,8 +19,8 @@ from rest_framework import renderers, serializers
 from rest_framework.response import Response
 
 from controlplane.api.pagination import CursorPagination
-from controlplane.api.views import ProjectApiView
 from governance import selectors
+from governance.accounts.api.base import ProjectApiView
 from governance.models import AccessLogEntry, AuditEvent
 
 EXPORT_CHUNK_ROWS = 2000  # rows fetched per round trip (a server-side cursor on PostgreSQL)

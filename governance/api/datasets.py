@@ -12,11 +12,11 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import parsers, serializers, status
 from rest_framework.response import Response
 
-from controlplane.api.errors import DomainError
 from controlplane.api.filters import BooleanFilter
 from controlplane.api.serializers import StrictSerializer
-from controlplane.api.views import ProjectApiView
+from controlplane.exceptions import DomainError
 from governance import selectors
+from governance.accounts.api.base import ProjectApiView
 from governance.models import Classification, Dataset, DatasetVersion
 from governance.services import datasets as services
 from governance.storage import HashingUploadHandler

@@ -26,11 +26,12 @@ from rest_framework import serializers, status
 from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.response import Response
 
-from controlplane.api.errors import DomainError, _flatten
+from controlplane.api.errors import _flatten
 from controlplane.api.filters import IntegerFilter
 from controlplane.api.serializers import StrictSerializer
-from controlplane.api.views import ApiView, ProjectApiView
+from controlplane.exceptions import DomainError, PayloadTooLarge
 from governance import lineage
+from governance.accounts.api.base import ApiView, ProjectApiView
 from governance.models import LineageEvent
 from governance.services import lineage as services
 
@@ -389,9 +390,7 @@ def _body_text(request) -> str:
         except zlib.error:
             raise ParseError("The gzip body could not be decompressed.") from None
         if len(raw) > limit or inflater.unconsumed_tail:
-            raise DomainError(
-                f"The decompressed body is larger than {limit} bytes.", code="payload_too_large", status=413
-            )
+            raise PayloadTooLarge(f"The decompressed body is larger than {limit} bytes.")
     elif encoding != "identity":
         raise UnsupportedMediaType(request.content_type, detail=f"Content-Encoding '{encoding}' is not supported.")
     try:

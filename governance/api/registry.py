@@ -8,10 +8,10 @@ from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from controlplane.api.errors import Conflict
 from controlplane.api.serializers import StrictSerializer
-from controlplane.api.views import ProjectApiView, ProjectListApiView
+from controlplane.exceptions import Conflict
 from governance import selectors
+from governance.accounts.api.base import ProjectApiView, ProjectListApiView
 from governance.models import (
     DatasetRole,
     Metric,

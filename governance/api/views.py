@@ -4,9 +4,9 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
-from controlplane.api.errors import Forbidden
-from controlplane.api.views import ApiView, ListApiView, ProjectApiView, ProjectListApiView
+from controlplane.exceptions import Forbidden
 from governance import selectors
+from governance.accounts.api.base import ApiView, ListApiView, ProjectApiView, ProjectListApiView
 from governance.models import ApiKey, Project, Role, RoleBinding, User
 from governance.services import access as access_services
 from governance.services import api_keys as key_services

@@ -10,7 +10,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from controlplane.api.views import ProjectApiView, ProjectListApiView
+from governance.accounts.api.base import ProjectApiView, ProjectListApiView
 from governance.models import Webhook, WebhookDelivery
 from governance.services import webhooks as services
 

@@ -7,12 +7,12 @@ from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from controlplane.api.errors import DomainError, NotFound
 from controlplane.api.filters import ZonedDateTimeFilter
 from controlplane.api.serializers import StrictSerializer
-from controlplane.api.views import ListApiView, ProjectApiView, ProjectListApiView
+from controlplane.exceptions import DomainError, NotFound
 from governance import selectors
 from governance.access import require_role
+from governance.accounts.api.base import ListApiView, ProjectApiView, ProjectListApiView
 from governance.gates import FAILED, PASSED, PENDING, WAIVED
 from governance.models import (
     Decision,

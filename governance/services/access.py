@@ -5,7 +5,7 @@ from datetime import datetime
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from controlplane.api.errors import Conflict, DomainError, Forbidden
+from controlplane.exceptions import Conflict, DomainError, Forbidden
 from governance.access import SYSTEM_USERNAME, Principal, require_in_project, require_role
 from governance.audit import audit_record, changes
 from governance.models import ApiKey, Project, Role, RoleBinding, User

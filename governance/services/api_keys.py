@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from controlplane.api.errors import DomainError, Forbidden, NotFound
+from controlplane.exceptions import DomainError, Forbidden, NotFound
 from governance.access import Principal, require_in_project, require_role
 from governance.audit import audit_record
 from governance.models import ApiKey, Project, Role, User

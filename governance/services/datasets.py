@@ -14,7 +14,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from controlplane.api.errors import Conflict, DomainError
+from controlplane.exceptions import Conflict, DomainError
 from governance.access import Principal, require_role
 from governance.audit import audit_record, changes
 from governance.models import Classification, Dataset, DatasetVersion, Project, Role

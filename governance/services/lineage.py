@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from controlplane.api.errors import Conflict, DomainError
+from controlplane.exceptions import Conflict, DomainError
 from governance.access import Principal, require_role
 from governance.audit import audit_record
 from governance.lineage import (

@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from controlplane.api.errors import Conflict, DomainError
+from controlplane.exceptions import Conflict, DomainError
 from governance.access import Principal, require_role
 from governance.audit import audit_record, canonical, changes, digest
 from governance.lineage import lineage_link_model_version

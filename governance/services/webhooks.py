@@ -9,7 +9,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from controlplane.api.errors import Conflict, DomainError, NotFound
+from controlplane.exceptions import Conflict, DomainError, NotFound
 from governance.access import Principal, require_role
 from governance.audit import audit_record, changes
 from governance.models import Project, Role, Webhook, WebhookDelivery

@@ -18,7 +18,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
-from controlplane.api.errors import Conflict, DomainError, Forbidden
+from controlplane.exceptions import Conflict, DomainError, Forbidden
 from governance import policy as policies
 from governance.access import Principal, require_in_project, require_role
 from governance.audit import audit_record, canonical, digest

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from controlplane.api.errors import DomainError
+from controlplane.exceptions import DomainError
 from governance.access import Principal
 from governance.models import ModelVersion, Role
 from monitoring import evidently_checks as checks

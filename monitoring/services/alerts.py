@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
-from controlplane.api.errors import Conflict
+from controlplane.exceptions import Conflict
 from governance.access import Principal, require_role
 from governance.audit import audit_record
 from governance.models import Role

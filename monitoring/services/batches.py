@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from controlplane.api.errors import DomainError
+from controlplane.exceptions import DomainError, Gone, PayloadTooLarge
 from governance.access import Principal, require_in_project, require_role
 from governance.audit import audit_record
 from governance.models import Deployment, ModelVersion, Project
@@ -153,8 +153,7 @@ def batch_upload(
             raise _schema_mismatch(version, problems)
         if stored.row_count > settings.TOLLGATE_MAX_BATCH_ROWS:
             limit = settings.TOLLGATE_MAX_BATCH_ROWS
-            raise DomainError(f"The batch has {stored.row_count} rows; the limit is {limit}.",
-                              code="payload_too_large", status=413)  # fmt: skip
+            raise PayloadTooLarge(f"The batch has {stored.row_count} rows; the limit is {limit}.")
         result = _batch_insert(
             actor=actor, project=project, deployment=deployment, version=version, kind=Batch.Kind.UPLOADED,
             uri=stored.uri, storage_path=stored.storage_path, sha256=actual, size_bytes=stored.size_bytes,
@@ -262,7 +261,7 @@ def batch_labels_upload(
     project = batch.project
     require_role(actor, project, WRITERS, action="upload labels")
     if batch.purged_at is not None:
-        raise DomainError("The batch's data was deleted under the project's retention.", code="purged", status=410)
+        raise Gone("The batch's data was deleted under the project's retention.", code="purged")
     actual = file_sha256(file)
     if sha256 and sha256.lower() != actual:
         raise _invalid("sha256", f"The uploaded bytes hash to {actual}, not {sha256.lower()}.")

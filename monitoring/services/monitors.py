@@ -11,7 +11,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from controlplane.api.errors import Conflict, DomainError
+from controlplane.exceptions import Conflict, DomainError
 from governance.access import Principal, require_in_project, require_role
 from governance.audit import audit_record, canonical, changes, digest
 from governance.models import Deployment, ModelVersion, Project

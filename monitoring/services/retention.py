@@ -60,7 +60,7 @@ def raw_data_download_allow(*, actor: Principal, project: Project) -> None:
     """403 unless the caller holds one of the roles the project's data policy lets download raw data."""
     roles = data_policy_of(project).download_roles
     if not roles:
-        from controlplane.api.errors import Forbidden
+        from controlplane.exceptions import Forbidden
 
         raise Forbidden("This project's data policy lets nobody download raw data.", code="permission_denied",
                         project=project)  # fmt: skip

@@ -20,7 +20,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from controlplane.api.errors import Conflict, DomainError, TooManyRequests
+from controlplane.exceptions import Conflict, DomainError, Gone, TooManyRequests
 from controlplane.outbox import outbox_enqueue
 from governance.access import Principal, require_in_project, require_role
 from governance.models import Role, User
@@ -206,7 +206,7 @@ def check_run_request(*, actor: Principal, monitor: Monitor, batch: Batch | None
         raise _invalid("batch", "this monitor does not cover that batch (another deployment or version)")
     batch = Batch.objects.get(pk=batch.pk)
     if batch.purged_at is not None:
-        raise DomainError("The batch's data was deleted under the project's retention.", code="purged", status=410)
+        raise Gone("The batch's data was deleted under the project's retention.", code="purged")
     revision = MonitorRevision.objects.get(monitor=monitor, revision=monitor.revision)
     if monitor.kind in REFERENCE_KINDS and reference_of(batch.model_version) is None:
         version, why = batch.model_version, reference_missing(batch.model_version, monitor.kind)

@@ -13,7 +13,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from rest_framework.test import APIClient
 
-from controlplane.api.errors import DomainError
+from controlplane.exceptions import DomainError
 from governance.access import Principal
 from governance.models import AccessLogEntry, AuditEvent, Dataset, DatasetVersion, Role
 from governance.services.access import role_grant, service_account_create

@@ -187,7 +187,7 @@ def test_a_confirmation_needs_a_comment(api, ml_engineer, officer, card_url, com
 
 
 def test_the_service_refuses_a_blank_comment_too(project, ml_engineer, officer, card_url):
-    from controlplane.api.errors import DomainError
+    from controlplane.exceptions import DomainError
     from governance.access import Principal
     from governance.models import ModelVersion
     from governance.services.registry import model_card_confirm_risk_tier

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from controlplane.api.errors import NotFound
+from controlplane.exceptions import NotFound
 from governance.access import Principal
 from governance.models import (
     ApiKey,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controlplane.api.errors import DomainError
+from controlplane.exceptions import DomainError
 from governance.uris import CheckedUri, check_uri
 
 PROJECT = SimpleNamespace(slug="fraud")

@@ -6,7 +6,7 @@ import pytest
 from django.core.files.base import ContentFile
 from django.utils import timezone
 
-from controlplane.api.errors import NotFound
+from controlplane.exceptions import NotFound
 from governance.access import Principal
 from governance.models import AuditEvent, Deployment, Environment
 from monitoring.models import Batch, CheckRun, Monitor

@@ -37,7 +37,8 @@ def _check(request) -> BearerCheck | None:
     except UnicodeDecodeError:
         return BearerCheck(refusal="Invalid API key.")
 
-    # DRF imports this module with rest_framework.views, which may be before the apps (and governance's models) load.
+    # Deferred (a start-up cycle): DRF imports this module when rest_framework.views loads, which may be
+    # before the apps (and the models api_keys imports) are ready.
     from governance.services.api_keys import api_key_authenticate
 
     key = api_key_authenticate(raw_key=raw_key)

@@ -1,0 +1,1 @@
+"""The accounts API, and the base views (``base``) every concern's views stand on."""
