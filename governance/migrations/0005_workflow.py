@@ -6,13 +6,46 @@ from django.conf import settings
 from django.db import migrations, models
 
 
+# The default policy as it stood, written out here rather than imported from governance.policy, so that editing
+# the live default never changes what this migration did.
+_CARD_FIELDS = [
+    "intended_use", "out_of_scope_uses", "users_and_affected_persons", "limitations", "ethical_considerations",
+    "evaluation_data", "human_oversight", "proposed_risk_tier", "risk_tier_rationale",
+]  # fmt: skip
+_CHECKS = [
+    {"kind": "check", "check_kind": "data_drift", "max_age_hours": 168},
+    {"kind": "check", "check_kind": "data_quality", "max_age_hours": 168},
+]
+
+
+def _production(approvals: int, extra: list) -> list:
+    return [
+        {"kind": "approvals", "min": approvals},
+        {"kind": "model_card", "required_fields": list(_CARD_FIELDS)},
+        {"kind": "provenance"},
+        *[dict(gate) for gate in extra],
+    ]
+
+
+DEFAULT_POLICY = {
+    "environments": {
+        "staging": {tier: [{"kind": "provenance"}] for tier in ("minimal", "limited", "high", "unacceptable")},
+        "production": {
+            "minimal": _production(1, []),
+            "limited": _production(1, []),
+            "high": _production(2, _CHECKS),
+            "unacceptable": _production(2, _CHECKS),
+        },
+    },
+    "suspend_on_failed_check": ["production"],
+}
+
+
 def bootstrap_existing_projects(apps, schema_editor):
     """Projects created before environments existed get staging, production and the default policy."""
     import hashlib
 
     import rfc8785
-
-    from governance.policy import DEFAULT_POLICY
 
     Project = apps.get_model("governance", "Project")
     Environment = apps.get_model("governance", "Environment")
