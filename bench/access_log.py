@@ -1,7 +1,7 @@
 """Per-request overhead of the access log middleware (DESIGN §10; target: under 1 ms).
 
 The same requests through two WSGI handlers built from production settings, one with
-``governance.middleware.AccessLogMiddleware`` and one without, on a throwaway PostgreSQL database, in
+``governance.audit.middleware.AccessLogMiddleware`` and one without, on a throwaway PostgreSQL database, in
 alternation, one request each, so that drift (autovacuum, other load) hits both alike; medians reported.
 
     .venv/bin/python bench/access_log.py [--requests 1500]
@@ -14,7 +14,7 @@ import time
 from _common import call, configure, environ
 
 DATABASE = "tollgate_bench_access_log"
-MIDDLEWARE = "governance.middleware.AccessLogMiddleware"
+MIDDLEWARE = "governance.audit.middleware.AccessLogMiddleware"
 
 
 def main() -> None:

@@ -49,9 +49,9 @@ def _peak_kib() -> int:
 def populate(sizes: list[int]) -> None:
     configure(DATABASE, create=True)
     from governance.access import Principal
-    from governance.audit import canonical, digest
+    from governance.audit.chain import canonical, digest
+    from governance.audit.models import chain_of
     from governance.models import AuditChainHead, AuditEvent, Role, User
-    from governance.models.audit import chain_of
     from governance.services.access import project_create, role_grant
 
     staff = User.objects.create_user("staff", is_staff=True)

@@ -6,4 +6,10 @@ class GovernanceConfig(AppConfig):
     verbose_name = "Governance"
 
     def ready(self):
-        from . import audit_db, signals  # noqa: F401 - connect the receivers
+        # Deferred (Django's rule): these import models, which may load only once the app registry is ready.
+        from governance import signals  # noqa: F401 - connect the receivers
+        from governance.audit import db, tasks  # noqa: F401 - db connects its receiver; tasks registers them
+        from governance.audit.services import audit_listen
+        from governance.webhooks import webhooks_enqueue
+
+        audit_listen(webhooks_enqueue)  # webhooks hear of every project event, in its transaction

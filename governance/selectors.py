@@ -7,9 +7,7 @@ from controlplane.exceptions import DomainError, Forbidden, NotFound
 
 from .access import Principal, require_role
 from .models import (
-    AccessLogEntry,
     ApiKey,
-    AuditEvent,
     Dataset,
     DatasetVersion,
     LineageRun,
@@ -23,7 +21,6 @@ from .models import (
     RoleBinding,
     User,
 )
-from .models.audit import chain_of
 
 
 def project_list(*, principal: Principal) -> QuerySet[Project]:
@@ -126,30 +123,6 @@ def user_by_username(username: str, *, field: str = "principal") -> User:
     if user is None:
         raise DomainError(f"No user '{username}'.", details=[{"field": field, "message": "unknown user"}])
     return user
-
-
-# --- The auditor's view (DESIGN §4 and §8): the project's audit chain and access log. ---
-
-AUDIT_READERS = (Role.AUDITOR, Role.ADMIN)
-
-
-def audit_event_list(*, principal: Principal, project: Project) -> QuerySet[AuditEvent]:
-    """The project's chain in sequence order; its auditors and admins only (403 for other members)."""
-    require_role(principal, project, AUDIT_READERS, action="read the audit trail", write=False)
-    return AuditEvent.objects.filter(chain=chain_of(project.pk), project=project).order_by("sequence")
-
-
-def audit_event_get(*, principal: Principal, project: Project, sequence: int) -> AuditEvent:
-    event = audit_event_list(principal=principal, project=project).filter(sequence=sequence).first()
-    if event is None:
-        raise NotFound(f"No audit event #{sequence} in this project.")
-    return event
-
-
-def access_log_list(*, principal: Principal, project: Project) -> QuerySet[AccessLogEntry]:
-    """Requests made under the project's URLs, newest first; its auditors and admins only."""
-    require_role(principal, project, AUDIT_READERS, action="read the access log", write=False)
-    return AccessLogEntry.objects.filter(project_slug=project.slug).order_by("-id")
 
 
 # Registry -------------------------------------------------------------------------------------------------

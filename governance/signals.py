@@ -6,8 +6,9 @@ from django.dispatch import receiver
 
 @receiver(user_logged_in)
 def audit_login(sender, request, user, **kwargs):
+    from governance.audit.services import audit_record
+
     from .access import Principal
-    from .audit import audit_record
 
     audit_record(action="auth.login", actor=Principal(user), target=user)
 
@@ -18,7 +19,8 @@ def mark_failed_login(sender, credentials, request=None, **kwargs):
     An unknown name is not repeated: people type their password into the username box."""
     if request is None:
         return
-    from .middleware import access_log_mark
+    from governance.audit.middleware import access_log_mark
+
     from .models import User
 
     username = str(credentials.get("username", ""))

@@ -41,6 +41,8 @@ from django.utils import timezone
 
 from controlplane.exceptions import DomainError
 from controlplane.outbox import outbox_enqueue
+from governance.audit.services import audit_record
+from governance.audit.vocabulary import WEBHOOK_TEST_EVENT
 
 from .models import AuditEvent, Webhook, WebhookDelivery
 
@@ -292,8 +294,6 @@ def webhooks_enqueue(event: AuditEvent) -> int:
 
 
 def webhook_test_payload(webhook: Webhook) -> str:
-    from .vocabulary import WEBHOOK_TEST_EVENT
-
     return _dumps(
         {
             "id": f"test-{secrets.token_hex(16)}",
@@ -404,7 +404,6 @@ def webhook_delivery_attempt(*, delivery_id: int, can_retry: bool = True) -> flo
 def _count_failure(*, webhook_id: int, error: str) -> None:
     """One more delivery failed for good; at the threshold the webhook is disabled, audited, with the reason."""
     from .access import Principal
-    from .audit import audit_record
 
     with transaction.atomic():
         webhook = (

@@ -17,7 +17,7 @@ from controlplane.api.serializers import StrictSerializer
 from controlplane.exceptions import Conflict, DomainError, Gone, NotFound
 from governance import selectors as governance_selectors
 from governance.accounts.api.base import ProjectApiView
-from governance.middleware import access_log_mark
+from governance.audit.middleware import access_log_mark
 from governance.models import DatasetVersion, Deployment, Environment, Role
 from governance.storage import HashingUploadHandler
 

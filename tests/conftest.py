@@ -35,7 +35,7 @@ def _flush_in_audit_maintenance():
     except in maintenance mode, which this flush -- and nothing in the application -- enters."""
     from django.db.backends.base.operations import BaseDatabaseOperations
 
-    from governance.audit_db import audit_maintenance
+    from governance.audit.db import audit_maintenance
 
     original = BaseDatabaseOperations.execute_sql_flush
 

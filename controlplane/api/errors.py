@@ -78,7 +78,7 @@ REFUSAL_ATTRIBUTE = "_tollgate_refusal"
 
 
 def _note_refusal(request, message: str, project=None) -> None:
-    """Tell the refusal audit (governance.middleware.RefusalAuditMiddleware, which audits every 403 after
+    """Tell the refusal audit (governance.audit.middleware.RefusalAuditMiddleware, which audits every 403 after
     the view) why this request was refused and in which project."""
     if request is not None:
         setattr(getattr(request, "_request", request), REFUSAL_ATTRIBUTE, (message, project))

@@ -38,9 +38,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "controlplane.middleware.RequestIdMiddleware",
     # Outermost after the request id, so refusals by the middleware below (413, HTTPS redirects) are logged.
-    "governance.middleware.AccessLogMiddleware",
+    "governance.audit.middleware.AccessLogMiddleware",
     "controlplane.middleware.UrlCharactersMiddleware",
-    "governance.middleware.RefusalAuditMiddleware",
+    "governance.audit.middleware.RefusalAuditMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "controlplane.middleware.BodySizeLimitMiddleware",
@@ -291,7 +291,7 @@ SPECTACULAR_SETTINGS = {
         "DatasetRoleEnum": "governance.models.registry.DatasetRole",
         "DeploymentStateEnum": "governance.models.workflow.Deployment.State",
         "PromotionRequestStateEnum": "governance.models.workflow.PromotionRequest.State",
-        "AuditVerificationStateEnum": "governance.models.audit.AuditVerification.State",
+        "AuditVerificationStateEnum": "governance.audit.models.AuditVerification.State",
         "DatasetVersionKindEnum": "governance.models.registry.DatasetVersion.Kind",
         "EnvironmentKindEnum": "governance.models.workflow.EnvironmentKind",
         "WebhookDeliveryStateEnum": "governance.models.webhooks.WebhookDelivery.State",

@@ -1,21 +1,13 @@
-from django.urls import path
+from django.urls import include, path
 
-from . import audit_verify, auditing, datasets, lineage, registry, views, webhooks, workflow
+from . import datasets, lineage, registry, views, webhooks, workflow
 
 project = "projects/<slug:project>/"
 version = f"{project}models/<str:model>/versions/<int:version>/"
 deployment = f"{project}deployments/<str:model>/<slug:environment>/"
 
 urlpatterns = [
-    path(f"{project}audit-events/verify/", audit_verify.AuditVerifyView.as_view(), name="audit-verify"),
-    path(
-        f"{project}audit-events/verify/<int:pk>/",
-        audit_verify.AuditVerificationDetailView.as_view(),
-        name="audit-verification-detail",
-    ),
-    path(f"{project}audit-events/", auditing.AuditEventListView.as_view(), name="audit-event-list"),
-    path(f"{project}audit-events/<int:sequence>/", auditing.AuditEventDetailView.as_view(), name="audit-event-detail"),
-    path(f"{project}access-log/", auditing.AccessLogListView.as_view(), name="access-log-list"),
+    path("", include("governance.audit.api.urls")),
     path("me/", views.MeView.as_view(), name="me"),
     path("users/", views.UserListView.as_view(), name="user-list"),
     path("api-keys/", views.ApiKeyListView.as_view(), name="api-key-list"),

@@ -2,7 +2,7 @@
 
 Only an explicit maintenance mode lets them through: on PostgreSQL the session setting
 ``tollgate.audit_maintenance = 'on'``; on SQLite the per-connection function ``tollgate_audit_maintenance()``
-returning 1 (governance.audit_db). The test suite's database flush uses it, and nothing else does.
+returning 1 (governance.audit.db). The test suite's database flush uses it, and nothing else does.
 """
 
 from django.db import migrations

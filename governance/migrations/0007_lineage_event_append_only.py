@@ -1,5 +1,5 @@
 """The database refuses UPDATE, DELETE and TRUNCATE of stored OpenLineage events, as it does for audit events
-(0003_audit_immutability): only the maintenance mode of governance.audit_db, which the test suite's flush uses,
+(0003_audit_immutability): only the maintenance mode of governance.audit.db, which the test suite's flush uses,
 lets them through."""
 
 from django.db import migrations

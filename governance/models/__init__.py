@@ -1,5 +1,6 @@
+from governance.audit.models import AccessLogEntry, AuditChainHead, AuditEvent, AuditVerification
+
 from .access import ApiKey, Project, Role, RoleBinding, User
-from .audit import AccessLogEntry, AuditChainHead, AuditEvent, AuditVerification
 from .lineage import LineageEvent, LineageGraphEdge, LineageJob, LineageNode, LineageRun, LineageRunDataset
 from .registry import (
     Classification,

@@ -5,7 +5,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from .audit import label_part
+from governance.audit.models import label_part
 
 
 class Classification(models.TextChoices):

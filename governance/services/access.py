@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from controlplane.exceptions import Conflict, DomainError, Forbidden
 from governance.access import SYSTEM_USERNAME, Principal, require_in_project, require_role
-from governance.audit import audit_record, changes
+from governance.audit.services import audit_record, changes
 from governance.models import ApiKey, Project, Role, RoleBinding, User
 from governance.models.access import SERVICE_ACCOUNT_ROLES
 

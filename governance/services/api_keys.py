@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from controlplane.exceptions import DomainError, Forbidden, NotFound
 from governance.access import Principal, require_in_project, require_role
-from governance.audit import audit_record
+from governance.audit.services import audit_record
 from governance.models import ApiKey, Project, Role, User
 
 KEY_PREFIX = "tg_"

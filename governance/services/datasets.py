@@ -16,7 +16,7 @@ from django.db import IntegrityError, transaction
 
 from controlplane.exceptions import Conflict, DomainError
 from governance.access import Principal, require_role
-from governance.audit import audit_record, changes
+from governance.audit.services import audit_record, changes
 from governance.models import Classification, Dataset, DatasetVersion, Project, Role
 from governance.storage import delete_stored, file_sha256, store_dataset_file
 from governance.uris import check_uri

@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from controlplane.exceptions import Conflict, DomainError
 from governance.access import Principal, require_role
-from governance.audit import audit_record
+from governance.audit.services import audit_record
 from governance.lineage import (
     artifact_datasets,
     artifact_uris,

@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from controlplane.exceptions import Conflict, DomainError
 from governance.access import Principal, require_role
-from governance.audit import audit_record, canonical, changes, digest
+from governance.audit.chain import canonical, digest
+from governance.audit.services import audit_record, changes
 from governance.lineage import lineage_link_model_version
 from governance.models import (
     DatasetRole,

@@ -11,9 +11,9 @@ from django.utils import timezone
 
 from controlplane.exceptions import Conflict, DomainError, NotFound
 from governance.access import Principal, require_role
-from governance.audit import audit_record, changes
+from governance.audit.services import audit_record, changes
+from governance.audit.vocabulary import WEBHOOK_ACTIONS, WEBHOOK_TEST_EVENT
 from governance.models import Project, Role, Webhook, WebhookDelivery
-from governance.vocabulary import WEBHOOK_ACTIONS, WEBHOOK_TEST_EVENT
 from governance.webhooks import (
     delivery_enqueue,
     secret_generate,

@@ -21,7 +21,8 @@ from django.utils import timezone
 from controlplane.exceptions import Conflict, DomainError, Forbidden
 from governance import policy as policies
 from governance.access import Principal, require_in_project, require_role
-from governance.audit import audit_record, canonical, digest
+from governance.audit.chain import canonical, digest
+from governance.audit.services import audit_record
 from governance.gates import GATE_KINDS, WAIVED, GateResult
 from governance.models import (
     Decision,

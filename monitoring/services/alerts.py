@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from controlplane.exceptions import Conflict
 from governance.access import Principal, require_role
-from governance.audit import audit_record
+from governance.audit.services import audit_record
 from governance.models import Role
 from monitoring.models import Alert
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from controlplane.exceptions import DomainError, Gone, PayloadTooLarge
 from governance.access import Principal, require_in_project, require_role
-from governance.audit import audit_record
+from governance.audit.services import audit_record
 from governance.models import Deployment, ModelVersion, Project
 from governance.storage import delete_stored, file_sha256, project_prefix, store_data_file
 from governance.uris import check_uri

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from controlplane.models import OutboxMessage
 from controlplane.outbox import outbox_enqueue
-from governance.audit import audit_record
+from governance.audit.services import audit_record
 from governance.models import Decision, Deployment, PromotionRequest
 from monitoring import engine
 from monitoring import evidently_checks as checks

@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from controlplane.exceptions import Conflict, DomainError
 from governance.access import Principal, require_in_project, require_role
-from governance.audit import audit_record, canonical, changes, digest
+from governance.audit.chain import canonical, digest
+from governance.audit.services import audit_record, changes
 from governance.models import Deployment, ModelVersion, Project
 from monitoring import engine
 from monitoring import evidently_checks as checks

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from governance.access import Principal, require_role
-from governance.audit import audit_record, changes
+from governance.audit.services import audit_record, changes
 from governance.models import Project, Role
 from governance.storage import delete_stored
 from monitoring.models import Batch, CheckRun, DataPolicy, DatasetVersionPurge, ReportState

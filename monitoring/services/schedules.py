@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from governance.audit import audit_record
+from governance.audit.services import audit_record
 from monitoring.models import Alert, CheckRun, CheckState, Monitor, MonitorKind, MonitorRevision
 
 from ._common import _system

@@ -18,9 +18,9 @@ from django.urls import Resolver404, resolve
 from drf_spectacular.generators import SchemaGenerator
 
 from governance.access import Principal
+from governance.audit.middleware import UNLOGGED_PATHS
 from governance.management.commands._demo_registry import MODEL
 from governance.management.commands.seed_demo import PROJECT
-from governance.middleware import UNLOGGED_PATHS
 from governance.models import (
     AccessLogEntry,
     ApiKey,

@@ -15,8 +15,8 @@ from django.utils import timezone
 from controlplane.models import OutboxMessage
 from controlplane.outbox import outbox_enqueue, outbox_purge_done, outbox_republish_due
 from controlplane.tasks import outbox_sweep
+from governance.audit.models import chain_of
 from governance.models import AuditEvent, AuditVerification
-from governance.models.audit import chain_of
 from tests.worker import wait_for
 
 TASK = "governance.tasks.audit_verification_run"
@@ -97,7 +97,7 @@ def test_eager_task_failure_is_recorded_not_raised(project, celery_eager, monkey
     def broken(chain, progress=None):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr("governance.audit_chain.verify_chain", broken)
+    monkeypatch.setattr("governance.audit.chain.verify_chain", broken)
     verification, message = _request_verification(project)  # the caller's request goes on
 
     message.refresh_from_db()

@@ -9,10 +9,10 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from governance import middleware, tasks
-from governance.audit import canonical, digest
+from governance.audit import middleware, tasks
+from governance.audit.chain import canonical, digest
+from governance.audit.models import SYSTEM_CHAIN
 from governance.models import AccessLogEntry, AuditEvent, RoleBinding
-from governance.models.audit import SYSTEM_CHAIN
 
 UTC = datetime.UTC
 
@@ -123,7 +123,7 @@ def test_a_failed_write_never_breaks_the_response(api, project, auditor, monkeyp
         raise DatabaseError("disk full")
 
     monkeypatch.setattr(middleware, "_insert", broken)
-    with caplog.at_level(logging.ERROR, logger="governance.middleware"):
+    with caplog.at_level(logging.ERROR, logger="governance.audit.middleware"):
         response = api(auditor).get(f"/api/v1/projects/{project.slug}/")
     assert response.status_code == 200
     assert "access log: could not record GET" in caplog.text

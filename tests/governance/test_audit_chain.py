@@ -9,11 +9,11 @@ from django.core.management.base import CommandError
 from django.db import connection, connections
 
 from governance.access import Principal
-from governance.audit import audit_record, canonical, digest
-from governance.audit_chain import checkpoint_all, checkpoint_list, verify_chain
-from governance.audit_db import audit_maintenance
+from governance.audit.chain import canonical, checkpoint_all, checkpoint_list, digest, verify_chain
+from governance.audit.db import audit_maintenance
+from governance.audit.models import chain_of
+from governance.audit.services import audit_record
 from governance.models import AuditEvent, Role
-from governance.models.audit import chain_of
 from governance.services.access import role_grant, role_revoke
 from tests.factories import UserFactory
 

@@ -1,7 +1,7 @@
 import pytest
 from django.db import DatabaseError, connection, transaction
 
-from governance.audit_db import audit_maintenance
+from governance.audit.db import audit_maintenance
 from governance.models import AuditEvent
 
 

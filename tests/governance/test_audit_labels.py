@@ -10,11 +10,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from governance.access import Principal
-from governance.audit import audit_record, canonical, digest
-from governance.audit_chain import checkpoint_all, verify_chain
-from governance.audit_db import audit_maintenance
+from governance.audit.chain import canonical, checkpoint_all, digest, verify_chain
+from governance.audit.db import audit_maintenance
+from governance.audit.models import chain_of, label_part
+from governance.audit.services import audit_record
 from governance.models import AuditChainHead, AuditEvent, Deployment, ModelVersion, PromotionRequest, User
-from governance.models.audit import chain_of, label_part
 from governance.services.datasets import dataset_create, dataset_version_register
 from governance.services.registry import model_version_register
 from monitoring.services.monitors import monitor_create

@@ -7,9 +7,10 @@ import pytest
 from rest_framework.test import APIClient
 
 from governance.access import Principal
-from governance.audit import audit_record, digest
+from governance.audit.chain import digest
+from governance.audit.models import chain_of
+from governance.audit.services import audit_record
 from governance.models import AccessLogEntry, AuditEvent
-from governance.models.audit import chain_of
 
 UTC = datetime.UTC
 

@@ -19,9 +19,9 @@ from django.db import connection
 from psycopg import errors, sql
 
 from governance.access import Principal
-from governance.audit_chain import verify_chain
+from governance.audit.chain import verify_chain
+from governance.audit.models import chain_of
 from governance.models import AuditEvent, LineageEvent
-from governance.models.audit import chain_of
 from tests.governance.lineage_events import dataset, ingest, run_event
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -232,7 +232,7 @@ def test_tables_a_later_migration_creates_are_granted_and_append_only_ones_stay_
     UPDATE, DELETE and TRUNCATE back at once, before the script runs again."""
     from django.db.migrations.state import ProjectState
 
-    from governance.audit_db import append_only
+    from governance.audit.db import append_only
 
     operation = append_only("later_events", name="later_event", label="later events")
     try:

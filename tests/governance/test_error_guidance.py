@@ -4,8 +4,8 @@
 import pytest
 
 from governance.access import Principal
+from governance.audit.models import chain_of
 from governance.models import AuditEvent, DatasetVersion, Role
-from governance.models.audit import chain_of
 from governance.services.access import role_grant
 from tests.factories import UserFactory
 from tests.governance.test_datasets import make_dataset, url

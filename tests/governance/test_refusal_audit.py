@@ -5,8 +5,8 @@ import pytest
 from django.test import Client
 
 from governance.access import Principal
+from governance.audit.models import chain_of
 from governance.models import AuditEvent, Decision, Environment, Project, PromotionRequest, Webhook
-from governance.models.audit import chain_of
 from governance.services.registry import model_version_register
 from governance.services.webhooks import webhook_create
 from governance.services.workflow import environment_create, promotion_request_create

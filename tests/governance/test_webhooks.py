@@ -13,10 +13,10 @@ from django.test.utils import CaptureQueriesContext
 
 from controlplane.models import OutboxMessage
 from governance.access import Principal
-from governance.audit import audit_record
+from governance.audit.services import audit_record
+from governance.audit.vocabulary import AUDIT_ACTIONS
 from governance.models import AuditEvent, Webhook, WebhookDelivery
 from governance.services.webhooks import webhook_create
-from governance.vocabulary import AUDIT_ACTIONS
 from governance.webhooks import address_forbidden, secret_open
 from tests.governance.webhook_receiver import Receiver, verify_signature
 
@@ -128,7 +128,7 @@ def test_the_vocabulary_lists_every_action_the_code_records():
                 found |= {prefix + one, prefix + other}
     assert {"promotion.approved", "promotion.rejected", "deployment.suspended", "deployment.resumed"} <= found
     assert {"check.failed", "alert.raised"} <= found
-    assert found - AUDIT_ACTIONS == set(), "add these actions to governance/vocabulary.py"
+    assert found - AUDIT_ACTIONS == set(), "add these actions to governance/audit/vocabulary.py"
 
 
 # --- Targets ---

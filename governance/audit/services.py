@@ -4,7 +4,7 @@
 The hashed bytes are RFC 8785 canonical JSON (sorted keys, no whitespace), stored verbatim in
 ``AuditEvent.payload``: the verifier re-hashes that text and never re-serialises a JSON column.
 
-Body version 2 adds the target's readable label (``target.label``, see governance.models.audit) to what is
+Body version 2 adds the target's readable label (``target.label``, see governance.audit.models) to what is
 hashed; version 1 bodies, written before labels were, have none and still verify (their label column is empty).
 """
 
@@ -12,21 +12,32 @@ from __future__ import annotations
 
 import datetime
 import decimal
-import hashlib
 import logging
 import uuid
 
-import rfc8785
+from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
 from controlplane.context import current_request
-
-from .models import AuditChainHead, AuditEvent, Project
-from .models.audit import GENESIS_HASH, chain_of
-from .webhooks import webhooks_enqueue
+from controlplane.outbox import outbox_enqueue
+from governance.access import Principal, require_role
+from governance.audit.chain import canonical, digest, verification_run
+from governance.audit.models import AuditChainHead, AuditEvent, AuditVerification, chain_of
+from governance.audit.selectors import AUDIT_READERS
 
 log = logging.getLogger(__name__)
+
+# Who hears of each project event once it is recorded, in the recording transaction (webhooks subscribes here,
+# so that the audit trail knows nothing of what listens to it).
+_listeners: list = []
+
+
+def audit_listen(listener) -> None:
+    """Call ``listener(event)`` for every project event ``audit_record`` appends, inside its transaction."""
+    if listener not in _listeners:
+        _listeners.append(listener)
+
 
 REDACTED = "[redacted]"
 # Field names whose values never enter the audit trail: secrets, and personal data.
@@ -73,15 +84,7 @@ def changes(before: dict, after: dict) -> dict:
     }
 
 
-def canonical(body: dict) -> str:
-    return rfc8785.dumps(body).decode("utf-8")
-
-
-def digest(payload: str) -> str:
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
-
-
-def _actor_fields(actor, project: Project | None) -> dict:
+def _actor_fields(actor, project: models.Model | None) -> dict:
     """Who acted and as what. ``actor`` is a ``Principal`` (or None for an unattributed system job)."""
     if actor is None:
         return {"id": None, "name": "system", "role": "system", "key": None}
@@ -93,7 +96,7 @@ def _actor_fields(actor, project: Project | None) -> dict:
     }
 
 
-def _role_of(actor, project: Project | None) -> str:
+def _role_of(actor, project: models.Model | None) -> str:
     if actor is None or actor.is_system:
         return "system"
     roles = sorted(actor.roles(project)) if project is not None else []
@@ -120,7 +123,7 @@ def audit_record(
     *,
     action: str,
     actor,
-    project: Project | None = None,
+    project: models.Model | None = None,
     target: models.Model | tuple[str, object] | None = None,
     diff: dict | None = None,
 ) -> AuditEvent:
@@ -175,14 +178,15 @@ def audit_record(
         head.sequence, head.hash = event.sequence, event.hash
         head.save(update_fields=["sequence", "hash"])
         if project is not None:
-            webhooks_enqueue(event)  # subscribed webhooks: their deliveries commit with the event
+            for listener in _listeners:  # webhooks: their deliveries commit with the event
+                listener(event)
     return event
 
 
-def audit_denied(*, actor, project: Project | None, operation: str, reason: str) -> None:
+def audit_denied(*, actor, project: models.Model | None, operation: str, reason: str) -> None:
     """Record ``access.denied`` in its own transaction, after the refused operation rolled back.
 
-    Called by governance.middleware.RefusalAuditMiddleware for every 403; a failure to record is logged, never
+    Called by governance.audit.middleware.RefusalAuditMiddleware for every 403; a failure to record is logged, never
     turned into a 500."""
     try:
         with transaction.atomic():
@@ -196,4 +200,18 @@ def audit_denied(*, actor, project: Project | None, operation: str, reason: str)
         log.exception("could not record access.denied for %s", operation)
 
 
-__all__ = ["GENESIS_HASH", "audit_denied", "audit_record", "canonical", "changes", "digest", "redact"]
+def audit_verification_start(*, actor: Principal, project: models.Model) -> AuditVerification:
+    """Verification reads only, so auditors and read-only keys may start it (DESIGN §6)."""
+    require_role(actor, project, AUDIT_READERS, action="verify the audit chain", write=False)
+    chain = chain_of(project.pk)
+    total = AuditEvent.objects.filter(chain=chain).count()
+    with transaction.atomic():
+        verification = AuditVerification.objects.create(
+            chain=chain, project=project, requested_by=actor.user, total=total
+        )
+        if total > settings.TOLLGATE_AUDIT_VERIFY_INLINE_MAX:
+            outbox_enqueue("governance.tasks.audit_verification_run", kwargs={"verification_id": verification.pk})
+    if total <= settings.TOLLGATE_AUDIT_VERIFY_INLINE_MAX:
+        verification_run(verification_id=verification.pk)
+    verification.refresh_from_db()
+    return verification

@@ -15,69 +15,26 @@ from django.http import StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
-from rest_framework import renderers, serializers
+from rest_framework import renderers, status
 from rest_framework.response import Response
 
 from controlplane.api.pagination import CursorPagination
-from governance import selectors
+from controlplane.exceptions import NotFound
+from governance.access import require_role
 from governance.accounts.api.base import ProjectApiView
-from governance.models import AccessLogEntry, AuditEvent
+from governance.audit import selectors
+from governance.audit.api.serializers import (
+    AccessLogEntrySerializer,
+    AuditEventDetailSerializer,
+    AuditEventSerializer,
+    AuditVerificationSerializer,
+)
+from governance.audit.models import AccessLogEntry, AuditEvent, AuditVerification
+from governance.audit.selectors import AUDIT_READERS
+from governance.audit.services import audit_verification_start
 
 EXPORT_CHUNK_ROWS = 2000  # rows fetched per round trip (a server-side cursor on PostgreSQL)
 EXPORT_FLUSH_BYTES = 64 * 1024  # rows are encoded one by one and sent in blocks of about this size
-
-
-# --- Serializers ---
-
-
-class AuditEventSerializer(serializers.ModelSerializer):
-    actor = serializers.CharField(source="actor_name", read_only=True)
-
-    class Meta:
-        model = AuditEvent
-        fields = [
-            "sequence",
-            "occurred_at",
-            "actor",
-            "actor_role",
-            "action",
-            "target_type",
-            "target_id",
-            "target_label",
-            "request_id",
-            "client_address",
-            "diff",
-        ]
-        read_only_fields = fields
-
-
-class AuditEventDetailSerializer(AuditEventSerializer):
-    class Meta(AuditEventSerializer.Meta):
-        fields = [*AuditEventSerializer.Meta.fields, "prev_hash", "hash", "payload"]
-        read_only_fields = fields
-
-
-class AccessLogEntrySerializer(serializers.ModelSerializer):
-    principal = serializers.CharField(source="principal_name", read_only=True)
-    project = serializers.CharField(source="project_slug", read_only=True)
-
-    class Meta:
-        model = AccessLogEntry
-        fields = [
-            "id",
-            "at",
-            "principal",
-            "key_prefix",
-            "method",
-            "path",
-            "project",
-            "object",
-            "status",
-            "request_id",
-            "client_address",
-            "detail",
-        ]
-        read_only_fields = fields
 
 
 # --- Filters (bad values are a 400 in the usual error shape) ---
@@ -127,7 +84,7 @@ DEPLOYMENT = r"^[^/]+/[^/]+$"
 
 class AuditEventFilter(AboutFilterSet):
     """``model``, ``version``, ``dataset``, ``dataset_version``, ``promotion_request`` and ``deployment`` match
-    the target label (governance.models.audit), so they need no join; events written before labels existed
+    the target label (governance.audit.models), so they need no join; events written before labels existed
     have none and are found by ``target_type`` and ``target_id``."""
 
     actor = django_filters.CharFilter(field_name="actor_name", help_text="Username of the actor.")
@@ -432,3 +389,33 @@ class AccessLogListView(ExportMixin, ProjectApiView):
     )
     def get(self, request, project):
         return self.list_or_export()
+
+
+class AuditVerifyView(ProjectApiView):
+    """Recompute the project's chain from the stored bytes and compare it with the signed checkpoints.
+
+    A small chain answers 200 with the result; a large one answers 202 and is verified by a worker: poll
+    the returned URL for progress and the result."""
+
+    serializer_class = AuditVerificationSerializer
+    read_like = True
+
+    @extend_schema(request=None, responses={200: AuditVerificationSerializer, 202: AuditVerificationSerializer})
+    def post(self, request, project):
+        verification = audit_verification_start(actor=self.principal, project=self.project)
+        body = self.get_serializer(verification).data
+        if verification.state in (AuditVerification.State.DONE, AuditVerification.State.ERROR):
+            return Response(body)
+        location = f"/api/v1/projects/{self.project.slug}/audit-events/verify/{verification.pk}/"
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": location})
+
+
+class AuditVerificationDetailView(ProjectApiView):
+    serializer_class = AuditVerificationSerializer
+
+    def get(self, request, project, pk):
+        require_role(self.principal, self.project, AUDIT_READERS, action="see audit verifications", write=False)
+        verification = AuditVerification.objects.filter(project=self.project, pk=pk).select_related("requested_by")
+        if not verification:
+            raise NotFound("No such verification in this project.")
+        return Response(self.get_serializer(verification[0]).data)

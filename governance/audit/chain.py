@@ -19,16 +19,24 @@ import json
 import logging
 from collections.abc import Callable
 
+import rfc8785
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from .audit import canonical, digest
-from .models import AuditChainHead, AuditEvent, AuditVerification
-from .models.audit import GENESIS_HASH
+from governance.audit.models import GENESIS_HASH, AuditChainHead, AuditEvent, AuditVerification
 
 log = logging.getLogger(__name__)
+
+
+def canonical(body: dict) -> str:
+    return rfc8785.dumps(body).decode("utf-8")
+
+
+def digest(payload: str) -> str:
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
 
 CHECKPOINT_PREFIX = "audit/checkpoints"
 BATCH = 5000
