@@ -26,9 +26,8 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.core.files.uploadhandler import TemporaryFileUploadHandler
-from rest_framework import status
 
-from controlplane.exceptions import DomainError
+from controlplane.exceptions import DomainError, PayloadTooLarge
 
 from .uris import STORAGE_ROOT, storage_uri
 
@@ -38,9 +37,8 @@ CSV_BLOCK_BYTES = 4 * 1024 * 1024  # CSV types are inferred from the first block
 HASH_CHUNK_BYTES = 1024 * 1024
 
 
-class UploadTooLarge(DomainError):
-    status = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    code = "payload_too_large"
+class UploadTooLarge(PayloadTooLarge):
+    """An uploaded file is larger than the limit (the handler stops reading at it)."""
 
 
 def project_prefix(project) -> str:

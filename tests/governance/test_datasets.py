@@ -13,6 +13,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from rest_framework.test import APIClient
 
+from controlplane.api.errors import domain_error_status
 from controlplane.exceptions import DomainError
 from governance.access import Principal
 from governance.models import AccessLogEntry, AuditEvent, Dataset, DatasetVersion, Role
@@ -450,7 +451,7 @@ def test_the_upload_handler_stops_at_the_limit_without_content_length(settings):
     handler.receive_data_chunk(b"x" * 60, 0)
     with pytest.raises(UploadTooLarge) as caught:
         handler.receive_data_chunk(b"x" * 60, 60)
-    assert caught.value.status == 413
+    assert domain_error_status(caught.value) == 413
     assert handler.file.closed
 
 

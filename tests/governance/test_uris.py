@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from controlplane.api.errors import domain_error_status
 from controlplane.exceptions import DomainError
 from governance.uris import CheckedUri, check_uri
 
@@ -15,7 +16,7 @@ PROJECT = SimpleNamespace(slug="fraud")
 def refused(uri: str, **kwargs) -> str:
     with pytest.raises(DomainError) as caught:
         check_uri(uri, project=PROJECT, **kwargs)
-    assert caught.value.status == 400
+    assert domain_error_status(caught.value) == 400
     return caught.value.details[0]["message"]
 
 
@@ -166,7 +167,7 @@ def test_any_text_is_accepted_or_refused_with_a_400(tail):
     try:
         checked = check_uri(f"storage://projects/fraud/{tail}", project=PROJECT)
     except DomainError as exc:
-        assert exc.status == 400
+        assert domain_error_status(exc) == 400
         return
     assert checked.storage_path.startswith("projects/fraud/")
     assert ".." not in checked.storage_path.split("/")
