@@ -28,10 +28,10 @@ def main() -> None:
     from django.db import connection
     from django.test.utils import override_settings
 
-    from governance.access import Principal
-    from governance.models import AccessLogEntry, Role, User
-    from governance.services.access import project_create, role_grant
-    from governance.services.api_keys import api_key_issue
+    from governance.accounts.access import Principal
+    from governance.accounts.models import Role, User
+    from governance.accounts.services import api_key_issue, project_create, role_grant
+    from governance.audit.models import AccessLogEntry
 
     staff = User.objects.create_user("staff", is_staff=True)
     admin = User.objects.create_user("admin")

@@ -48,11 +48,11 @@ def _peak_kib() -> int:
 
 def populate(sizes: list[int]) -> None:
     configure(DATABASE, create=True)
-    from governance.access import Principal
+    from governance.accounts.access import Principal
+    from governance.accounts.models import Role, User
+    from governance.accounts.services import project_create, role_grant
     from governance.audit.chain import canonical, digest
-    from governance.audit.models import chain_of
-    from governance.models import AuditChainHead, AuditEvent, Role, User
-    from governance.services.access import project_create, role_grant
+    from governance.audit.models import AuditChainHead, AuditEvent, chain_of
 
     staff = User.objects.create_user("staff", is_staff=True)
     admin = User.objects.create_user("admin")
@@ -126,9 +126,9 @@ def measure(size: int, fmt: str) -> None:
     configure(DATABASE, create=False)
     from django.core.handlers.wsgi import WSGIHandler
 
-    from governance.access import Principal
-    from governance.models import User
-    from governance.services.api_keys import api_key_issue
+    from governance.accounts.access import Principal
+    from governance.accounts.models import User
+    from governance.accounts.services import api_key_issue
 
     auditor = User.objects.get(username="auditor")
     _, raw_key = api_key_issue(

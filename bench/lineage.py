@@ -21,9 +21,10 @@ OFFSETS = (0, 1, 37)  # the parents of node j are j, j+1 and j+37 of the layer b
 def build(layers: int, width: int):
     from django.db import connection
 
-    from governance.access import Principal
-    from governance.models import Dataset, LineageJob, LineageNode, Role, User
-    from governance.services.access import project_create, role_grant
+    from governance.accounts.access import Principal
+    from governance.accounts.models import Role, User
+    from governance.accounts.services import project_create, role_grant
+    from governance.provenance.models import Dataset, LineageJob, LineageNode
 
     staff = User.objects.create_user("staff", is_staff=True)
     admin = User.objects.create_user("admin")
@@ -89,9 +90,9 @@ def main() -> None:
     configure(DATABASE, create=True)
     from django.db import connection
 
-    from governance.access import Principal
-    from governance.lineage import lineage_graph, lineage_walk
-    from governance.models import LineageGraphEdge, LineageNode
+    from governance.accounts.access import Principal
+    from governance.provenance.graph import lineage_graph, lineage_walk
+    from governance.provenance.models import LineageGraphEdge, LineageNode
 
     started = time.perf_counter()
     project, auditor = build(args.layers, args.width)

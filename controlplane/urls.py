@@ -19,7 +19,7 @@ urlpatterns = [
         SpectacularSwaggerView.as_view(url_name="schema", authentication_classes=[], permission_classes=[]),
         name="docs",
     ),
-    path("api/v1/", include("governance.api.urls")),
+    path("api/v1/", include("governance.urls")),
     path("api/v1/", include("monitoring.urls")),
     path("", include("governance.console.urls")),
 ]

@@ -10,6 +10,6 @@ class GovernanceConfig(AppConfig):
         from governance import signals  # noqa: F401 - connect the receivers
         from governance.audit import db, tasks  # noqa: F401 - db connects its receiver; tasks registers them
         from governance.audit.services import audit_listen
-        from governance.webhooks import webhooks_enqueue
+        from governance.webhooks.delivery import webhooks_enqueue
 
         audit_listen(webhooks_enqueue)  # webhooks hear of every project event, in its transaction

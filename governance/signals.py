@@ -6,9 +6,8 @@ from django.dispatch import receiver
 
 @receiver(user_logged_in)
 def audit_login(sender, request, user, **kwargs):
+    from governance.accounts.access import Principal
     from governance.audit.services import audit_record
-
-    from .access import Principal
 
     audit_record(action="auth.login", actor=Principal(user), target=user)
 
@@ -19,9 +18,8 @@ def mark_failed_login(sender, credentials, request=None, **kwargs):
     An unknown name is not repeated: people type their password into the username box."""
     if request is None:
         return
+    from governance.accounts.models import User
     from governance.audit.middleware import access_log_mark
-
-    from .models import User
 
     username = str(credentials.get("username", ""))
     known = bool(username) and User.objects.filter(username=username).exists()

@@ -12,7 +12,7 @@ def webhook_deliver(self, delivery_id: int) -> None:
     """Send one webhook delivery (enqueued through the outbox). The delivery row counts the attempts, so the
     cap holds across redeliveries of the message; in process (no worker) a failed attempt is not retried."""
     from controlplane.outbox import outbox_defer
-    from governance.webhooks import webhook_delivery_attempt
+    from governance.webhooks.delivery import webhook_delivery_attempt
 
     retry_in = webhook_delivery_attempt(delivery_id=delivery_id, can_retry=not self.request.is_eager)
     if retry_in is not None:

@@ -15,11 +15,13 @@ from rest_framework.response import Response
 from controlplane.api.filters import BooleanFilter, IntegerFilter
 from controlplane.api.serializers import StrictSerializer
 from controlplane.exceptions import Conflict, DomainError, Gone, NotFound
-from governance import selectors as governance_selectors
 from governance.accounts.api.base import ProjectApiView
+from governance.accounts.models import Role
 from governance.audit.middleware import access_log_mark
-from governance.models import DatasetVersion, Deployment, Environment, Role
-from governance.storage import HashingUploadHandler
+from governance.promotion.models import Deployment, Environment
+from governance.provenance.models import DatasetVersion
+from governance.provenance.storage import HashingUploadHandler
+from governance.registry import selectors as registry_selectors
 
 from . import selectors
 from .models import (
@@ -507,7 +509,7 @@ class MonitoringView(ProjectApiView):
         return {**super().get_serializer_context(), "project": self.project}
 
     def _model(self, name: str):
-        return governance_selectors.model_get(principal=self.principal, project=self.project, name=name)
+        return registry_selectors.model_get(principal=self.principal, project=self.project, name=name)
 
     def _deployment(self, model, environment_name: str) -> Deployment:
         environment = Environment.objects.filter(project=self.project, name=environment_name).first()
@@ -537,7 +539,7 @@ class MonitoringView(ProjectApiView):
         deployment = self._deployment(model, data["environment"]) if data.get("environment") else None
         version = None
         if data.get("version"):
-            version = governance_selectors.model_version_get(principal=self.principal, model=model,
+            version = registry_selectors.model_version_get(principal=self.principal, model=model,
                                                              version=data["version"])  # fmt: skip
         return deployment, version
 
@@ -836,8 +838,8 @@ class DatasetVersionDownloadView(RawDownloadView):
     @extend_schema(responses={(200, "application/vnd.apache.parquet"): OpenApiTypes.BINARY})
     def get(self, request, project, pk, version_id):
         """A stored dataset version's file (e.g. reference data), as Parquet. In the access log."""
-        dataset = governance_selectors.dataset_get(principal=self.principal, project=self.project, dataset_id=pk)
-        version = governance_selectors.dataset_version_get(principal=self.principal, dataset=dataset,
+        dataset = registry_selectors.dataset_get(principal=self.principal, project=self.project, dataset_id=pk)
+        version = registry_selectors.dataset_version_get(principal=self.principal, dataset=dataset,
                                                            version_id=version_id)  # fmt: skip
         purged = DatasetVersionPurge.objects.filter(dataset_version=version).exists()
         filename = f"dataset-{dataset.pk}-version-{version.pk}.parquet"

@@ -10,8 +10,8 @@ import datetime
 from django.db.models import F, Window
 from django.db.models.functions import RowNumber
 
-from governance.gates import FAILED, PASSED, PENDING, Gate, register
-from governance.models import DatasetRole, ModelVersionDataset
+from governance.promotion.gates import FAILED, PASSED, PENDING, Gate, register
+from governance.provenance.models import DatasetRole, ModelVersionDataset
 
 from .models import REFERENCE_KINDS, TERMINAL_STATES, CheckRun, CheckState, MonitorKind
 from .selectors import readable_reference_links, reference_link_hint, reference_missing

@@ -7,8 +7,10 @@ from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from controlplane.exceptions import NotFound
-from governance.access import Principal
-from governance.models import DatasetRole, ModelVersion, ModelVersionDataset, Project
+from governance.accounts.access import Principal
+from governance.accounts.models import Project
+from governance.provenance.models import DatasetRole, ModelVersionDataset
+from governance.registry.models import ModelVersion
 
 from .models import Alert, Batch, CheckRun, CheckState, Monitor, MonitorKind
 

@@ -10,10 +10,9 @@ import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
 
-from governance.access import Principal
-from governance.models import Role
-from governance.services.access import project_create, role_grant
-from governance.services.api_keys import api_key_issue
+from governance.accounts.access import Principal
+from governance.accounts.models import Role
+from governance.accounts.services import api_key_issue, project_create, role_grant
 from tests.factories import UserFactory
 
 pytest_plugins = ["tests.worker", "tests.schema_statuses"]

@@ -1,6 +1,6 @@
 import factory
 
-from governance.models import Project, Role, RoleBinding, User
+from governance.accounts.models import Project, Role, RoleBinding, User
 
 
 class UserFactory(factory.django.DjangoModelFactory):

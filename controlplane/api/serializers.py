@@ -12,3 +12,8 @@ class StrictSerializer(serializers.Serializer):
             if unknown:
                 raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
         return super().to_internal_value(data)
+
+
+# A name that appears in a URL path (a registered model's, for one): a letter or digit, then letters, digits,
+# dots, underscores and hyphens, 200 at most.
+NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"

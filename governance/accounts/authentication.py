@@ -39,7 +39,7 @@ def _check(request) -> BearerCheck | None:
 
     # Deferred (a start-up cycle): DRF imports this module when rest_framework.views loads, which may be
     # before the apps (and the models api_keys imports) are ready.
-    from governance.services.api_keys import api_key_authenticate
+    from governance.accounts.services import api_key_authenticate
 
     key = api_key_authenticate(raw_key=raw_key)
     if key is None:

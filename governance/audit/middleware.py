@@ -19,11 +19,11 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from controlplane.api.errors import REFUSAL_ATTRIBUTE
-from governance.access import Principal
+from governance.accounts.access import Principal
 from governance.accounts.authentication import bearer_check
+from governance.accounts.models import ApiKey, Project
 from governance.audit.models import AccessLogEntry
 from governance.audit.services import audit_denied
-from governance.models import ApiKey, Project
 
 log = logging.getLogger(__name__)
 

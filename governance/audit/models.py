@@ -17,19 +17,13 @@ a label splits back into its parts and a filter builds the label it looks for. E
 (``audit_label``); ``governance.audit`` stores it with the event and hashes it with the rest.
 """
 
-import re
-
 from django.db import models
 from django.utils import timezone
 
+from controlplane.labels import label_part
+
 SYSTEM_CHAIN = "system"
 GENESIS_HASH = "0" * 64
-_LABEL_ESCAPES = re.compile(r"[%/\s\x00-\x1f\x7f-\x9f]")
-
-
-def label_part(value) -> str:
-    """A name as one part of a target label: ``%``, ``/``, whitespace and control characters percent-encoded."""
-    return _LABEL_ESCAPES.sub(lambda m: "".join(f"%{byte:02X}" for byte in m[0].encode("utf-8")), str(value))
 
 
 def chain_of(project_id: int | None) -> str:

@@ -3,9 +3,9 @@
 from django.db.models import QuerySet
 
 from controlplane.exceptions import NotFound
-from governance.access import Principal, require_role
+from governance.accounts.access import Principal, require_role
+from governance.accounts.models import Role
 from governance.audit.models import AccessLogEntry, AuditEvent, chain_of
-from governance.models import Role
 
 # --- The auditor's view (DESIGN §4 and §8): the project's audit chain and access log. ---
 

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from controlplane.context import current_request
 from controlplane.outbox import outbox_enqueue
-from governance.access import Principal, require_role
+from governance.accounts.access import Principal, require_role
 from governance.audit.chain import canonical, digest, verification_run
 from governance.audit.models import AuditChainHead, AuditEvent, AuditVerification, chain_of
 from governance.audit.selectors import AUDIT_READERS

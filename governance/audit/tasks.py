@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from governance.access import Principal
+from governance.accounts.access import Principal
 from governance.audit.chain import canonical, checkpoint_all, verification_run
 from governance.audit.models import SYSTEM_CHAIN, AccessLogEntry, AuditChainHead, AuditEvent
 from governance.audit.services import audit_record

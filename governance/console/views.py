@@ -3,8 +3,8 @@
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 
-from governance import selectors
-from governance.access import Principal
+from governance.accounts.access import Principal
+from governance.accounts.selectors import project_list
 
 
 @login_required
@@ -15,5 +15,5 @@ def root(request):
 @login_required
 def home(request):
     principal = Principal(request.user)
-    projects = [(p, sorted(principal.roles(p))) for p in selectors.project_list(principal=principal)]
+    projects = [(p, sorted(principal.roles(p))) for p in project_list(principal=principal)]
     return render(request, "console/home.html", {"projects": projects})

@@ -1,69 +1,62 @@
-from governance.audit.models import AccessLogEntry, AuditChainHead, AuditEvent, AuditVerification
+"""Django loads one ``models`` module per app: this one imports each concern's models, so the one app label
+(``governance``) and its tables stay as they were. Code imports a model from its concern
+(``governance.registry.models``), never from here."""
 
-from .access import ApiKey, Project, Role, RoleBinding, User
-from .lineage import LineageEvent, LineageGraphEdge, LineageJob, LineageNode, LineageRun, LineageRunDataset
-from .registry import (
-    Classification,
-    Dataset,
-    DatasetRole,
-    DatasetVersion,
-    Metric,
-    ModelCard,
-    ModelCardRevision,
-    ModelVersion,
-    ModelVersionDataset,
-    RegisteredModel,
-    RiskTier,
-)
-from .webhooks import Webhook, WebhookDelivery
-from .workflow import (
+from governance.accounts.models import ApiKey, Project, RoleBinding, User
+from governance.audit.models import AccessLogEntry, AuditChainHead, AuditEvent, AuditVerification
+from governance.promotion.models import (
     Decision,
     Deployment,
     DeploymentHistory,
     Environment,
-    EnvironmentKind,
     Policy,
     PolicyException,
     PromotionRequest,
-    WaivableGate,
 )
+from governance.provenance.models import (
+    Dataset,
+    DatasetVersion,
+    LineageEvent,
+    LineageGraphEdge,
+    LineageJob,
+    LineageNode,
+    LineageRun,
+    LineageRunDataset,
+    ModelVersionDataset,
+)
+from governance.registry.models import Metric, ModelCard, ModelCardRevision, ModelVersion, RegisteredModel
+from governance.webhooks.models import Webhook, WebhookDelivery
 
 __all__ = [
-    "Webhook",
-    "WebhookDelivery",
+    "AccessLogEntry",
+    "ApiKey",
+    "AuditChainHead",
+    "AuditEvent",
+    "AuditVerification",
+    "Dataset",
+    "DatasetVersion",
+    "Decision",
+    "Deployment",
+    "DeploymentHistory",
+    "Environment",
     "LineageEvent",
     "LineageGraphEdge",
     "LineageJob",
     "LineageNode",
     "LineageRun",
     "LineageRunDataset",
-    "Decision",
-    "Deployment",
-    "DeploymentHistory",
-    "Environment",
-    "EnvironmentKind",
-    "Policy",
-    "PolicyException",
-    "PromotionRequest",
-    "WaivableGate",
-    "Classification",
-    "Dataset",
-    "DatasetRole",
-    "DatasetVersion",
     "Metric",
     "ModelCard",
     "ModelCardRevision",
     "ModelVersion",
     "ModelVersionDataset",
-    "RegisteredModel",
-    "RiskTier",
-    "AccessLogEntry",
-    "ApiKey",
-    "AuditChainHead",
-    "AuditEvent",
-    "AuditVerification",
+    "Policy",
+    "PolicyException",
+    "PromotionRequest",
     "Project",
-    "Role",
+    "RegisteredModel",
     "RoleBinding",
     "User",
+    "Webhook",
+    "WebhookDelivery",
 ]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from controlplane.exceptions import DomainError
-from governance.access import Principal
-from governance.models import ModelVersion, Role
+from governance.accounts.access import Principal
+from governance.accounts.models import Role
+from governance.registry.models import ModelVersion
 from monitoring import evidently_checks as checks
 
 WRITERS = (Role.ML_ENGINEER, Role.ADMIN)

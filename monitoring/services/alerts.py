@@ -7,9 +7,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from controlplane.exceptions import Conflict
-from governance.access import Principal, require_role
+from governance.accounts.access import Principal, require_role
+from governance.accounts.models import Role
 from governance.audit.services import audit_record
-from governance.models import Role
 from monitoring.models import Alert
 
 ACKNOWLEDGERS = (Role.ML_ENGINEER, Role.GOVERNANCE_OFFICER, Role.ADMIN)

@@ -13,11 +13,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 from controlplane.exceptions import DomainError, Gone, PayloadTooLarge
-from governance.access import Principal, require_in_project, require_role
+from governance.accounts.access import Principal, require_in_project, require_role
+from governance.accounts.models import Project
 from governance.audit.services import audit_record
-from governance.models import Deployment, ModelVersion, Project
-from governance.storage import delete_stored, file_sha256, project_prefix, store_data_file
-from governance.uris import check_uri
+from governance.promotion.models import Deployment
+from governance.provenance.storage import delete_stored, file_sha256, project_prefix, store_data_file
+from governance.provenance.uris import check_uri
+from governance.registry.models import ModelVersion
 from monitoring.models import Batch, BatchLabels, CheckRun, Monitor, MonitorKind, MonitorRevision
 
 from ._common import WRITERS, _invalid, _signature_columns

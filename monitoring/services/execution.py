@@ -21,7 +21,7 @@ from django.utils import timezone
 from controlplane.models import OutboxMessage
 from controlplane.outbox import outbox_enqueue
 from governance.audit.services import audit_record
-from governance.models import Decision, Deployment, PromotionRequest
+from governance.promotion.models import Decision, Deployment, PromotionRequest
 from monitoring import engine
 from monitoring import evidently_checks as checks
 from monitoring.models import NOT_PASSED_STATES, Alert, Batch, CheckRun, CheckState, MonitorKind, ReportState
@@ -253,7 +253,7 @@ def _consequences(run: CheckRun) -> None:
         request__model_version=version, request__state=PromotionRequest.State.OPEN, voided_at__isnull=True,
         created_at__lt=run.finished_at,
     ).select_related("request__project", "reviewer")  # fmt: skip
-    from governance.services.workflow import decision_void, deployment_set_state, policy_current
+    from governance.promotion.services import decision_void, deployment_set_state, policy_current
 
     for decision in stale:
         decision_void(

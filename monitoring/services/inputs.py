@@ -29,7 +29,7 @@ def _read_arrow(storage_path: str, columns: list[str]):
 def _parquet_schema(storage_path: str) -> list[dict]:
     import pyarrow.parquet as pq
 
-    from governance.storage import schema_of
+    from governance.provenance.storage import schema_of
 
     with default_storage.open(storage_path, "rb") as handle:
         return schema_of(pq.ParquetFile(handle).schema_arrow)

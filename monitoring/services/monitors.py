@@ -12,10 +12,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from controlplane.exceptions import Conflict, DomainError
-from governance.access import Principal, require_in_project, require_role
+from governance.accounts.access import Principal, require_in_project, require_role
+from governance.accounts.models import Project
 from governance.audit.chain import canonical, digest
 from governance.audit.services import audit_record, changes
-from governance.models import Deployment, ModelVersion, Project
+from governance.promotion.models import Deployment
+from governance.registry.models import ModelVersion
 from monitoring import engine
 from monitoring import evidently_checks as checks
 from monitoring.models import Monitor, MonitorKind, MonitorRevision

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
-from governance.storage import delete_stored, project_prefix
+from governance.provenance.storage import delete_stored, project_prefix
 from monitoring import engine, stattests
 from monitoring import evidently_checks as checks
 from monitoring.models import CheckRun, MonitorKind, ReportState

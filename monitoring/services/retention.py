@@ -9,10 +9,10 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from governance.access import Principal, require_role
+from governance.accounts.access import Principal, require_role
+from governance.accounts.models import Project, Role
 from governance.audit.services import audit_record, changes
-from governance.models import Project, Role
-from governance.storage import delete_stored
+from governance.provenance.storage import delete_stored
 from monitoring.models import Batch, CheckRun, DataPolicy, DatasetVersionPurge, ReportState
 
 from ._common import _invalid, _system
@@ -72,7 +72,7 @@ def raw_data_prune(*, now: datetime.datetime | None = None) -> dict:
     values) and of reference dataset versions older than their project's retention. Hashes, schemas, check
     runs with their results, and audit events stay; one ``raw_data.purged`` event per project says what went."""
     now = now or timezone.now()
-    from governance.models import DatasetVersion
+    from governance.provenance.models import DatasetVersion
 
     totals = {"batches": 0, "dataset_versions": 0}
     policies = {p.project_id: p for p in DataPolicy.objects.all()}

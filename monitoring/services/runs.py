@@ -22,8 +22,8 @@ from django.utils import timezone
 
 from controlplane.exceptions import Conflict, DomainError, Gone, TooManyRequests
 from controlplane.outbox import outbox_enqueue
-from governance.access import Principal, require_in_project, require_role
-from governance.models import Role, User
+from governance.accounts.access import Principal, require_in_project, require_role
+from governance.accounts.models import Role, User
 from monitoring.models import REFERENCE_KINDS, Batch, CheckRun, CheckState, Monitor, MonitorKind, MonitorRevision
 from monitoring.selectors import reference_link_hint, reference_missing, reference_of
 

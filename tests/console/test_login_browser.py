@@ -5,8 +5,8 @@ import shutil
 
 import pytest
 
-from governance.access import Principal
-from governance.services.access import project_create
+from governance.accounts.access import Principal
+from governance.accounts.services import project_create
 from tests.factories import UserFactory
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -7,9 +7,9 @@ import pytest
 from django.core.cache import cache
 from django.test import Client, override_settings
 
-from governance.access import Principal
-from governance.models import ApiKey, Project
-from governance.services.access import project_create
+from governance.accounts.access import Principal
+from governance.accounts.models import ApiKey, Project
+from governance.accounts.services import project_create
 
 
 def _assert_error(response, status: int, code: str | None = None) -> dict:

@@ -10,9 +10,10 @@ import socket
 
 import pytest
 
-from governance.access import Principal
-from governance.models import DatasetVersion, Project
-from governance.services.api_keys import api_key_issue
+from governance.accounts.access import Principal
+from governance.accounts.models import Project
+from governance.accounts.services import api_key_issue
+from governance.provenance.models import DatasetVersion
 from tests.governance.test_datasets import CSV, make_dataset
 from tests.servers import WebServer
 from tests.worker import _test_database_url

@@ -13,7 +13,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
 from django.urls.resolvers import RoutePattern
 
 from controlplane.urls import PUBLIC_URL_NAMES
-from governance.models import ApiKey, Project
+from governance.accounts.models import ApiKey, Project
 
 # Values tried, in order, for each path converter; the first one its regex accepts is used.
 _SAMPLES = ["fraud", "1", str(uuid.UUID(int=1)), "fraud/1"]

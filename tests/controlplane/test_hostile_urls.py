@@ -17,26 +17,17 @@ from django.test import Client
 from django.urls import Resolver404, resolve
 from drf_spectacular.generators import SchemaGenerator
 
-from governance.access import Principal
+from governance.accounts.access import Principal
+from governance.accounts.models import ApiKey, Project, RoleBinding, User
+from governance.accounts.services import api_key_issue
 from governance.audit.middleware import UNLOGGED_PATHS
+from governance.audit.models import AccessLogEntry, AuditVerification
 from governance.management.commands._demo_registry import MODEL
 from governance.management.commands.seed_demo import PROJECT
-from governance.models import (
-    AccessLogEntry,
-    ApiKey,
-    AuditVerification,
-    Dataset,
-    DatasetVersion,
-    PolicyException,
-    Project,
-    PromotionRequest,
-    RoleBinding,
-    User,
-    Webhook,
-    WebhookDelivery,
-)
-from governance.services.api_keys import api_key_issue
-from governance.services.webhooks import webhook_create, webhook_test
+from governance.promotion.models import PolicyException, PromotionRequest
+from governance.provenance.models import Dataset, DatasetVersion
+from governance.webhooks.models import Webhook, WebhookDelivery
+from governance.webhooks.services import webhook_create, webhook_test
 from monitoring.models import Alert, Batch, CheckRun, Monitor
 from tests.controlplane.test_deny_by_default import ROUTES
 

@@ -15,8 +15,7 @@ from django.utils import timezone
 from controlplane.models import OutboxMessage
 from controlplane.outbox import outbox_enqueue, outbox_purge_done, outbox_republish_due
 from controlplane.tasks import outbox_sweep
-from governance.audit.models import chain_of
-from governance.models import AuditEvent, AuditVerification
+from governance.audit.models import AuditEvent, AuditVerification, chain_of
 from tests.worker import wait_for
 
 TASK = "governance.tasks.audit_verification_run"

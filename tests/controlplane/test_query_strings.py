@@ -8,7 +8,7 @@ from drf_spectacular.generators import SchemaGenerator
 from controlplane.api.filters import allowed_parameters
 from governance.management.commands._demo_registry import MODEL
 from governance.management.commands.seed_demo import PROJECT
-from governance.models import DeploymentHistory, PromotionRequest
+from governance.promotion.models import DeploymentHistory, PromotionRequest
 from tests.controlplane.test_hostile_urls import _fill, _operations, demo  # noqa: F401
 
 BASE = f"/api/v1/projects/{PROJECT}"

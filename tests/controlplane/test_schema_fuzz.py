@@ -9,8 +9,8 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
 from controlplane.wsgi import application
-from governance.access import Principal
-from governance.services.api_keys import api_key_issue
+from governance.accounts.access import Principal
+from governance.accounts.services import api_key_issue
 from tests.schema_statuses import record
 
 schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", application)

@@ -4,8 +4,8 @@ import json
 import uuid
 from datetime import UTC, datetime
 
-from governance.api.lineage import validate_event
-from governance.services.lineage import lineage_event_ingest
+from governance.provenance.api.serializers import validate_event
+from governance.provenance.ingest import lineage_event_ingest
 
 PRODUCER = "https://github.com/OpenLineage/OpenLineage/tree/1.54.0/client/python"
 SPEC = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"

@@ -9,10 +9,10 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from governance.accounts.models import RoleBinding
 from governance.audit import middleware, tasks
 from governance.audit.chain import canonical, digest
-from governance.audit.models import SYSTEM_CHAIN
-from governance.models import AccessLogEntry, AuditEvent, RoleBinding
+from governance.audit.models import SYSTEM_CHAIN, AccessLogEntry, AuditEvent
 
 UTC = datetime.UTC
 

@@ -7,9 +7,9 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from governance.access import Principal
-from governance.models import ApiKey, Role, RoleBinding
-from governance.services.access import role_grant
+from governance.accounts.access import Principal
+from governance.accounts.models import ApiKey, Role, RoleBinding
+from governance.accounts.services import role_grant
 from tests.factories import UserFactory
 
 

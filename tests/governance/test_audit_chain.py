@@ -8,13 +8,13 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection, connections
 
-from governance.access import Principal
+from governance.accounts.access import Principal
+from governance.accounts.models import Role
+from governance.accounts.services import role_grant, role_revoke
 from governance.audit.chain import canonical, checkpoint_all, checkpoint_list, digest, verify_chain
 from governance.audit.db import audit_maintenance
-from governance.audit.models import chain_of
+from governance.audit.models import AuditEvent, chain_of
 from governance.audit.services import audit_record
-from governance.models import AuditEvent, Role
-from governance.services.access import role_grant, role_revoke
 from tests.factories import UserFactory
 
 
@@ -221,7 +221,7 @@ def test_only_auditors_and_admins_verify(api, project, ml_engineer, outsider):
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_writers_never_fork_a_chain(staff, admin_user):
-    from governance.services.access import project_create
+    from governance.accounts.services import project_create
 
     project = project_create(actor=Principal(staff), slug="busy", name="Busy", admin=admin_user)
     before = AuditEvent.objects.filter(project=project).count()

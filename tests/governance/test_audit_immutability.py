@@ -2,7 +2,7 @@ import pytest
 from django.db import DatabaseError, connection, transaction
 
 from governance.audit.db import audit_maintenance
-from governance.models import AuditEvent
+from governance.audit.models import AuditEvent
 
 
 def _statement(sql):
@@ -41,8 +41,8 @@ def test_maintenance_mode_lets_changes_through(project):
 
 @pytest.mark.django_db(transaction=True)
 def test_transactional_tests_still_flush_the_table(staff, admin_user):
-    from governance.access import Principal
-    from governance.services.access import project_create
+    from governance.accounts.access import Principal
+    from governance.accounts.services import project_create
 
     project_create(actor=Principal(staff), slug="flushed", name="Flushed", admin=admin_user)
     assert AuditEvent.objects.exists()  # the flush after this test must get through the triggers

@@ -9,14 +9,16 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from governance.access import Principal
+from governance.accounts.access import Principal
+from governance.accounts.models import User
 from governance.audit.chain import canonical, checkpoint_all, digest, verify_chain
 from governance.audit.db import audit_maintenance
-from governance.audit.models import chain_of, label_part
+from governance.audit.models import AuditChainHead, AuditEvent, chain_of, label_part
 from governance.audit.services import audit_record
-from governance.models import AuditChainHead, AuditEvent, Deployment, ModelVersion, PromotionRequest, User
-from governance.services.datasets import dataset_create, dataset_version_register
-from governance.services.registry import model_version_register
+from governance.promotion.models import Deployment, PromotionRequest
+from governance.provenance.services import dataset_create, dataset_version_register
+from governance.registry.models import ModelVersion
+from governance.registry.services import model_version_register
 from monitoring.services.monitors import monitor_create
 from tests.governance.test_promotion import ready_version, request_promotion, training_data, url  # noqa: F401
 from tests.governance.test_registry import SIGNATURE, body, sha, versions_url

@@ -6,11 +6,10 @@ import json
 import pytest
 from rest_framework.test import APIClient
 
-from governance.access import Principal
+from governance.accounts.access import Principal
 from governance.audit.chain import digest
-from governance.audit.models import chain_of
+from governance.audit.models import AccessLogEntry, AuditEvent, chain_of
 from governance.audit.services import audit_record
-from governance.models import AccessLogEntry, AuditEvent
 
 UTC = datetime.UTC
 

@@ -18,10 +18,10 @@ import pytest
 from django.db import connection
 from psycopg import errors, sql
 
-from governance.access import Principal
+from governance.accounts.access import Principal
 from governance.audit.chain import verify_chain
-from governance.audit.models import chain_of
-from governance.models import AuditEvent, LineageEvent
+from governance.audit.models import AuditEvent, chain_of
+from governance.provenance.models import LineageEvent
 from tests.governance.lineage_events import dataset, ingest, run_event
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]

@@ -15,11 +15,13 @@ from rest_framework.test import APIClient
 
 from controlplane.api.errors import domain_error_status
 from controlplane.exceptions import DomainError
-from governance.access import Principal
-from governance.models import AccessLogEntry, AuditEvent, Dataset, DatasetVersion, Role
-from governance.services.access import role_grant, service_account_create
-from governance.services.datasets import dataset_create, dataset_version_register, dataset_version_upload
-from governance.storage import HashingUploadHandler, UploadTooLarge
+from governance.accounts.access import Principal
+from governance.accounts.models import Role
+from governance.accounts.services import role_grant, service_account_create
+from governance.audit.models import AccessLogEntry, AuditEvent
+from governance.provenance.models import Dataset, DatasetVersion
+from governance.provenance.services import dataset_create, dataset_version_register, dataset_version_upload
+from governance.provenance.storage import HashingUploadHandler, UploadTooLarge
 
 SHA_A = "a" * 64
 SHA_B = "b" * 64

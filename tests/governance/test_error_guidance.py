@@ -3,10 +3,11 @@
 
 import pytest
 
-from governance.access import Principal
-from governance.audit.models import chain_of
-from governance.models import AuditEvent, DatasetVersion, Role
-from governance.services.access import role_grant
+from governance.accounts.access import Principal
+from governance.accounts.models import Role
+from governance.accounts.services import role_grant
+from governance.audit.models import AuditEvent, chain_of
+from governance.provenance.models import DatasetVersion
 from tests.factories import UserFactory
 from tests.governance.test_datasets import make_dataset, url
 

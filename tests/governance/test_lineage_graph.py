@@ -4,9 +4,10 @@ import hashlib
 
 import pytest
 
-from governance.access import Principal
-from governance.lineage import GRAPH_NODE_CAP, dataset_key, job_key, lineage_agents, lineage_nodes_ensure
-from governance.models import Dataset, DatasetVersion, LineageGraphEdge, LineageJob, ModelVersion, RegisteredModel
+from governance.accounts.access import Principal
+from governance.provenance.graph import GRAPH_NODE_CAP, dataset_key, job_key, lineage_agents, lineage_nodes_ensure
+from governance.provenance.models import Dataset, DatasetVersion, LineageGraphEdge, LineageJob
+from governance.registry.models import ModelVersion, RegisteredModel
 from tests.factories import UserFactory
 
 from .lineage_events import dataset, ingest, model_facet, run_event
@@ -140,8 +141,8 @@ def test_the_graph_is_capped_at_a_thousand_nodes_nearest_first(
 
 
 def test_lineage_agents_are_the_reporters_of_every_upstream_run(project, ml_engineer, model_version, admin_user):
-    from governance.models import Role
-    from governance.services.access import role_grant
+    from governance.accounts.models import Role
+    from governance.accounts.services import role_grant
 
     upstream_bot = UserFactory(username="ingest-bot")
     other_bot = UserFactory(username="dashboards-bot")
@@ -165,11 +166,11 @@ def test_lineage_agents_are_the_reporters_of_every_upstream_run(project, ml_engi
 
 
 def test_lineage_agents_follow_registry_links_too(project, ml_engineer, model_version, admin_user):
-    from governance.models import ModelVersionDataset
+    from governance.provenance.models import ModelVersionDataset
 
     bot = UserFactory(username="ingest-bot")
-    from governance.models import Role
-    from governance.services.access import role_grant
+    from governance.accounts.models import Role
+    from governance.accounts.services import role_grant
 
     role_grant(actor=Principal(admin_user), project=project, principal=bot, role=Role.ML_ENGINEER)
     ingest(Principal(bot), project, run_event("prepare", outputs=[dataset("features", version="1")]))
@@ -183,9 +184,9 @@ def test_lineage_agents_of_several_versions_walked_together_are_each_ones_own(
     project, ml_engineer, model_version, admin_user
 ):
     """The officer's queue walks every request's version at once; each still gets only its own upstream."""
-    from governance.lineage import lineage_agents_many
-    from governance.models import Role
-    from governance.services.access import role_grant
+    from governance.accounts.models import Role
+    from governance.accounts.services import role_grant
+    from governance.provenance.graph import lineage_agents_many
 
     second = ModelVersion.objects.create(
         model=model_version.model,

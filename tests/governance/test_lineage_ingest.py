@@ -24,9 +24,11 @@ from openlineage.client.facet_v2 import (
 )
 from openlineage.client.transport.http import ApiKeyTokenProvider, HttpConfig, HttpTransport
 
-from governance.access import Principal
-from governance.models import (
-    AuditEvent,
+from governance.accounts.access import Principal
+from governance.accounts.models import Role
+from governance.accounts.services import service_account_create
+from governance.audit.models import AuditEvent
+from governance.provenance.models import (
     Dataset,
     DatasetVersion,
     LineageEvent,
@@ -35,11 +37,8 @@ from governance.models import (
     LineageNode,
     LineageRun,
     LineageRunDataset,
-    ModelVersion,
-    RegisteredModel,
-    Role,
 )
-from governance.services.access import service_account_create
+from governance.registry.models import ModelVersion, RegisteredModel
 from tests.worker import wait_for
 
 from .lineage_events import dataset, facet, ingest, model_facet, run_event
@@ -514,8 +513,8 @@ def test_stored_events_are_append_only(api, project, ml_engineer, operation):
 
 
 def test_the_demo_training_run_is_reported_once(project, pipeline, model_version, ml_engineer):
-    from governance.lineage import lineage_agents
     from governance.management.commands._demo_lineage import seed_lineage
+    from governance.provenance.graph import lineage_agents
 
     account, _ = pipeline
     train = Dataset.objects.create(project=project, namespace="s3://demo", name="train", owner=ml_engineer)

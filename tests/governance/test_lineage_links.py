@@ -12,18 +12,13 @@ from pathlib import Path
 import pytest
 from django.db import connection, transaction
 
-from governance.access import Principal
-from governance.lineage import artifact_datasets, artifact_uris
-from governance.models import (
-    AuditEvent,
-    Dataset,
-    LineageEvent,
-    LineageGraphEdge,
-    LineageRun,
-    Role,
-)
-from governance.services.access import role_grant, service_account_create
-from governance.services.registry import model_version_register
+from governance.accounts.access import Principal
+from governance.accounts.models import Role
+from governance.accounts.services import role_grant, service_account_create
+from governance.audit.models import AuditEvent
+from governance.provenance.graph import artifact_datasets, artifact_uris
+from governance.provenance.models import Dataset, LineageEvent, LineageGraphEdge, LineageRun
+from governance.registry.services import model_version_register
 from tests.factories import UserFactory
 from tests.worker import wait_for
 

@@ -9,7 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
-from governance.models import ApiKey, Project, Role, RoleBinding, User
+from governance.accounts.models import ApiKey, Project, Role, RoleBinding, User
 
 
 def _run(*args) -> tuple[str, str]:

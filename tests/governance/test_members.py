@@ -3,7 +3,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from governance.models import RoleBinding
+from governance.accounts.models import RoleBinding
 
 
 def test_an_admin_grants_a_role_and_the_history_stays_readable(api, project, admin_user, ml_engineer):

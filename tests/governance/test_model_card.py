@@ -1,6 +1,8 @@
 import pytest
 
-from governance.models import AuditEvent, ModelCard, ModelCardRevision, Role, RoleBinding
+from governance.accounts.models import Role, RoleBinding
+from governance.audit.models import AuditEvent
+from governance.registry.models import ModelCard, ModelCardRevision
 from tests.factories import UserFactory
 from tests.governance.test_registry import body, versions_url
 
@@ -106,8 +108,8 @@ def test_nobody_confirms_the_tier_of_their_own_work(
     api, project, admin_user, ml_engineer, officer, card_url, duty, reason
 ):
     """The issue's case: someone who built or asked to promote the version, also an officer, lowers its tier."""
-    from governance.access import Principal
-    from governance.services.access import role_grant
+    from governance.accounts.access import Principal
+    from governance.accounts.services import role_grant
     from tests.governance.lineage_events import ingest, model_facet, run_event
 
     api(ml_engineer).patch(card_url, {"proposed_risk_tier": "high"}, format="json")
@@ -139,8 +141,8 @@ def test_nobody_confirms_the_tier_of_their_own_work(
 
 
 def test_a_confirmer_who_later_requests_the_promotion_no_longer_counts(api, project, admin_user, ml_engineer, card_url):
-    from governance.access import Principal
-    from governance.services.access import role_grant
+    from governance.accounts.access import Principal
+    from governance.accounts.services import role_grant
 
     api(ml_engineer).patch(card_url, {"proposed_risk_tier": "minimal"}, format="json")
     dual = UserFactory(username="dual")
@@ -160,8 +162,8 @@ def test_a_confirmer_who_later_requests_the_promotion_no_longer_counts(api, proj
 
 
 def test_a_service_account_never_confirms(api, project, admin_user, card_url):
-    from governance.access import Principal
-    from governance.services.access import service_account_create
+    from governance.accounts.access import Principal
+    from governance.accounts.services import service_account_create
 
     account, _, _ = service_account_create(actor=Principal(admin_user), project=project, name="ci", role="ml_engineer")
     # role_grant refuses this role to a service account; a row written around it still confers nothing here.
@@ -188,9 +190,9 @@ def test_a_confirmation_needs_a_comment(api, ml_engineer, officer, card_url, com
 
 def test_the_service_refuses_a_blank_comment_too(project, ml_engineer, officer, card_url):
     from controlplane.exceptions import DomainError
-    from governance.access import Principal
-    from governance.models import ModelVersion
-    from governance.services.registry import model_card_confirm_risk_tier
+    from governance.accounts.access import Principal
+    from governance.registry.models import ModelVersion
+    from governance.registry.services import model_card_confirm_risk_tier
 
     version = ModelVersion.objects.get()
     with pytest.raises(DomainError) as refused:

@@ -6,7 +6,7 @@ from datetime import timedelta
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from governance.access import Principal
+from governance.accounts.access import Principal
 from tests.governance import test_promotion
 from tests.governance.lineage_events import dataset, ingest, model_facet, run_event
 from tests.governance.test_promotion import CARD, request_promotion, url
@@ -80,7 +80,7 @@ def test_the_queue_carries_the_risk_tier_and_a_gate_summary(
 
 
 def test_a_confirmation_that_does_not_count_says_why(api, project, admin_user, ml_engineer, officer, ready_version):
-    from governance.services.access import role_grant
+    from governance.accounts.services import role_grant
 
     # The officer who confirmed version 1's tier becomes an engineer too and requests its promotion: separation
     # of duties now excludes them, so their confirmation no longer counts.
@@ -103,8 +103,8 @@ def test_the_queue_costs_the_same_queries_for_one_request_and_for_many(
 ):
     """Every request with all the gate kinds (unconfirmed tiers count as high: the check gates too), an
     approval and a training run reported through OpenLineage, so each bulk query has rows to load."""
-    from governance.models import ModelVersion
-    from governance.services.workflow import exception_grant
+    from governance.promotion.services import exception_grant
+    from governance.registry.models import ModelVersion
 
     engineer, reviewer = api(ml_engineer), api(officer)
 

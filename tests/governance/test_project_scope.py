@@ -8,21 +8,13 @@ import pytest
 from django.utils import timezone
 
 from controlplane.exceptions import NotFound
-from governance.access import Principal
-from governance.models import (
-    ApiKey,
-    AuditEvent,
-    Environment,
-    ModelVersion,
-    PolicyException,
-    PromotionRequest,
-    RegisteredModel,
-    RoleBinding,
-    User,
-)
-from governance.services.access import role_grant, service_account_create
-from governance.services.api_keys import api_key_issue
-from governance.services.workflow import exception_grant, gates_evaluate, promotion_request_create
+from governance.accounts.access import Principal
+from governance.accounts.models import ApiKey, RoleBinding, User
+from governance.accounts.services import api_key_issue, role_grant, service_account_create
+from governance.audit.models import AuditEvent
+from governance.promotion.models import Environment, PolicyException, PromotionRequest
+from governance.promotion.services import exception_grant, gates_evaluate, promotion_request_create
+from governance.registry.models import ModelVersion, RegisteredModel
 from tests.governance.test_registry import sha
 
 

@@ -3,9 +3,9 @@
 import pytest
 from rest_framework.test import APIClient
 
-from governance.access import Principal
-from governance.models import Project, Role, RoleBinding, User
-from governance.services.access import role_grant
+from governance.accounts.access import Principal
+from governance.accounts.models import Project, Role, RoleBinding, User
+from governance.accounts.services import role_grant
 from tests.factories import UserFactory
 
 URL = "/api/v1/projects/"

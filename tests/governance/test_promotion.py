@@ -7,7 +7,9 @@ import pytest
 from django.db import connections
 from django.utils import timezone
 
-from governance.models import AuditEvent, Dataset, DatasetVersion, Decision, Deployment, DeploymentHistory
+from governance.audit.models import AuditEvent
+from governance.promotion.models import Decision, Deployment, DeploymentHistory
+from governance.provenance.models import Dataset, DatasetVersion
 from tests.factories import UserFactory
 from tests.governance.test_registry import body, sha, versions_url
 
@@ -138,8 +140,8 @@ def test_the_whole_promotion_story(api, project, ml_engineer, officer, auditor, 
 
 
 def test_nobody_approves_their_own_work(api, project, ml_engineer, officer, admin_user, ready_version):
-    from governance.access import Principal
-    from governance.services.access import role_grant
+    from governance.accounts.access import Principal
+    from governance.accounts.services import role_grant
 
     request_id = request_promotion(api(ml_engineer), project).json()["id"]
     # The engineer who registered the version becomes an officer too: still excluded.
@@ -210,8 +212,8 @@ def test_one_decision_per_reviewer(api, project, ml_engineer, officer, ready_ver
 
 def test_the_refusal_to_execute_states_who_may(api, project, admin_user, ml_engineer, officer, officer2, auditor,
                                                ready_version):  # fmt: skip
-    from governance.access import Principal
-    from governance.services.access import role_grant
+    from governance.accounts.access import Principal
+    from governance.accounts.services import role_grant
 
     request_id = request_promotion(api(ml_engineer), project).json()["id"]
     api(officer).post(url(project, f"promotion-requests/{request_id}/approve/"), {}, format="json")
@@ -399,9 +401,8 @@ def test_concurrent_executions_have_one_winner(staff, admin_user):
     """Two approved requests for one deployment executed at once: one wins, the other gets 409, never 500."""
     from rest_framework.test import APIClient
 
-    from governance.access import Principal
-    from governance.services.access import project_create, role_grant
-    from governance.services.api_keys import api_key_issue
+    from governance.accounts.access import Principal
+    from governance.accounts.services import api_key_issue, project_create, role_grant
 
     project = project_create(actor=Principal(staff), slug="race", name="Race", admin=admin_user)
     engineer, reviewer = UserFactory(username="eng"), UserFactory(username="off")

@@ -6,8 +6,9 @@ import json
 import pytest
 from prov.model import ProvDocument
 
-from governance.access import Principal
-from governance.models import DatasetVersion, ModelVersion, ModelVersionDataset, RegisteredModel
+from governance.accounts.access import Principal
+from governance.provenance.models import DatasetVersion, ModelVersionDataset
+from governance.registry.models import ModelVersion, RegisteredModel
 
 from .lineage_events import dataset, ingest, model_facet, run_event
 

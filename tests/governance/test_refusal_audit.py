@@ -4,12 +4,14 @@ permission class, a service, Django), in the chain of the project the URL names 
 import pytest
 from django.test import Client
 
-from governance.access import Principal
-from governance.audit.models import chain_of
-from governance.models import AuditEvent, Decision, Environment, Project, PromotionRequest, Webhook
-from governance.services.registry import model_version_register
-from governance.services.webhooks import webhook_create
-from governance.services.workflow import environment_create, promotion_request_create
+from governance.accounts.access import Principal
+from governance.accounts.models import Project
+from governance.audit.models import AuditEvent, chain_of
+from governance.promotion.models import Decision, Environment, PromotionRequest
+from governance.promotion.services import environment_create, promotion_request_create
+from governance.registry.services import model_version_register
+from governance.webhooks.models import Webhook
+from governance.webhooks.services import webhook_create
 from tests.governance.test_registry import SIGNATURE, sha
 
 

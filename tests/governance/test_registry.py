@@ -6,7 +6,9 @@ import threading
 import pytest
 from django.db import connections
 
-from governance.models import AuditEvent, Dataset, DatasetVersion, Metric, ModelVersion, RegisteredModel
+from governance.audit.models import AuditEvent
+from governance.provenance.models import Dataset, DatasetVersion
+from governance.registry.models import Metric, ModelVersion, RegisteredModel
 
 SIGNATURE = {
     "inputs": [{"name": "amount", "type": "float"}, {"name": "country", "type": "string"}],
@@ -171,8 +173,8 @@ def test_who_may_register(api, project, officer, auditor, outsider):
 
 
 def test_a_service_account_registers(api, project, admin_user):
-    from governance.access import Principal
-    from governance.services.access import service_account_create
+    from governance.accounts.access import Principal
+    from governance.accounts.services import service_account_create
 
     account, _, raw_key = service_account_create(
         actor=Principal(admin_user), project=project, name="ci", role="ml_engineer"
@@ -237,9 +239,9 @@ def test_an_outsider_sees_no_models(api, project, ml_engineer, outsider):
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_parallel_registrations_never_share_a_number(staff, admin_user):
-    from governance.access import Principal
-    from governance.models import Role
-    from governance.services.access import project_create, role_grant
+    from governance.accounts.access import Principal
+    from governance.accounts.models import Role
+    from governance.accounts.services import project_create, role_grant
     from tests.factories import UserFactory
 
     project = project_create(actor=Principal(staff), slug="race", name="Race", admin=admin_user)
@@ -247,7 +249,7 @@ def test_parallel_registrations_never_share_a_number(staff, admin_user):
     role_grant(actor=Principal(admin_user), project=project, principal=engineer, role=Role.ML_ENGINEER)
     from rest_framework.test import APIClient
 
-    from governance.services.api_keys import api_key_issue
+    from governance.accounts.services import api_key_issue
 
     _, raw_key = api_key_issue(
         actor=Principal(engineer), owner=engineer, project=project, name="t", read_only=False, expires_at=None

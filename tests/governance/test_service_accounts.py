@@ -5,7 +5,7 @@ import hashlib
 import pytest
 from rest_framework.test import APIClient
 
-from governance.models import ApiKey, Role, RoleBinding, User
+from governance.accounts.models import ApiKey, Role, RoleBinding, User
 
 URL = "/api/v1/projects/fraud/service-accounts/"
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from controlplane.api.errors import domain_error_status
 from controlplane.exceptions import DomainError
-from governance.uris import CheckedUri, check_uri
+from governance.provenance.uris import CheckedUri, check_uri
 
 PROJECT = SimpleNamespace(slug="fraud")
 

@@ -9,7 +9,9 @@ import uuid
 
 import pytest
 
-from governance.models import AuditEvent, Dataset, DatasetVersion, Webhook, WebhookDelivery
+from governance.audit.models import AuditEvent
+from governance.provenance.models import Dataset, DatasetVersion
+from governance.webhooks.models import Webhook, WebhookDelivery
 from tests.governance.test_promotion import CARD, request_promotion, url
 from tests.governance.test_registry import body, sha, versions_url
 from tests.governance.webhook_receiver import Receiver, verify_signature

@@ -12,12 +12,13 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from controlplane.models import OutboxMessage
-from governance.access import Principal
+from governance.accounts.access import Principal
+from governance.audit.models import AuditEvent
 from governance.audit.services import audit_record
 from governance.audit.vocabulary import AUDIT_ACTIONS
-from governance.models import AuditEvent, Webhook, WebhookDelivery
-from governance.services.webhooks import webhook_create
-from governance.webhooks import address_forbidden, secret_open
+from governance.webhooks.delivery import address_forbidden, secret_open
+from governance.webhooks.models import Webhook, WebhookDelivery
+from governance.webhooks.services import webhook_create
 from tests.governance.webhook_receiver import Receiver, verify_signature
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -330,7 +331,7 @@ def _resolving(monkeypatch, name, *addresses):
                     for a in addresses]  # fmt: skip
         return real(host, port, *args, **kwargs)
 
-    monkeypatch.setattr("governance.webhooks.socket.getaddrinfo", fake)
+    monkeypatch.setattr("governance.webhooks.delivery.socket.getaddrinfo", fake)
 
 
 def test_a_name_resolving_to_a_private_address_is_refused_at_send_time(

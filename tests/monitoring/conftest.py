@@ -9,10 +9,10 @@ import pytest
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from governance.access import Principal
-from governance.models import ModelVersion
-from governance.services.datasets import dataset_create, dataset_version_upload
-from governance.services.registry import model_version_datasets_link
+from governance.accounts.access import Principal
+from governance.provenance.services import dataset_create, dataset_version_upload
+from governance.registry.models import ModelVersion
+from governance.registry.services import model_version_datasets_link
 from tests.governance.test_promotion import ready_version, request_promotion, training_data, url  # noqa: F401
 
 COUNTRIES = ["DE", "FR", "NL", "ES", "IT"]

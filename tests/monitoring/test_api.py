@@ -8,9 +8,11 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from governance.access import Principal
-from governance.models import AuditEvent, Decision, Deployment, ModelVersion
-from governance.services.workflow import policy_publish
+from governance.accounts.access import Principal
+from governance.audit.models import AuditEvent
+from governance.promotion.models import Decision, Deployment
+from governance.promotion.services import policy_publish
+from governance.registry.models import ModelVersion
 from monitoring.api import REPORT_CSP
 from monitoring.models import Batch, CheckRun, MonitorRevision
 from monitoring.services.execution import check_runs_reap

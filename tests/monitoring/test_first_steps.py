@@ -11,7 +11,7 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from controlplane.models import OutboxMessage
-from governance.models import DatasetVersion
+from governance.provenance.models import DatasetVersion
 from monitoring.models import Batch, CheckRun, Monitor
 from monitoring.services.retention import raw_data_prune
 from monitoring.services.runs import RUN_TASK

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from governance.models import AuditEvent
+from governance.audit.models import AuditEvent
 from monitoring import evidently_checks as checks
 from monitoring.models import CheckRun
 from tests.governance.test_registry import versions_url

@@ -7,8 +7,9 @@ from django.core.files.base import ContentFile
 from django.utils import timezone
 
 from controlplane.exceptions import NotFound
-from governance.access import Principal
-from governance.models import AuditEvent, Deployment, Environment
+from governance.accounts.access import Principal
+from governance.audit.models import AuditEvent
+from governance.promotion.models import Deployment, Environment
 from monitoring.models import Batch, CheckRun, Monitor
 from monitoring.services.batches import batch_register, batch_upload
 from monitoring.services.monitors import monitor_create

@@ -14,8 +14,8 @@ import pytest
 from django.db import connection, transaction
 
 from controlplane.models import OutboxMessage
-from governance.access import Principal
-from governance.models import AuditEvent
+from governance.accounts.access import Principal
+from governance.audit.models import AuditEvent
 from monitoring.models import TERMINAL_STATES, Batch, CheckRun, Monitor
 from monitoring.services.execution import check_run_execute, check_runs_reap
 from monitoring.services.runs import check_run_request

@@ -9,7 +9,8 @@ import pytest
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from governance.models import AccessLogEntry, AuditEvent, DatasetVersion
+from governance.audit.models import AccessLogEntry, AuditEvent
+from governance.provenance.models import DatasetVersion
 from monitoring.models import Batch, CheckRun
 from monitoring.selectors import reference_of
 from monitoring.services.retention import raw_data_prune

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
-from governance.models import AuditEvent
+from governance.audit.models import AuditEvent
 from monitoring.models import Alert, Batch, CheckRun
 from monitoring.services.monitors import schedule_task_name
 from monitoring.services.schedules import monitor_scheduled

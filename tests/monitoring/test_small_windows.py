@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from governance.access import Principal
-from governance.models import AuditEvent, Deployment
-from governance.services.workflow import policy_publish
+from governance.accounts.access import Principal
+from governance.audit.models import AuditEvent
+from governance.promotion.models import Deployment
+from governance.promotion.services import policy_publish
 from monitoring import engine
 from monitoring.models import Alert, CheckRun
 from monitoring.services.execution import run_below_reliable_size
@@ -178,7 +179,7 @@ def test_the_check_gate_carries_the_small_window_warning(api, project, ml_engine
     card_url = f"{versions_url(project)}1/model-card/"
     assert engineer.put(card_url, CARD_HIGH, format="json").status_code == 200
     assert api(officer).post(f"{card_url}confirm-risk-tier/", {"comment": "agreed"}, format="json").status_code == 200
-    from governance.models import ModelVersion
+    from governance.registry.models import ModelVersion
 
     link_reference(project, ml_engineer, ModelVersion.objects.get(version=1), frame=reference_frame(5_000))
     create_monitor(engineer, project, version=1)

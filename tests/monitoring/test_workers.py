@@ -17,9 +17,9 @@ from django.utils import timezone
 
 from controlplane.models import OutboxMessage
 from controlplane.tasks import outbox_sweep
-from governance.access import Principal
-from governance.models import AuditEvent
-from governance.services.workflow import policy_publish
+from governance.accounts.access import Principal
+from governance.audit.models import AuditEvent
+from governance.promotion.services import policy_publish
 from monitoring.api import REPORT_CSP
 from monitoring.models import CheckRun
 from monitoring.services.execution import check_runs_reap

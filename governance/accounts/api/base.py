@@ -5,9 +5,11 @@ from functools import cached_property
 from rest_framework import generics, mixins
 
 from controlplane.api.filters import query_filters
-from governance.access import Principal
-from governance.models import Project
-from governance.selectors import project_get
+from governance.accounts.access import Principal
+from governance.accounts.models import Project
+from governance.accounts.selectors import project_get
+
+PROJECT = "projects/<slug:project>/"  # the prefix of every project-scoped path
 
 
 class PrincipalMixin:

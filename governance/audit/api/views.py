@@ -20,7 +20,7 @@ from rest_framework.response import Response
 
 from controlplane.api.pagination import CursorPagination
 from controlplane.exceptions import NotFound
-from governance.access import require_role
+from governance.accounts.access import require_role
 from governance.accounts.api.base import ProjectApiView
 from governance.audit import selectors
 from governance.audit.api.serializers import (

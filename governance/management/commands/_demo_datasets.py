@@ -11,9 +11,10 @@ import random
 
 from django.core.files.base import ContentFile
 
-from governance.access import Principal
-from governance.models import Dataset, DatasetVersion, Project, User
-from governance.services.datasets import dataset_create, dataset_version_register, dataset_version_upload
+from governance.accounts.access import Principal
+from governance.accounts.models import Project, User
+from governance.provenance.models import Dataset, DatasetVersion
+from governance.provenance.services import dataset_create, dataset_version_register, dataset_version_upload
 
 SOURCE_URI = "s3://fraud-raw/transactions/2026-10.parquet"
 SOURCE_SHA256 = hashlib.sha256(b"demo: fraud-raw/transactions/2026-10.parquet").hexdigest()

@@ -6,10 +6,12 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from governance.access import Principal
-from governance.api.lineage import validate_event
-from governance.models import DatasetVersion, ModelVersion, Project, User
-from governance.services.lineage import MODEL_VERSION_FACET, lineage_event_ingest
+from governance.accounts.access import Principal
+from governance.accounts.models import Project, User
+from governance.provenance.api.serializers import validate_event
+from governance.provenance.ingest import MODEL_VERSION_FACET, lineage_event_ingest
+from governance.provenance.models import DatasetVersion
+from governance.registry.models import ModelVersion
 
 PRODUCER = "https://github.com/tollgate/demo-pipelines/tree/main/fraud"
 SPEC = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"

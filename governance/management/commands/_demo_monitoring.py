@@ -21,9 +21,12 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from governance.access import Principal
-from governance.models import DatasetVersion, Deployment, ModelVersion, Project, User
-from governance.services.registry import model_version_datasets_link
+from governance.accounts.access import Principal
+from governance.accounts.models import Project, User
+from governance.promotion.models import Deployment
+from governance.provenance.models import DatasetVersion
+from governance.registry.models import ModelVersion
+from governance.registry.services import model_version_datasets_link
 from monitoring.models import Monitor
 from monitoring.services.batches import batch_labels_upload, batch_upload
 from monitoring.services.monitors import monitor_create

@@ -5,10 +5,13 @@ its deployment while ``fraud-gbm``'s stays active."""
 
 import hashlib
 
-from governance.access import Principal
-from governance.models import DatasetVersion, Deployment, ModelVersion, Project, PromotionRequest, User
-from governance.services.registry import model_card_confirm_risk_tier, model_card_edit, model_version_register
-from governance.services.workflow import decision_record, promotion_execute, promotion_request_create
+from governance.accounts.access import Principal
+from governance.accounts.models import Project, User
+from governance.promotion.models import Deployment, PromotionRequest
+from governance.promotion.services import decision_record, promotion_execute, promotion_request_create
+from governance.provenance.models import DatasetVersion
+from governance.registry.models import ModelVersion
+from governance.registry.services import model_card_confirm_risk_tier, model_card_edit, model_version_register
 
 MODEL = "fraud-gbm"
 SECOND_MODEL = "fraud-mobile"

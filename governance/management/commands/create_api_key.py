@@ -3,10 +3,9 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from governance.access import Principal
-from governance.models import Project, Role, RoleBinding, User
-from governance.services.access import project_create, role_grant
-from governance.services.api_keys import api_key_issue
+from governance.accounts.access import Principal
+from governance.accounts.models import Project, Role, RoleBinding, User
+from governance.accounts.services import api_key_issue, project_create, role_grant
 
 
 class Command(BaseCommand):

@@ -21,11 +21,16 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from governance.access import Principal
+from governance.accounts.access import Principal
+from governance.accounts.models import ApiKey, Project, Role, RoleBinding, User
+from governance.accounts.services import (
+    api_key_issue,
+    api_key_revoke,
+    project_create,
+    role_grant,
+    service_account_create,
+)
 from governance.audit.services import audit_record
-from governance.models import ApiKey, Project, Role, RoleBinding, User
-from governance.services.access import project_create, role_grant, service_account_create
-from governance.services.api_keys import api_key_issue, api_key_revoke
 
 PROJECT = "fraud-detection"
 PERSONAS = [

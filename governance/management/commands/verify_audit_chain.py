@@ -2,9 +2,9 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
+from governance.accounts.models import Project
 from governance.audit.chain import verify_chain
-from governance.audit.models import SYSTEM_CHAIN, chain_of
-from governance.models import AuditChainHead, AuditEvent, Project
+from governance.audit.models import SYSTEM_CHAIN, AuditChainHead, AuditEvent, chain_of
 
 
 class Command(BaseCommand):

@@ -1,0 +1,421 @@
+"""Environments, policies, exceptions, gates, promotion requests and deployments (DESIGN §5, §8)."""
+
+from functools import cached_property
+
+import django_filters
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+
+from controlplane.api.filters import ZonedDateTimeFilter
+from controlplane.exceptions import DomainError, NotFound
+from governance.accounts.access import require_role
+from governance.accounts.api.base import ListApiView, ProjectApiView, ProjectListApiView
+from governance.accounts.models import Role
+from governance.accounts.selectors import user_by_username
+from governance.promotion import services as services
+from governance.promotion.api.serializers import (
+    CommentSerializer,
+    DeploymentDetailSerializer,
+    DeploymentSerializer,
+    EnvironmentCreateSerializer,
+    EnvironmentSerializer,
+    ExceptionGrantSerializer,
+    ExceptionSerializer,
+    HistorySerializer,
+    PolicyPublishSerializer,
+    PolicySerializer,
+    PromotionRequestCreateSerializer,
+    PromotionRequestSerializer,
+    QueueEntrySerializer,
+    SuspendSerializer,
+    VerifySerializer,
+)
+from governance.promotion.models import (
+    Decision,
+    Deployment,
+    DeploymentHistory,
+    Environment,
+    Policy,
+    PolicyException,
+    PromotionRequest,
+)
+from governance.promotion.selectors import promotion_request_queue
+from governance.registry.api.views import VersionMixin
+from governance.registry.models import ModelVersion
+from governance.registry.selectors import model_get, model_version_get
+
+# Serializers ----------------------------------------------------------------------------------------------
+
+
+def _validated(request, serializer_class):
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _environment(project, name: str) -> Environment:
+    environment = Environment.objects.filter(project=project, name=name).first()
+    if environment is None:
+        raise DomainError(f"No environment '{name}' in this project.", details=[{"field": "environment"}])
+    return environment
+
+
+def _version(principal, project, model: str, version: int):
+    found = model_get(principal=principal, project=project, name=model)
+    return model_version_get(principal=principal, model=found, version=version)
+
+
+class GateEvaluationFilter(django_filters.FilterSet):
+    environment = django_filters.CharFilter(
+        required=True, error_messages={"required": "Name the environment: ?environment=production"}
+    )
+
+
+class PromotionRequestFilter(django_filters.FilterSet):
+    state = django_filters.ChoiceFilter(choices=PromotionRequest.State.choices)
+    environment = django_filters.CharFilter(help_text="An environment's name.")
+    model = django_filters.CharFilter(help_text="A model's name.")
+
+
+class OfficerQueueFilter(django_filters.FilterSet):
+    state = django_filters.ChoiceFilter(choices=PromotionRequest.State.choices)
+
+
+class DeploymentFilter(django_filters.FilterSet):
+    environment = django_filters.CharFilter(help_text="An environment's name.")
+    model = django_filters.CharFilter(help_text="A model's name.")
+
+
+class DeploymentHistoryFilter(DeploymentFilter):
+    at = ZonedDateTimeFilter(help_text="What was deployed at this moment (ISO 8601 with a zone).")
+
+
+# Views ----------------------------------------------------------------------------------------------------
+
+
+class EnvironmentListView(ProjectListApiView):
+    serializer_class = EnvironmentSerializer
+    queryset = Environment.objects.none()
+    pagination_class = None
+
+    def scoped_queryset(self):
+        return Environment.objects.filter(project=self.project).order_by("name")
+
+    @extend_schema(request=EnvironmentCreateSerializer, responses={201: EnvironmentSerializer})
+    def post(self, request, project):
+        data = _validated(request, EnvironmentCreateSerializer)
+        environment = services.environment_create(actor=self.principal, project=self.project, **data)
+        return Response(self.get_serializer(environment).data, status=status.HTTP_201_CREATED)
+
+
+class EnvironmentDetailView(ProjectApiView):
+    serializer_class = EnvironmentSerializer
+
+    def environment(self):
+        found = Environment.objects.filter(project=self.project, name=self.kwargs["name"]).first()
+        if found is None:
+            raise NotFound("No such environment.")
+        return found
+
+    def get(self, request, project, name):
+        return Response(self.get_serializer(self.environment()).data)
+
+    def delete(self, request, project, name):
+        services.environment_delete(actor=self.principal, environment=self.environment())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PolicyListView(ProjectListApiView):
+    serializer_class = PolicySerializer
+    queryset = Policy.objects.none()
+
+    def scoped_queryset(self):
+        return Policy.objects.filter(project=self.project).select_related("published_by").order_by("-version")
+
+    @extend_schema(request=PolicyPublishSerializer, responses={201: PolicySerializer})
+    def post(self, request, project):
+        data = _validated(request, PolicyPublishSerializer)
+        policy = services.policy_publish(
+            actor=self.principal, project=self.project, source=data.get("document", data.get("source")),
+            comment=data["comment"],
+        )  # fmt: skip
+        return Response(self.get_serializer(policy).data, status=status.HTTP_201_CREATED)
+
+
+class PolicyDetailView(ProjectApiView):
+    serializer_class = PolicySerializer
+
+    def get(self, request, project, version):
+        policies = Policy.objects.filter(project=self.project).select_related("published_by")
+        policy = (
+            policies.order_by("-version").first()
+            if version == "current"
+            else policies.filter(version=int(version) if version.isdigit() else -1).first()
+        )
+        if policy is None:
+            raise NotFound("No such policy version.")
+        return Response(self.get_serializer(policy).data)
+
+
+class ExceptionListView(ProjectListApiView):
+    serializer_class = ExceptionSerializer
+    queryset = PolicyException.objects.none()
+
+    def scoped_queryset(self):
+        return PolicyException.objects.filter(project=self.project).select_related(
+            "model_version__model", "environment", "requested_by", "granted_by"
+        )
+
+    @extend_schema(request=ExceptionGrantSerializer, responses={201: ExceptionSerializer})
+    def post(self, request, project):
+        data = _validated(request, ExceptionGrantSerializer)
+        require_role(self.principal, self.project, [Role.GOVERNANCE_OFFICER], action="grant policy exceptions")
+        exception = services.exception_grant(
+            actor=self.principal,
+            version=_version(self.principal, self.project, data["model"], data["version"]),
+            environment=_environment(self.project, data["environment"]),
+            gate=data["gate"], target=data["target"], name=data["name"], justification=data["justification"],
+            requested_by=user_by_username(data["requested_by"], field="requested_by"),
+            expires_at=data["expires_at"],
+        )  # fmt: skip
+        return Response(self.get_serializer(exception).data, status=status.HTTP_201_CREATED)
+
+
+class ExceptionRevokeView(ProjectApiView):
+    serializer_class = ExceptionSerializer
+
+    @extend_schema(request=None, responses={200: ExceptionSerializer})
+    def post(self, request, project, pk):
+        exception = PolicyException.objects.filter(project=self.project, pk=pk).first()
+        if exception is None:
+            raise NotFound("No such exception.")
+        return Response(self.get_serializer(services.exception_revoke(actor=self.principal, exception=exception)).data)
+
+
+class GateEvaluationView(VersionMixin, ProjectApiView):
+    """Dry run: every gate with passed / failed / pending / waived, the reason and the evidence. Not audited."""
+
+    queryset = ModelVersion.objects.none()  # for the schema's filter parameters
+    filterset_class = GateEvaluationFilter
+    pagination_class = None
+
+    @extend_schema(responses={200: dict})
+    def get(self, request, project, model, version):
+        name = self.filters["environment"]
+        evaluation = services.gates_evaluate(version=self.version, environment=_environment(self.project, name))
+        return Response(evaluation.as_dict())
+
+
+def _requests(queryset):
+    return queryset.select_related(
+        "project", "model_version__model", "environment", "requested_by", "closed_by"
+    ).prefetch_related("decisions__reviewer")
+
+
+class PromotionRequestListView(ProjectListApiView):
+    serializer_class = PromotionRequestSerializer
+    queryset = PromotionRequest.objects.none()
+    filterset_class = PromotionRequestFilter
+
+    def scoped_queryset(self):
+        requests = PromotionRequest.objects.filter(project=self.project)
+        filters = self.filters
+        if filters.get("state"):
+            requests = requests.filter(state=filters["state"])
+        if filters.get("environment"):
+            requests = requests.filter(environment__name=filters["environment"])
+        if filters.get("model"):
+            requests = requests.filter(model_version__model__name=filters["model"])
+        return _requests(requests).order_by("-created_at", "-id")
+
+    @extend_schema(request=PromotionRequestCreateSerializer, responses={201: PromotionRequestSerializer})
+    def post(self, request, project):
+        data = _validated(request, PromotionRequestCreateSerializer)
+        created = services.promotion_request_create(
+            actor=self.principal,
+            version=_version(self.principal, self.project, data["model"], data["version"]),
+            environment=_environment(self.project, data["environment"]),
+            comment=data["comment"], emergency=data["emergency"],
+        )  # fmt: skip
+        fresh = _requests(PromotionRequest.objects.filter(pk=created.pk)).get()
+        return Response(self.get_serializer(fresh).data, status=status.HTTP_201_CREATED)
+
+
+class OfficerQueueView(ListApiView):
+    """The officer's queue: promotion requests across every project where the caller holds a role, oldest
+    first (``?state=open``), each with its risk tier and, while open, a summary of its gates evaluated as the
+    list is read."""
+
+    serializer_class = QueueEntrySerializer
+    queryset = PromotionRequest.objects.none()
+    filterset_class = OfficerQueueFilter
+
+    def scoped_queryset(self):
+        return promotion_request_queue(principal=self.principal, filters=self.filters)
+
+
+class RequestMixin:
+    @cached_property
+    def promotion_request(self) -> PromotionRequest:
+        found = _requests(PromotionRequest.objects.filter(project=self.project, pk=self.kwargs["pk"])).first()
+        if found is None:
+            raise NotFound("No such promotion request in this project.")
+        return found
+
+    def respond(self):
+        fresh = _requests(PromotionRequest.objects.filter(pk=self.promotion_request.pk)).get()
+        body = PromotionRequestSerializer(fresh, context=self.get_serializer_context()).data
+        if fresh.state == PromotionRequest.State.OPEN:
+            evaluation = services.gates_evaluate(
+                version=fresh.model_version, environment=fresh.environment, request=fresh
+            )
+            body["gates"] = evaluation.as_dict()
+            body["ready_to_execute"] = evaluation.passed
+        return Response(body)
+
+
+class PromotionRequestDetailView(RequestMixin, ProjectApiView):
+    serializer_class = PromotionRequestSerializer
+
+    def get(self, request, project, pk):
+        return self.respond()
+
+
+class DecisionView(RequestMixin, ProjectApiView):
+    serializer_class = PromotionRequestSerializer
+    outcome = ""
+
+    @extend_schema(request=CommentSerializer, responses={200: PromotionRequestSerializer})
+    def post(self, request, project, pk):
+        data = _validated(request, CommentSerializer)
+        services.decision_record(
+            actor=self.principal, request=self.promotion_request, outcome=self.outcome, comment=data["comment"]
+        )
+        return self.respond()
+
+
+class ApproveView(DecisionView):
+    outcome = Decision.Outcome.APPROVE
+
+
+class RejectView(DecisionView):
+    outcome = Decision.Outcome.REJECT
+
+
+class WithdrawView(RequestMixin, ProjectApiView):
+    serializer_class = PromotionRequestSerializer
+
+    @extend_schema(request=None, responses={200: PromotionRequestSerializer})
+    def post(self, request, project, pk):
+        services.promotion_request_withdraw(actor=self.principal, request=self.promotion_request)
+        return self.respond()
+
+
+class ExecuteView(RequestMixin, ProjectApiView):
+    serializer_class = DeploymentDetailSerializer
+
+    @extend_schema(request=None, responses={200: DeploymentDetailSerializer})
+    def post(self, request, project, pk):
+        deployment = services.promotion_execute(actor=self.principal, request=self.promotion_request)
+        fresh = Deployment.objects.select_related("model", "environment", "model_version").get(pk=deployment.pk)
+        return Response(self.get_serializer(fresh).data)
+
+
+def _deployments(project):
+    return Deployment.objects.filter(project=project).select_related("model", "environment", "model_version")
+
+
+class DeploymentListView(ProjectListApiView):
+    serializer_class = DeploymentSerializer
+    queryset = Deployment.objects.none()
+    filterset_class = DeploymentFilter
+
+    def scoped_queryset(self):
+        deployments = _deployments(self.project)
+        if self.filters.get("environment"):
+            deployments = deployments.filter(environment__name=self.filters["environment"])
+        if self.filters.get("model"):
+            deployments = deployments.filter(model__name=self.filters["model"])
+        return deployments.order_by("model__name", "environment__name")
+
+
+class DeploymentHistoryView(ProjectListApiView):
+    """``?at=`` answers what ran where at that moment, approved by whom, under which policy version."""
+
+    serializer_class = HistorySerializer
+    queryset = DeploymentHistory.objects.none()
+    filterset_class = DeploymentHistoryFilter
+
+    def scoped_queryset(self):
+        filters = self.filters
+        if filters.get("at") is not None:
+            rows = services.deployments_at(
+                project=self.project, at=filters["at"], environment=filters.get("environment")
+            )
+        else:
+            rows = DeploymentHistory.objects.filter(deployment__project=self.project).select_related(
+                "deployment__model", "deployment__environment", "model_version", "executed_by"
+            )
+            if filters.get("environment"):
+                rows = rows.filter(deployment__environment__name=filters["environment"])
+        if filters.get("model"):
+            rows = rows.filter(deployment__model__name=filters["model"])
+        return rows.order_by("-from_at", "-id")
+
+
+class DeploymentMixin:
+    def deployment(self) -> Deployment | None:
+        environment = _environment(self.project, self.kwargs["environment"])
+        model = model_get(principal=self.principal, project=self.project, name=self.kwargs["model"])
+        return _deployments(self.project).filter(model=model, environment=environment).first()
+
+    def existing(self) -> Deployment:
+        deployment = self.deployment()
+        if deployment is None:
+            raise NotFound("Nothing is deployed there.")
+        return deployment
+
+
+class DeploymentDetailView(DeploymentMixin, ProjectApiView):
+    """The enforcement point: the approved artifact's uri and sha256 for a (model, environment)."""
+
+    serializer_class = DeploymentDetailSerializer
+
+    def get(self, request, project, model, environment):
+        return Response(self.get_serializer(self.existing()).data)
+
+
+class DeploymentVerifyView(DeploymentMixin, ProjectApiView):
+    """May an artifact with this hash run here? Read-only callers (auditors, read-only keys) may ask."""
+
+    read_like = True
+
+    @extend_schema(request=VerifySerializer, responses={200: dict})
+    def post(self, request, project, model, environment):
+        data = _validated(request, VerifySerializer)
+        deployment = self.deployment()
+        answer = services.deployment_verify(deployment=deployment, artifact_sha256=data["artifact_sha256"])
+        answer["version"] = deployment.model_version.version if deployment else None
+        return Response(answer)
+
+
+class DeploymentStateView(DeploymentMixin, ProjectApiView):
+    serializer_class = DeploymentDetailSerializer
+    state = ""
+
+    @extend_schema(request=SuspendSerializer, responses={200: DeploymentDetailSerializer})
+    def post(self, request, project, model, environment):
+        data = _validated(request, SuspendSerializer)
+        services.deployment_set_state(
+            actor=self.principal, deployment=self.existing(), state=self.state, reason=data["reason"]
+        )
+        return Response(self.get_serializer(self.existing()).data)
+
+
+class SuspendView(DeploymentStateView):
+    state = Deployment.State.SUSPENDED
+
+
+class ResumeView(DeploymentStateView):
+    state = Deployment.State.ACTIVE

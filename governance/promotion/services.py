@@ -1,0 +1,743 @@
+"""The promotion workflow (DESIGN §5): environments, policies, exceptions, gate evaluation, promotion
+requests, evidence-bound decisions, execution and deployments.
+
+One function evaluates gates (``gates_evaluate``, or ``gates_evaluate_many`` for several requests at once, as
+the officer's queue does); the dry-run endpoint, the request page, the queue, the CLI and the final check at
+execution all call it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import OuterRef, Q, Subquery
+from django.utils import timezone
+
+from controlplane.exceptions import Conflict, DomainError, Forbidden
+from governance.accounts.access import Principal, require_in_project, require_role
+from governance.accounts.models import Project, Role, RoleBinding
+from governance.audit.chain import canonical, digest
+from governance.audit.services import audit_record
+from governance.promotion import policy as policies
+from governance.promotion.gates import GATE_KINDS, WAIVED, GateResult
+from governance.promotion.models import (
+    DEFAULT_ENVIRONMENTS,
+    Decision,
+    Deployment,
+    DeploymentHistory,
+    Environment,
+    EnvironmentKind,
+    Policy,
+    PolicyException,
+    PromotionRequest,
+    WaivableGate,
+)
+from governance.registry.models import ModelCard, ModelCardRevision, ModelVersion
+
+log = logging.getLogger(__name__)
+
+EMERGENCY_REPLACED = ("metric", "check", "provenance", "model_card")
+
+
+# Environments and policy --------------------------------------------------------------------------------
+
+
+def project_bootstrap(*, actor: Principal, project: Project) -> None:
+    """Every new project gets ``staging``, ``production`` and the default policy as version 1."""
+    for name, kind in DEFAULT_ENVIRONMENTS:
+        Environment.objects.create(project=project, name=name, kind=kind)
+    _policy_insert(actor=actor, project=project, document=policies.DEFAULT_POLICY, source="", comment="default")
+
+
+@transaction.atomic
+def environment_create(
+    *, actor: Principal, project: Project, name: str, kind: str, description: str = ""
+) -> Environment:
+    require_role(actor, project, [Role.ADMIN], action="add environments")
+    if kind not in EnvironmentKind.values:
+        raise DomainError(f"kind must be one of {', '.join(EnvironmentKind.values)}.", details=[{"field": "kind"}])
+    try:
+        with transaction.atomic():
+            environment = Environment.objects.create(project=project, name=name, kind=kind, description=description)
+    except IntegrityError:
+        raise Conflict(f"The environment '{name}' exists.", details=[{"field": "name"}]) from None
+    audit_record(action="environment.created", actor=actor, project=project, target=environment,
+                 diff={"name": name, "kind": kind})  # fmt: skip
+    return environment
+
+
+@transaction.atomic
+def environment_delete(*, actor: Principal, environment: Environment) -> None:
+    project = environment.project
+    require_role(actor, project, [Role.ADMIN], action="delete environments")
+    if environment.is_default:
+        raise Conflict(f"'{environment.name}' is a default environment; it cannot be deleted.")
+    if environment.deployments.exists() or environment.promotion_requests.exists():
+        raise Conflict("This environment has deployments or promotion requests; it stays for the record.")
+    audit_record(action="environment.deleted", actor=actor, project=project, target=environment,
+                 diff={"name": environment.name, "kind": environment.kind})  # fmt: skip
+    environment.delete()
+
+
+def policy_current(project: Project) -> Policy:
+    return Policy.objects.filter(project=project).order_by("-version").first()
+
+
+def _policy_insert(*, actor, project, document, source, comment) -> Policy:
+    last = Policy.objects.select_for_update().filter(project=project).order_by("-version").first()
+    policy = Policy.objects.create(
+        project=project,
+        version=(last.version + 1) if last else 1,
+        document=document,
+        source=source,
+        document_hash=digest(canonical(document)),
+        comment=comment,
+        published_by=actor.user,
+    )
+    audit_record(
+        action="policy.published",
+        actor=actor,
+        project=project,
+        target=policy,
+        diff={"version": policy.version, "document_hash": policy.document_hash, "comment": comment},
+    )
+    return policy
+
+
+@transaction.atomic
+def policy_publish(*, actor: Principal, project: Project, source: str | dict, comment: str = "") -> Policy:
+    """Only governance officers publish; a published version is immutable and supersedes the previous one."""
+    require_role(actor, project, [Role.GOVERNANCE_OFFICER], action="publish policies")
+    document = policies.validate(policies.parse(source))
+    text = source if isinstance(source, str) else canonical(source)
+    policy = _policy_insert(actor=actor, project=project, document=document, source=text, comment=comment)
+    for version in ModelVersion.objects.filter(promotion_requests__state="open", model__project=project).distinct():
+        decisions_revalidate(version=version, actor=actor)
+    return policy
+
+
+# Exceptions ---------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def exception_grant(
+    *,
+    actor: Principal,
+    version: ModelVersion,
+    environment: Environment,
+    gate: str,
+    name: str,
+    justification: str,
+    requested_by,
+    expires_at: datetime,
+    target: str = "",
+) -> PolicyException:
+    project = version.model.project
+    require_role(actor, project, [Role.GOVERNANCE_OFFICER], action="grant policy exceptions")
+    require_in_project(project, environment=environment, requested_by=requested_by)
+    if gate not in WaivableGate.values:
+        raise DomainError(
+            f"Only {', '.join(WaivableGate.values)} gates can be waived; approvals, separation of duties and the "
+            "risk tier are the floor.",
+            details=[{"field": "gate"}],
+        )
+    if requested_by.pk == actor.user.pk:
+        raise Forbidden("An exception is granted by a governance officer who is not its requester.",
+                        code="self_grant", project=project)  # fmt: skip
+    now = timezone.now()
+    limit = now + timedelta(days=settings.TOLLGATE_EXCEPTION_MAX_DAYS)
+    if not now < expires_at <= limit:
+        raise DomainError(
+            f"expires_at must be in the future and within {settings.TOLLGATE_EXCEPTION_MAX_DAYS} days.",
+            details=[{"field": "expires_at"}],
+        )
+    if not justification.strip():
+        raise DomainError("A justification is required.", details=[{"field": "justification"}])
+    exception = PolicyException.objects.create(
+        project=project, model_version=version, environment=environment, gate=gate, target=target, name=name,
+        justification=justification, requested_by=requested_by, granted_by=actor.user, expires_at=expires_at,
+    )  # fmt: skip
+    audit_record(
+        action="exception.granted", actor=actor, project=project, target=exception,
+        diff={"model_version": version.pk, "environment": environment.name, "gate": gate, "target": target,
+              "name": name, "justification": justification, "requested_by": requested_by.username,
+              "expires_at": expires_at},
+    )  # fmt: skip
+    return exception
+
+
+@transaction.atomic
+def exception_revoke(*, actor: Principal, exception: PolicyException) -> PolicyException:
+    require_role(actor, exception.project, [Role.GOVERNANCE_OFFICER], action="revoke policy exceptions")
+    exception = PolicyException.objects.select_for_update().get(pk=exception.pk)
+    if exception.revoked_at:
+        raise Conflict("This exception is already revoked.")
+    exception.revoked_at, exception.revoked_by = timezone.now(), actor.user
+    exception.save(update_fields=["revoked_at", "revoked_by"])
+    audit_record(action="exception.revoked", actor=actor, project=exception.project, target=exception,
+                 diff={"name": exception.name})  # fmt: skip
+    return exception
+
+
+# Evidence and gate evaluation ---------------------------------------------------------------------------
+
+
+def evidence_of(version: ModelVersion, *, policy: Policy, card: ModelCard | None, links, metrics) -> dict:
+    """What a decision is bound to (DESIGN §5). Any change to it voids the decisions made before."""
+    return {
+        "artifact_sha256": version.artifact_sha256,
+        "datasets": sorted([link.dataset_version_id, link.dataset_version.sha256 or "", link.role] for link in links),
+        "card_hash": card.content_hash if card else "",
+        "confirmed_risk_tier": card.confirmed_risk_tier if card else "",
+        "policy_version": policy.version,
+        "metrics": sorted([m.name, m.dataset_version_id or 0, m.subgroup, m.value] for m in metrics),
+    }
+
+
+def _changed(before: dict, after: dict) -> list[str]:
+    return sorted(key for key in set(before) | set(after) if before.get(key) != after.get(key))
+
+
+def separation_of_duties_excluded(version: ModelVersion) -> dict[int, dict]:
+    """Who may not approve this version or confirm its risk tier, and why (DESIGN §5)."""
+    return separation_of_duties_excluded_many([version])[version.pk]
+
+
+def separation_of_duties_excluded_many(versions: list[ModelVersion]) -> dict[int, dict[int, dict]]:
+    """``separation_of_duties_excluded`` of several versions, by version id, in as many queries as for one."""
+    from governance.accounts.models import User
+    from governance.provenance.graph import lineage_agents_many
+
+    reasons: dict[int, dict[int, list[str]]] = {version.pk: {} for version in versions}
+    for version in versions:
+        reasons[version.pk].setdefault(version.created_by_id, []).append("registered the version")
+    authors = ModelCardRevision.objects.filter(card__model_version__in=list(reasons)).values_list(
+        "card__model_version_id", "author_id"
+    )
+    for version_id, author in sorted(set(authors)):
+        reasons[version_id].setdefault(author, []).append("edited the model card")
+    for version_id, agents in lineage_agents_many(versions).items():
+        for agent in agents:
+            reasons[version_id].setdefault(agent, []).append("appears as an agent in the version's lineage")
+    requesters = PromotionRequest.objects.filter(model_version__in=list(reasons)).values_list(
+        "model_version_id", "requested_by_id"
+    )
+    for version_id, requester in sorted(set(requesters)):  # any request of the version, even a closed one
+        reasons[version_id].setdefault(requester, []).append("requested its promotion")
+    people = {pk for why in reasons.values() for pk in why}
+    names = dict(User.objects.filter(pk__in=people).values_list("pk", "username"))
+    return {
+        version_id: {pk: {"principal": names.get(pk, str(pk)), "reasons": r} for pk, r in why.items()}
+        for version_id, why in reasons.items()
+    }
+
+
+def separation_of_duties_check(*, actor: Principal, version: ModelVersion, doing: str) -> None:
+    """Refuse (403, audited) a service account, or anyone ``separation_of_duties_excluded`` names, who would
+    ``doing`` (an approval, a rejection, a risk tier's confirmation) on this version."""
+    project = version.model.project
+    if actor.user.is_service_account:
+        raise Forbidden(f"Service accounts never {doing}.", code="separation_of_duties", project=project)
+    excluded = separation_of_duties_excluded(version)
+    if actor.user.pk in excluded:
+        why = " and ".join(excluded[actor.user.pk]["reasons"])
+        raise Forbidden(f"Separation of duties: you {why}, so you may not {doing}.",
+                        code="separation_of_duties", project=project)  # fmt: skip
+
+
+def _tier_confirmation(card: ModelCard | None, excluded: dict[int, dict]) -> tuple[bool, str]:
+    """Whether the card's confirmed tier counts, and if not, why: a later edit voided it, or separation of
+    duties now excludes the officer who confirmed it (they requested its promotion since, say)."""
+    if card is None:
+        return False, ""
+    if not card.confirmed_risk_tier:
+        voided = card.confirmation_void_reason
+        return False, f"the confirmation was voided: {voided}" if voided else ""
+    confirmer = excluded.get(card.confirmed_by_id)
+    if confirmer is not None:
+        why = " and ".join(confirmer["reasons"])
+        return False, f"{confirmer['principal']}'s confirmation does not count: they {why}"
+    return True, ""
+
+
+@dataclass
+class GateContext:
+    version: ModelVersion
+    environment: Environment
+    policy: Policy
+    card: ModelCard | None
+    tier: str
+    tier_confirmed: bool
+    confirmation_note: str
+    request: PromotionRequest | None
+    emergency: bool
+    links: list
+    metrics: list
+    decisions: list[Decision]
+    excluded_reasons: dict[int, dict]
+    officer_roles: dict[int, set]
+    exceptions: list[PolicyException]
+    now: datetime = field(default_factory=timezone.now)
+    prefetched: dict[str, Any] = field(default_factory=dict)  # by gate kind: what its ``prefetch`` loaded
+
+    @property
+    def excluded(self) -> set[int]:
+        return set(self.excluded_reasons)
+
+
+@dataclass
+class Evaluation:
+    version: ModelVersion
+    environment: Environment
+    policy_version: int
+    tier: str
+    emergency: bool
+    results: list[GateResult]
+    evidence: dict
+    evidence_digest: str
+    tier_confirmed: bool = False
+    confirmation_note: str = ""
+    evaluated_at: datetime | None = None
+
+    @property
+    def passed(self) -> bool:
+        return all(result.ok for result in self.results)
+
+    @property
+    def failing(self) -> list[GateResult]:
+        return [result for result in self.results if not result.ok]
+
+    def as_dict(self) -> dict:
+        return {
+            "model": self.version.model.name,
+            "version": self.version.version,
+            "environment": self.environment.name,
+            "environment_kind": self.environment.kind,
+            "policy_version": self.policy_version,
+            "risk_tier": self.tier,
+            "emergency": self.emergency,
+            "passed": self.passed,
+            "gates": [result.as_dict() for result in self.results],
+            "evidence_digest": self.evidence_digest,
+        }
+
+
+def _policies_current(project_ids: set[int]) -> dict[int, Policy]:
+    """``policy_current`` of several projects, by project id: one query."""
+    latest = Policy.objects.filter(project=OuterRef("project")).order_by("-version").values("pk")[:1]
+    return {p.project_id: p for p in Policy.objects.filter(project_id__in=project_ids, pk=Subquery(latest))}
+
+
+def _by(rows, key) -> dict:
+    grouped: dict = {}
+    for row in rows:
+        grouped.setdefault(key(row), []).append(row)
+    return grouped
+
+
+GateSubject = tuple[ModelVersion, Environment, "PromotionRequest | None"]
+
+
+def _contexts(subjects: list[GateSubject]) -> list[GateContext]:
+    """The context of each (version, environment, request), all loaded together: the queries do not grow with
+    the number of subjects. Versions come with ``model`` loaded."""
+    from governance.provenance.models import ModelVersionDataset
+    from governance.registry.models import Metric
+
+    now = timezone.now()
+    versions = list({version.pk: version for version, _, _ in subjects}.values())
+    version_ids = [version.pk for version in versions]
+    project_ids = {version.model.project_id for version in versions}
+    policies = _policies_current(project_ids)
+    cards = {card.model_version_id: card for card in ModelCard.objects.filter(model_version__in=version_ids)}
+    links = _by(
+        ModelVersionDataset.objects.filter(model_version__in=version_ids).select_related("dataset_version__dataset"),
+        lambda link: link.model_version_id,
+    )
+    metrics = _by(Metric.objects.filter(model_version__in=version_ids), lambda metric: metric.model_version_id)
+    requests = [request.pk for _, _, request in subjects if request is not None]
+    decisions = _by(
+        Decision.objects.filter(request__in=requests, voided_at__isnull=True).select_related("reviewer"),
+        lambda decision: decision.request_id,
+    )
+    reviewers = {decision.reviewer_id for found in decisions.values() for decision in found}
+    officer_roles: dict[tuple[int, int], set] = {}
+    for project_id, user_id, role in (
+        RoleBinding.objects.active()
+        .filter(project__in=project_ids, principal__in=reviewers, principal__service_project__isnull=True)
+        .values_list("project_id", "principal_id", "role")
+    ):
+        officer_roles.setdefault((project_id, user_id), set()).add(role)
+    exceptions = _by(
+        PolicyException.objects.filter(model_version__in=version_ids, revoked_at__isnull=True, expires_at__gt=now)
+        .select_related("granted_by"),
+        lambda exception: (exception.model_version_id, exception.environment_id),
+    )  # fmt: skip
+    excluded = separation_of_duties_excluded_many(versions)
+    contexts = []
+    for version, environment, request in subjects:
+        project_id = version.model.project_id
+        policy, card = policies[project_id], cards.get(version.pk)
+        version_links, version_metrics = links.get(version.pk, []), metrics.get(version.pk, [])
+        valid = []
+        if request is not None:
+            evidence = evidence_of(version, policy=policy, card=card, links=version_links, metrics=version_metrics)
+            current = digest(canonical(evidence))
+            valid = [d for d in decisions.get(request.pk, []) if d.evidence_digest == current]
+        reviewer_roles = {d.reviewer_id: officer_roles.get((project_id, d.reviewer_id), set()) for d in valid}
+        confirmed, note = _tier_confirmation(card, excluded[version.pk])
+        contexts.append(GateContext(
+            version=version, environment=environment, policy=policy, card=card,
+            tier=card.confirmed_risk_tier if confirmed else "high", tier_confirmed=confirmed, confirmation_note=note,
+            request=request, emergency=bool(request and request.emergency), links=version_links,
+            metrics=version_metrics, decisions=valid, excluded_reasons=excluded[version.pk],
+            officer_roles={user: roles for user, roles in reviewer_roles.items() if roles},
+            exceptions=exceptions.get((version.pk, environment.pk), []), now=now,
+        ))  # fmt: skip
+    return contexts
+
+
+def gates_evaluate(
+    *, version: ModelVersion, environment: Environment, request: PromotionRequest | None = None
+) -> Evaluation:
+    """Evaluate every gate the policy in force (with its floor) sets for this version and environment."""
+    return gates_evaluate_many([(version, environment, request)])[0]
+
+
+def gates_evaluate_many(subjects: list[GateSubject]) -> list[Evaluation]:
+    """``gates_evaluate`` of each (version, environment, request), in order, evaluated together: each gate kind
+    loads what it reads for all of them at once (``Gate.prefetch``), so the officer's queue costs as many queries
+    for fifty requests as for one."""
+    for version, environment, request in subjects:
+        require_in_project(version.model.project, environment=environment, request=request)
+    contexts = _contexts(subjects)
+    plans = []
+    for ctx in contexts:
+        specs = policies.gate_specs(ctx.policy.document, environment_kind=ctx.environment.kind, tier=ctx.tier)
+        plans.append([GATE_KINDS[spec["kind"]](spec) for spec in specs])
+    for gate_class in {type(gate) for plan in plans for gate in plan}:
+        gate_class.prefetch(contexts)
+    return [_evaluation(ctx, plan) for ctx, plan in zip(contexts, plans, strict=True)]
+
+
+def _evaluation(ctx: GateContext, gates: list) -> Evaluation:
+    results = []
+    for gate in gates:
+        spec = gate.spec
+        if ctx.emergency and gate.kind in EMERGENCY_REPLACED:
+            results.append(GateResult(gate.kind, WAIVED, "replaced by two governance officers' approvals "
+                                      "(emergency request)", {"emergency": True}, spec))  # fmt: skip
+            continue
+        result = gate.evaluate(ctx)
+        if not result.ok and not gate.floor:
+            waiver = next((e for e in ctx.exceptions if e.gate == gate.kind and e.target in ("", gate.target)), None)
+            if waiver is not None:
+                result = GateResult(
+                    gate.kind, WAIVED,
+                    f"waived by the exception '{waiver.name}' granted by {waiver.granted_by.username} until "
+                    f"{waiver.expires_at:%Y-%m-%d %H:%M} UTC (was: {result.reason})",
+                    {**result.evidence, "exception": waiver.pk}, spec,
+                )  # fmt: skip
+        results.append(result)
+    evidence = evidence_of(ctx.version, policy=ctx.policy, card=ctx.card, links=ctx.links, metrics=ctx.metrics)
+    return Evaluation(
+        version=ctx.version, environment=ctx.environment, policy_version=ctx.policy.version, tier=ctx.tier,
+        emergency=ctx.emergency, results=results, evidence=evidence, evidence_digest=digest(canonical(evidence)),
+        tier_confirmed=ctx.tier_confirmed, confirmation_note=ctx.confirmation_note, evaluated_at=ctx.now,
+    )  # fmt: skip
+
+
+def decisions_revalidate(*, version: ModelVersion, actor: Principal | None = None) -> list[Decision]:
+    """Void every valid decision on an open request of ``version`` whose evidence changed; says why."""
+    project = version.model.project
+    policy = policy_current(project)
+    card = ModelCard.objects.filter(model_version=version).first()
+    links = list(version.dataset_links.select_related("dataset_version"))
+    evidence = evidence_of(version, policy=policy, card=card, links=links, metrics=list(version.metrics.all()))
+    current = digest(canonical(evidence))
+    stale = Decision.objects.filter(
+        request__model_version=version, request__state=PromotionRequest.State.OPEN, voided_at__isnull=True
+    ).exclude(evidence_digest=current)
+    voided = []
+    for decision in stale.select_related("request", "reviewer"):
+        changed = _changed(decision.evidence, evidence)
+        decision_void(decision=decision, reason=f"the evidence changed: {', '.join(changed)}", actor=actor)
+        voided.append(decision)
+    return voided
+
+
+def decision_void(*, decision: Decision, reason: str, actor: Principal | None = None) -> None:
+    """Void one decision (the evidence changed, or a failing check run of the version finished after it)."""
+    with transaction.atomic():
+        updated = Decision.objects.filter(pk=decision.pk, voided_at__isnull=True).update(
+            voided_at=timezone.now(), void_reason=reason
+        )
+        if updated:
+            audit_record(
+                action="promotion.voided", actor=actor or Principal.system(), project=decision.request.project,
+                target=decision.request,
+                diff={"decision": decision.pk, "reviewer": decision.reviewer.username, "outcome": decision.outcome,
+                      "reason": reason},
+            )  # fmt: skip
+
+
+# Promotion requests ----------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def promotion_request_create(
+    *, actor: Principal, version: ModelVersion, environment: Environment, comment: str = "", emergency: bool = False
+) -> PromotionRequest:
+    project = version.model.project
+    require_role(actor, project, [Role.ML_ENGINEER], action="request promotions")
+    require_in_project(project, environment=environment)
+    if version.status == ModelVersion.Status.ARCHIVED:
+        raise Conflict("This version is archived; it cannot be promoted.")
+    if emergency:
+        in_history = DeploymentHistory.objects.filter(
+            deployment__model=version.model, deployment__environment=environment, model_version=version
+        ).exists()
+        if not in_history:
+            raise DomainError(
+                "An emergency request is only for a version that already ran in this deployment (a rollback).",
+                code="not_in_history", details=[{"field": "emergency"}],
+            )  # fmt: skip
+    try:
+        with transaction.atomic():
+            request = PromotionRequest.objects.create(
+                project=project, model_version=version, environment=environment, requested_by=actor.user,
+                comment=comment, emergency=emergency,
+            )  # fmt: skip
+    except IntegrityError:
+        raise Conflict(f"An open request exists for {version} in {environment.name}.", code="request_exists") from None
+    audit_record(
+        action="promotion.requested", actor=actor, project=project, target=request,
+        diff={"model": version.model.name, "version": version.version, "environment": environment.name,
+              "comment": comment, "emergency": emergency},
+    )  # fmt: skip
+    if emergency:
+        audit_record(action="promotion.emergency_requested", actor=actor, project=project, target=request,
+                     diff={"model": version.model.name, "version": version.version, "environment": environment.name,
+                           "comment": comment})  # fmt: skip
+    return request
+
+
+def _locked_open_request(request: PromotionRequest) -> PromotionRequest:
+    request = (
+        PromotionRequest.objects.select_for_update()
+        .select_related("project", "environment", "model_version__model__project", "requested_by")
+        .get(pk=request.pk)
+    )
+    if request.state != PromotionRequest.State.OPEN:
+        raise Conflict(f"This request is {request.state}.", code="request_closed")
+    return request
+
+
+@transaction.atomic
+def decision_record(*, actor: Principal, request: PromotionRequest, outcome: str, comment: str = "") -> Decision:
+    """An officer approves or rejects, bound to the evidence they saw. A valid reject is final."""
+    project = request.project
+    verb = "approve" if outcome == Decision.Outcome.APPROVE else "reject"
+    require_role(actor, project, [Role.GOVERNANCE_OFFICER], action=f"{verb} promotions")
+    request = _locked_open_request(request)
+    version = request.model_version
+    separation_of_duties_check(actor=actor, version=version, doing=f"{verb} it")
+    if request.decisions.filter(reviewer=actor.user, voided_at__isnull=True).exists():
+        raise Conflict("You already decided on this request.", code="already_decided")
+    evaluation = gates_evaluate(version=version, environment=request.environment, request=request)
+    decision = Decision.objects.create(
+        request=request, reviewer=actor.user, outcome=outcome, comment=comment,
+        evidence_digest=evaluation.evidence_digest, evidence=evaluation.evidence,
+        check_runs=[r.evidence.get("check_run") for r in evaluation.results if r.evidence.get("check_run")],
+    )  # fmt: skip
+    audit_record(
+        action=f"promotion.{'approved' if verb == 'approve' else 'rejected'}", actor=actor, project=project,
+        target=request, diff={"decision": decision.pk, "comment": comment, "evidence_digest": decision.evidence_digest},
+    )  # fmt: skip
+    if outcome == Decision.Outcome.REJECT:
+        request.state, request.closed_at, request.closed_by = (
+            PromotionRequest.State.REJECTED,
+            timezone.now(),
+            actor.user,
+        )
+        request.save(update_fields=["state", "closed_at", "closed_by"])
+    return decision
+
+
+@transaction.atomic
+def promotion_request_withdraw(*, actor: Principal, request: PromotionRequest) -> PromotionRequest:
+    if request.requested_by_id != actor.user.pk:
+        raise Forbidden("Only the requester withdraws a request.", project=request.project)
+    require_role(actor, request.project, [Role.ML_ENGINEER], action="withdraw promotion requests")
+    request = _locked_open_request(request)
+    request.state, request.closed_at, request.closed_by = PromotionRequest.State.WITHDRAWN, timezone.now(), actor.user
+    request.save(update_fields=["state", "closed_at", "closed_by"])
+    audit_record(action="promotion.withdrawn", actor=actor, project=request.project, target=request,
+                 diff={"state": "withdrawn"})  # fmt: skip
+    return request
+
+
+class _Blocked(Exception):
+    def __init__(self, evaluation: Evaluation):
+        self.evaluation = evaluation
+
+
+def _require_may_execute(*, actor: Principal, request: PromotionRequest) -> None:
+    """The requester executes their own request (while an ML engineer or governance officer of the project);
+    any governance officer of the project executes anyone's. 403 (audited) otherwise, naming that rule."""
+    project = request.project
+    if actor.read_only:
+        raise Forbidden("This API key is read-only; it may not execute promotions.", code="read_only_key",
+                        project=project)  # fmt: skip
+    if actor.has_role(project, [Role.GOVERNANCE_OFFICER]):
+        return
+    if request.requested_by_id == actor.user.pk and actor.has_role(project, [Role.ML_ENGINEER]):
+        return
+    raise Forbidden(
+        f"Only its requester ({request.requested_by.username}, while an ml_engineer or governance_officer of "
+        "the project) or a project's governance_officer may execute this promotion.",
+        code="permission_denied", project=project,
+    )  # fmt: skip
+
+
+def promotion_execute(*, actor: Principal, request: PromotionRequest) -> Deployment:
+    """Run the version in the environment if every gate passes now; else 409 listing every failing gate.
+
+    Concurrent executions for one deployment end with one winner and 409s for the others."""
+    project = request.project
+    _require_may_execute(actor=actor, request=request)
+    # What the caller's execution starts from: if another execution changes the deployment before this one
+    # holds the lock, this one answers 409 instead of silently replacing what the other just deployed.
+    seen = (
+        Deployment.objects.filter(model=request.model_version.model, environment=request.environment)
+        .values_list("model_version_id", "updated_at")
+        .first()
+    )
+    decisions_revalidate(version=request.model_version, actor=actor)
+    try:
+        return _execute(actor=actor, request=request, seen=seen)
+    except _Blocked as blocked:
+        evaluation = blocked.evaluation
+        with transaction.atomic():
+            audit_record(action="gate.evaluated", actor=actor, project=project, target=request,
+                         diff={**evaluation.as_dict(), "executed": False})  # fmt: skip
+        raise Conflict(
+            f"Blocked: {len(evaluation.failing)} gate(s) do not pass.",
+            code="gate_failed",
+            details=[
+                {"gate": r.kind, "status": r.status, "reason": r.reason, "spec": r.spec} for r in evaluation.failing
+            ],
+        ) from None
+    except (DatabaseError, IntegrityError) as exc:
+        if not _is_lock_conflict(exc):
+            raise
+        raise Conflict(
+            "Another promotion of this deployment is executing right now; check the deployment and retry.",
+            code="concurrent_execution",
+        ) from None
+
+
+def _is_lock_conflict(exc: Exception) -> bool:
+    if isinstance(exc, IntegrityError):
+        return True
+    cause = getattr(exc, "__cause__", None)
+    return type(cause).__name__ in {"LockNotAvailable", "SerializationFailure", "DeadlockDetected"}
+
+
+@transaction.atomic
+def _execute(*, actor: Principal, request: PromotionRequest, seen: tuple | None) -> Deployment:
+    request = _locked_open_request(request)
+    version, environment, project = request.model_version, request.environment, request.project
+    deployment = (
+        Deployment.objects.select_for_update(nowait=True).filter(model=version.model, environment=environment).first()
+    )
+    current = (deployment.model_version_id, deployment.updated_at) if deployment else None
+    if current != seen:
+        raise Conflict(
+            "The deployment changed while this promotion was executing; check it and retry.",
+            code="concurrent_execution",
+        )
+    if deployment is not None and deployment.model_version_id == version.pk:
+        raise Conflict(f"{version} already runs in {environment.name}.", code="already_deployed")
+    evaluation = gates_evaluate(version=version, environment=environment, request=request)
+    if not evaluation.passed:
+        raise _Blocked(evaluation)
+    now = timezone.now()
+    approvers = sorted(
+        {d.reviewer.username for d in request.decisions.filter(voided_at__isnull=True, outcome="approve")}
+    )
+    previous = deployment.model_version_id if deployment else None
+    if deployment is None:
+        deployment = Deployment.objects.create(
+            project=project, model=version.model, environment=environment, model_version=version, updated_at=now
+        )
+    else:
+        DeploymentHistory.objects.filter(deployment=deployment, to_at__isnull=True).update(to_at=now)
+        deployment.model_version, deployment.updated_at = version, now
+        deployment.state, deployment.state_reason = Deployment.State.ACTIVE, ""
+        deployment.save(update_fields=["model_version", "updated_at", "state", "state_reason"])
+    DeploymentHistory.objects.create(
+        deployment=deployment, model_version=version, request=request, approvers=approvers,
+        policy_version=evaluation.policy_version, emergency=request.emergency, executed_by=actor.user, from_at=now,
+    )  # fmt: skip
+    request.state, request.closed_at, request.closed_by = PromotionRequest.State.EXECUTED, now, actor.user
+    request.save(update_fields=["state", "closed_at", "closed_by"])
+    audit_record(action="gate.evaluated", actor=actor, project=project, target=request,
+                 diff={**evaluation.as_dict(), "executed": True})  # fmt: skip
+    audit_record(
+        action="deployment.promoted", actor=actor, project=project, target=deployment,
+        diff={"model": version.model.name, "environment": environment.name, "from_version_id": previous,
+              "to_version": version.version, "artifact_sha256": version.artifact_sha256, "approvers": approvers,
+              "policy_version": evaluation.policy_version, "emergency": request.emergency, "request": request.pk},
+    )  # fmt: skip
+    return deployment
+
+
+# Deployments -------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def deployment_set_state(*, actor: Principal, deployment: Deployment, state: str, reason: str = "") -> Deployment:
+    """Suspend or resume (governance officers, audited). ``actor`` None: the system, e.g. a failing monitor."""
+    project = deployment.project
+    verb = "suspend" if state == Deployment.State.SUSPENDED else "resume"
+    if actor is not None:
+        require_role(actor, project, [Role.GOVERNANCE_OFFICER], action=f"{verb} deployments")
+    deployment = Deployment.objects.select_for_update().select_related("model", "environment").get(pk=deployment.pk)
+    if deployment.state == state:
+        raise Conflict(f"This deployment is already {state}.")
+    deployment.state, deployment.state_reason, deployment.updated_at = state, reason, timezone.now()
+    deployment.save(update_fields=["state", "state_reason", "updated_at"])
+    audit_record(
+        action=f"deployment.{'suspended' if verb == 'suspend' else 'resumed'}", actor=actor or Principal.system(),
+        project=project, target=deployment,
+        diff={"model": deployment.model.name, "environment": deployment.environment.name, "reason": reason},
+    )  # fmt: skip
+    return deployment
+
+
+def deployment_verify(*, deployment: Deployment | None, artifact_sha256: str) -> dict:
+    """The enforcement point: may an artifact with this hash run in this deployment?"""
+    if deployment is None:
+        return {"allowed": False, "reason": "nothing is approved to run in this environment"}
+    version = deployment.model_version
+    if deployment.state == Deployment.State.SUSPENDED:
+        return {"allowed": False, "reason": f"the deployment is suspended: {deployment.state_reason or 'no reason'}"}
+    if artifact_sha256 != version.artifact_sha256:
+        return {"allowed": False, "reason": f"this artifact is not the approved one (version {version.version})"}
+    return {"allowed": True, "reason": f"version {version.version} is approved and active"}
+
+
+def deployments_at(*, project: Project, at: datetime, environment: str | None = None):
+    """What ran where at ``at``, approved by whom, under which policy version: one query."""
+    rows = DeploymentHistory.objects.filter(deployment__project=project, from_at__lte=at).filter(
+        Q(to_at__isnull=True) | Q(to_at__gt=at)
+    )
+    if environment:
+        rows = rows.filter(deployment__environment__name=environment)
+    return rows.select_related("deployment__model", "deployment__environment", "model_version", "executed_by")

@@ -1,0 +1,464 @@
+"""The model registry: models, versions (registered N+1 atomically, idempotent on the artifact hash),
+metrics, dataset links and model cards. Pipelines retry, so every registration is safe to repeat."""
+
+from __future__ import annotations
+
+import math
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from controlplane.exceptions import Conflict, DomainError
+from governance.accounts.access import Principal, require_role
+from governance.accounts.models import Project, Role
+from governance.audit.chain import canonical, digest
+from governance.audit.services import audit_record, changes
+from governance.promotion.services import decisions_revalidate, separation_of_duties_check
+from governance.provenance.graph import lineage_link_model_version
+from governance.provenance.ingest import artifact_link_lock, lineage_runs_link_artifact
+from governance.provenance.models import DatasetRole, DatasetVersion, ModelVersionDataset
+from governance.provenance.uris import check_uri
+from governance.registry.models import (
+    MODEL_CARD_FIELDS,
+    Metric,
+    ModelCard,
+    ModelCardRevision,
+    ModelVersion,
+    RegisteredModel,
+    RiskTier,
+)
+
+WRITERS = (Role.ML_ENGINEER, Role.ADMIN)
+
+
+def _dataset_version_in(project: Project, dataset_version_id: int, *, field: str) -> DatasetVersion:
+    version = (
+        DatasetVersion.objects.select_related("dataset").filter(pk=dataset_version_id, dataset__project=project).first()
+    )
+    if version is None:
+        raise DomainError(
+            f"No dataset version {dataset_version_id} in this project.",
+            details=[{"field": field, "message": "unknown dataset version"}],
+        )
+    return version
+
+
+@transaction.atomic
+def model_create(
+    *, actor: Principal, project: Project, name: str, description: str = "", tags: list[str] | None = None
+) -> RegisteredModel:
+    require_role(actor, project, WRITERS, action="register models")
+    if RegisteredModel.objects.filter(project=project, name=name).exists():
+        raise Conflict(f"A model named '{name}' exists in this project.", details=[{"field": "name"}])
+    return _model_insert(actor=actor, project=project, name=name, description=description, tags=tags or [])
+
+
+def _model_insert(*, actor, project, name, description, tags) -> RegisteredModel:
+    model = RegisteredModel.objects.create(
+        project=project, name=name, owner=actor.user, description=description, tags=tags
+    )
+    audit_record(
+        action="model.created",
+        actor=actor,
+        project=project,
+        target=model,
+        diff={"name": name, "description": description, "tags": tags},
+    )
+    return model
+
+
+@transaction.atomic
+def model_update(
+    *, actor: Principal, model: RegisteredModel, description: str | None = None, tags: list[str] | None = None
+) -> RegisteredModel:
+    require_role(actor, model.project, WRITERS, action="edit models")
+    model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
+    before = {"description": model.description, "tags": model.tags}
+    if description is not None:
+        model.description = description
+    if tags is not None:
+        model.tags = tags
+    diff = changes(before, {"description": model.description, "tags": model.tags})
+    if diff:
+        model.save(update_fields=["description", "tags"])
+        audit_record(action="model.updated", actor=actor, project=model.project, target=model, diff=diff)
+    return model
+
+
+def _metric_key(metric: dict) -> tuple:
+    return (metric["name"], metric.get("dataset_version"), metric.get("subgroup") or "")
+
+
+def _check_metrics(metrics: list[dict]) -> None:
+    seen = set()
+    for index, metric in enumerate(metrics):
+        if not math.isfinite(metric["value"]):
+            raise DomainError("Metric values must be finite numbers.", details=[{"field": f"metrics[{index}].value"}])
+        key = _metric_key(metric)
+        if key in seen:
+            raise DomainError(
+                f"The metric {key[0]} appears twice for the same dataset and subgroup.",
+                details=[{"field": f"metrics[{index}]"}],
+            )
+        seen.add(key)
+
+
+def _add_metrics(*, actor, version: ModelVersion, metrics: list[dict]) -> list[Metric]:
+    """Insert new metric rows; a row that exists with the same value is kept, with another value is 409."""
+    _check_metrics(metrics)
+    project = version.model.project
+    existing = {(m.name, m.dataset_version_id, m.subgroup): m for m in version.metrics.all()}
+    added = []
+    for index, metric in enumerate(metrics):
+        key = _metric_key(metric)
+        if key in existing:
+            if existing[key].value != metric["value"]:
+                raise Conflict(
+                    f"The metric {key[0]} is already recorded as {existing[key].value}; metrics are immutable.",
+                    details=[{"field": f"metrics[{index}].value"}],
+                )
+            continue
+        dataset_version = None
+        if metric.get("dataset_version") is not None:
+            dataset_version = _dataset_version_in(project, metric["dataset_version"], field=f"metrics[{index}]")
+        added.append(
+            Metric.objects.create(
+                model_version=version,
+                name=metric["name"],
+                value=metric["value"],
+                dataset_version=dataset_version,
+                subgroup=metric.get("subgroup") or "",
+            )
+        )
+    return added
+
+
+def _add_links(*, actor, version: ModelVersion, links: list[dict]) -> list[ModelVersionDataset]:
+    project = version.model.project
+    existing = {(link.dataset_version_id, link.role) for link in version.dataset_links.all()}
+    added = []
+    for index, link in enumerate(links):
+        dataset_version = _dataset_version_in(project, link["dataset_version"], field=f"datasets[{index}]")
+        if link["role"] == DatasetRole.REFERENCE and not dataset_version.is_stored:
+            raise DomainError(
+                "Reference data must be uploaded or stored under the project's prefix, so workers can read it.",
+                details=[{"field": f"datasets[{index}].dataset_version"}],
+            )
+        if (dataset_version.pk, link["role"]) in existing:
+            continue
+        existing.add((dataset_version.pk, link["role"]))
+        added.append(
+            ModelVersionDataset.objects.create(
+                model_version=version, dataset_version=dataset_version, role=link["role"], created_by=actor.user
+            )
+        )
+    lineage_link_model_version(version)
+    return added
+
+
+def _same_registration(version: ModelVersion, *, artifact_uri, signature, params, metrics) -> list[str]:
+    """The fields of a retried registration that differ from the stored version."""
+    differing = []
+    if version.artifact_uri != artifact_uri:
+        differing.append("artifact_uri")
+    if version.signature != signature:
+        differing.append("signature")
+    if params is not None and version.params != params:
+        differing.append("params")
+    stored_metrics = {(m.name, m.dataset_version_id, m.subgroup): m.value for m in version.metrics.all()}
+    if any(stored_metrics.get(_metric_key(m), m["value"]) != m["value"] for m in metrics):
+        differing.append("metrics")
+    return differing
+
+
+@transaction.atomic
+def model_version_register(
+    *,
+    actor: Principal,
+    project: Project,
+    model_name: str,
+    artifact_uri: str,
+    artifact_sha256: str,
+    signature: dict,
+    framework: str = "",
+    params: dict | None = None,
+    tags: list[str] | None = None,
+    description: str = "",
+    metrics: list[dict] | None = None,
+    datasets: list[dict] | None = None,
+) -> tuple[ModelVersion, bool]:
+    """Register version N+1 of ``model_name`` (created if missing). The same artifact hash again returns
+    the existing version (``created`` is False) as long as nothing immutable differs; otherwise 409.
+    Completed OpenLineage runs that wrote this artifact, and match no other version, are linked to it
+    (``lineage_runs_link_artifact``)."""
+    require_role(actor, project, WRITERS, action="register model versions")
+    artifact_uri = check_uri(artifact_uri, project=project, field="artifact_uri").uri
+    metrics, datasets = metrics or [], datasets or []
+    _check_metrics(metrics)
+    artifact_link_lock(project.pk)  # before any audit event: the lock comes before the audit chain's head
+
+    model = RegisteredModel.objects.filter(project=project, name=model_name).first()
+    if model is None:
+        try:
+            with transaction.atomic():
+                model = _model_insert(actor=actor, project=project, name=model_name, description="", tags=[])
+        except IntegrityError:
+            model = RegisteredModel.objects.get(project=project, name=model_name)
+    # The model row is the lock that serialises version numbering.
+    model = RegisteredModel.objects.select_for_update().select_related("project").get(pk=model.pk)
+
+    existing = ModelVersion.objects.filter(model=model, artifact_sha256=artifact_sha256).first()
+    if existing is not None:
+        differing = _same_registration(
+            existing, artifact_uri=artifact_uri, signature=signature, params=params, metrics=metrics
+        )
+        if differing:
+            raise Conflict(
+                f"Version {existing.version} has this artifact hash with other {', '.join(differing)}; "
+                "registered versions are immutable.",
+                details=[{"field": field} for field in differing],
+            )
+        existing.model = model
+        # A retry may carry what the first attempt already stored; anything new is recorded as an addition.
+        _record_additions(
+            actor=actor,
+            version=existing,
+            links=_add_links(actor=actor, version=existing, links=datasets),
+            metrics=_add_metrics(actor=actor, version=existing, metrics=metrics),
+        )
+        lineage_runs_link_artifact(actor=actor, version=existing)
+        return existing, False
+
+    number = (model.versions.aggregate(last=Max("version"))["last"] or 0) + 1
+    version = ModelVersion.objects.create(
+        model=model,
+        version=number,
+        artifact_uri=artifact_uri,
+        artifact_sha256=artifact_sha256,
+        framework=framework,
+        signature=signature,
+        params=params or {},
+        tags=tags or [],
+        description=description,
+        created_by=actor.user,
+    )
+    version.model = model
+    links = _add_links(actor=actor, version=version, links=datasets)
+    added = _add_metrics(actor=actor, version=version, metrics=metrics)
+    audit_record(
+        action="model_version.registered",
+        actor=actor,
+        project=project,
+        target=version,
+        diff={
+            "model": model.name,
+            "version": number,
+            "artifact_uri": artifact_uri,
+            "artifact_sha256": artifact_sha256,
+            "framework": framework,
+            "signature": signature,
+            "params": params or {},
+            "tags": tags or [],
+            "metrics": [[m.name, m.value, m.dataset_version_id, m.subgroup] for m in added],
+            "datasets": [[link.dataset_version_id, link.role] for link in links],
+        },
+    )
+    lineage_runs_link_artifact(actor=actor, version=version)
+    return version, True
+
+
+@transaction.atomic
+def model_version_update(
+    *, actor: Principal, version: ModelVersion, description: str | None = None, tags: list[str] | None = None
+) -> ModelVersion:
+    project = version.model.project
+    require_role(actor, project, WRITERS, action="edit model versions")
+    version = ModelVersion.objects.select_for_update().select_related("model__project").get(pk=version.pk)
+    before = {"description": version.description, "tags": version.tags}
+    if description is not None:
+        version.description = description
+    if tags is not None:
+        version.tags = tags
+    diff = changes(before, {"description": version.description, "tags": version.tags})
+    if diff:
+        version.save(update_fields=["description", "tags"])
+        audit_record(action="model_version.updated", actor=actor, project=project, target=version, diff=diff)
+    return version
+
+
+@transaction.atomic
+def model_version_archive(*, actor: Principal, version: ModelVersion) -> ModelVersion:
+    project = version.model.project
+    require_role(actor, project, WRITERS, action="archive model versions")
+    version = ModelVersion.objects.select_for_update().select_related("model__project").get(pk=version.pk)
+    if version.status == ModelVersion.Status.ARCHIVED:
+        raise Conflict("This version is already archived.")
+    version.status = ModelVersion.Status.ARCHIVED
+    version.save(update_fields=["status"])
+    audit_record(
+        action="model_version.archived", actor=actor, project=project, target=version, diff={"status": "archived"}
+    )
+    return version
+
+
+def _record_additions(*, actor, version: ModelVersion, links=(), metrics=()) -> None:
+    """Audit what was added to a registered version, and void decisions whose evidence it changed."""
+    project = version.model.project
+    if links:
+        audit_record(
+            action="model_version.datasets_linked",
+            actor=actor,
+            project=project,
+            target=version,
+            diff={"datasets": [[link.dataset_version_id, link.role] for link in links]},
+        )
+    if metrics:
+        audit_record(
+            action="model_version.metrics_recorded",
+            actor=actor,
+            project=project,
+            target=version,
+            diff={"metrics": [[m.name, m.value, m.dataset_version_id, m.subgroup] for m in metrics]},
+        )
+    if links or metrics:
+        decisions_revalidate(version=version, actor=actor)
+
+
+@transaction.atomic
+def model_version_metrics_add(*, actor: Principal, version: ModelVersion, metrics: list[dict]) -> list[Metric]:
+    require_role(actor, version.model.project, WRITERS, action="record metrics")
+    version = ModelVersion.objects.select_for_update().select_related("model__project").get(pk=version.pk)
+    added = _add_metrics(actor=actor, version=version, metrics=metrics)
+    _record_additions(actor=actor, version=version, metrics=added)
+    return added
+
+
+@transaction.atomic
+def model_version_datasets_link(
+    *, actor: Principal, version: ModelVersion, links: list[dict]
+) -> list[ModelVersionDataset]:
+    require_role(actor, version.model.project, WRITERS, action="link datasets")
+    version = ModelVersion.objects.select_for_update().select_related("model__project").get(pk=version.pk)
+    added = _add_links(actor=actor, version=version, links=links)
+    _record_additions(actor=actor, version=version, links=added)
+    return added
+
+
+def card_content_hash(content: dict) -> str:
+    return digest(canonical(content))
+
+
+def _blank_card() -> dict:
+    return {field: "" for field in MODEL_CARD_FIELDS}
+
+
+@transaction.atomic
+def model_card_edit(*, actor: Principal, version: ModelVersion, fields: dict, replace: bool = False) -> ModelCard:
+    """Edit the card (``replace``: the body is the whole card). Each change is a new revision with its
+    author and hash; it voids the risk tier's confirmation, which was bound to an earlier revision."""
+    project = version.model.project
+    require_role(actor, project, [Role.ML_ENGINEER], action="edit model cards")
+    unknown = sorted(set(fields) - set(MODEL_CARD_FIELDS))
+    if unknown:
+        raise DomainError("Unknown model card fields.", details=[{"field": name} for name in unknown])
+    tier = fields.get("proposed_risk_tier")
+    if tier not in (None, "") and tier not in RiskTier.values:
+        raise DomainError(
+            f"proposed_risk_tier must be one of {', '.join(RiskTier.values)}.",
+            details=[{"field": "proposed_risk_tier"}],
+        )
+    card, _ = ModelCard.objects.get_or_create(model_version=version, defaults={"content": _blank_card()})
+    card = ModelCard.objects.select_for_update().get(pk=card.pk)
+    before = {**_blank_card(), **card.content}
+    after = {**_blank_card(), **(fields if replace else {**before, **fields})}
+    diff = changes(before, after)
+    if not diff:
+        return card
+    card.content = after
+    card.revision += 1
+    card.content_hash = card_content_hash(after)
+    card.updated_at = timezone.now()
+    voided = _confirmation_void(card, actor=actor, changed=sorted(diff)) if card.confirmed_risk_tier else None
+    card.save()
+    ModelCardRevision.objects.create(
+        card=card, revision=card.revision, content=after, content_hash=card.content_hash, author=actor.user
+    )
+    audit_record(
+        action="model_card.edited",
+        actor=actor,
+        project=project,
+        target=version,
+        diff={**diff, "revision": card.revision, "confirmation_cleared": voided is not None},
+    )
+    if voided is not None:
+        audit_record(action="model_card.confirmation_voided", actor=actor, project=project, target=version,
+                     diff=voided)  # fmt: skip
+    decisions_revalidate(version=version, actor=actor)
+    return card
+
+
+def _confirmation_void(card: ModelCard, *, actor: Principal, changed: list[str]) -> dict:
+    """A new revision voids the confirmation of an earlier one (like a decision whose evidence changed): the
+    card keeps who voided it, when, which revision had been confirmed and why. Returns the audit diff."""
+    confirmer = card.confirmed_by.username if card.confirmed_by else ""
+    reason = (
+        f"{actor.user.username} edited the card after {confirmer} confirmed revision {card.confirmed_revision} as "
+        f"{card.confirmed_risk_tier}: revision {card.revision} changed {', '.join(changed)}"
+    )
+    voided = {"confirmed_risk_tier": card.confirmed_risk_tier, "confirmed_by": confirmer,
+              "confirmed_revision": card.confirmed_revision, "revision": card.revision, "reason": reason}  # fmt: skip
+    card.confirmation_voided_at, card.confirmation_voided_by = timezone.now(), actor.user
+    card.confirmation_voided_revision, card.confirmation_void_reason = card.confirmed_revision, reason
+    card.confirmed_risk_tier, card.confirmed_revision, card.confirmed_by = "", None, None
+    card.confirmed_at, card.confirmation_comment = None, ""
+    return voided
+
+
+@transaction.atomic
+def model_card_confirm_risk_tier(
+    *, actor: Principal, version: ModelVersion, risk_tier: str | None, comment: str, revision: int | None = None
+) -> ModelCard:
+    """A governance officer confirms the tier that gates use (by default, the proposed one), with a comment,
+    bound to the card's current revision (``revision``: the one they reviewed; 409 if the card moved on).
+    Separation of duties as for approvals: nobody who built, described or asked to promote the version."""
+    project = version.model.project
+    require_role(actor, project, [Role.GOVERNANCE_OFFICER], action="confirm risk tiers")
+    card = ModelCard.objects.select_for_update().filter(model_version=version).first()
+    separation_of_duties_check(actor=actor, version=version, doing="confirm its risk tier")
+    if not (comment or "").strip():
+        raise DomainError("A comment is required to confirm a risk tier.", details=[{"field": "comment"}])
+    current = card.revision if card else 0
+    if revision is not None and revision != current:
+        raise Conflict(
+            f"The card is at revision {current}, not {revision}; review it again before confirming.",
+            code="card_changed", details=[{"field": "revision"}],
+        )  # fmt: skip
+    proposed = (card.content.get("proposed_risk_tier") if card else "") or ""
+    tier = risk_tier or proposed
+    if not tier:
+        raise DomainError(
+            "No risk tier is proposed on the card; name the tier to confirm.", details=[{"field": "risk_tier"}]
+        )
+    if tier not in RiskTier.values:
+        raise DomainError(f"risk_tier must be one of {', '.join(RiskTier.values)}.", details=[{"field": "risk_tier"}])
+    if card is None:
+        card = ModelCard.objects.create(
+            model_version=version, content=_blank_card(), content_hash=card_content_hash(_blank_card())
+        )
+    before = card.confirmed_risk_tier
+    card.confirmed_risk_tier, card.confirmed_revision, card.confirmed_by = tier, card.revision, actor.user
+    card.confirmed_at, card.confirmation_comment = timezone.now(), comment
+    card.confirmation_voided_at, card.confirmation_voided_by = None, None
+    card.confirmation_voided_revision, card.confirmation_void_reason = None, ""
+    card.save()
+    audit_record(
+        action="model_card.risk_tier_confirmed",
+        actor=actor,
+        project=project,
+        target=version,
+        diff={"confirmed_risk_tier": {"from": before, "to": tier}, "proposed": proposed, "comment": comment,
+              "revision": card.revision},
+    )  # fmt: skip
+    decisions_revalidate(version=version, actor=actor)
+    return card

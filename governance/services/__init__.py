@@ -1,1 +1,0 @@
-"""Services: the functions that change governed state, each in one transaction (STYLE.md)."""
