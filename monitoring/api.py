@@ -19,6 +19,7 @@ from governance.accounts.api.base import ProjectApiView
 from governance.accounts.models import Role
 from governance.audit.middleware import access_log_mark
 from governance.promotion.models import Deployment, Environment
+from governance.provenance import selectors as provenance_selectors
 from governance.provenance.models import DatasetVersion
 from governance.provenance.storage import HashingUploadHandler
 from governance.registry import selectors as registry_selectors
@@ -838,8 +839,8 @@ class DatasetVersionDownloadView(RawDownloadView):
     @extend_schema(responses={(200, "application/vnd.apache.parquet"): OpenApiTypes.BINARY})
     def get(self, request, project, pk, version_id):
         """A stored dataset version's file (e.g. reference data), as Parquet. In the access log."""
-        dataset = registry_selectors.dataset_get(principal=self.principal, project=self.project, dataset_id=pk)
-        version = registry_selectors.dataset_version_get(principal=self.principal, dataset=dataset,
+        dataset = provenance_selectors.dataset_get(principal=self.principal, project=self.project, dataset_id=pk)
+        version = provenance_selectors.dataset_version_get(principal=self.principal, dataset=dataset,
                                                            version_id=version_id)  # fmt: skip
         purged = DatasetVersionPurge.objects.filter(dataset_version=version).exists()
         filename = f"dataset-{dataset.pk}-version-{version.pk}.parquet"

@@ -1,7 +1,10 @@
+"""Reads of promotion, scoped to the requesting principal: the governance officer's queue of open requests."""
+
 from django.db.models import QuerySet
 
 from governance.accounts.access import Principal
 from governance.promotion.models import PromotionRequest
+from governance.promotion.services import gates_evaluate_many
 
 
 class PromotionRequestQueue(QuerySet):
@@ -15,8 +18,6 @@ class PromotionRequestQueue(QuerySet):
         super()._fetch_all()
         rows = self._result_cache
         if fresh and rows and isinstance(rows[0], PromotionRequest):
-            from governance.promotion.services import gates_evaluate_many
-
             subjects = [(row.model_version, row.environment, row) for row in rows]
             for row, evaluation in zip(rows, gates_evaluate_many(subjects), strict=True):
                 row.evaluation = evaluation

@@ -14,10 +14,11 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from controlplane.changes import changes
 from controlplane.exceptions import Conflict, DomainError
 from governance.accounts.access import Principal, require_role
 from governance.accounts.models import Project, Role
-from governance.audit.services import audit_record, changes
+from governance.audit.services import audit_record
 from governance.provenance.models import Classification, Dataset, DatasetVersion
 from governance.provenance.storage import delete_stored, file_sha256, store_dataset_file
 from governance.provenance.uris import check_uri

@@ -1,3 +1,5 @@
+"""Reads of the registry, scoped to the requesting principal: models and their versions. Out of scope is 404."""
+
 from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Prefetch, QuerySet
 

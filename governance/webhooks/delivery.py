@@ -41,6 +41,7 @@ from django.utils import timezone
 
 from controlplane.exceptions import DomainError
 from controlplane.outbox import outbox_enqueue
+from governance.accounts.access import Principal
 from governance.audit.models import AuditEvent
 from governance.audit.services import audit_record
 from governance.audit.vocabulary import WEBHOOK_TEST_EVENT
@@ -403,8 +404,6 @@ def webhook_delivery_attempt(*, delivery_id: int, can_retry: bool = True) -> flo
 
 def _count_failure(*, webhook_id: int, error: str) -> None:
     """One more delivery failed for good; at the threshold the webhook is disabled, audited, with the reason."""
-    from governance.accounts.access import Principal
-
     with transaction.atomic():
         webhook = (
             Webhook.objects.select_for_update(of=("self",)).select_related("project").filter(pk=webhook_id).first()

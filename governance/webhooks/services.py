@@ -1,17 +1,15 @@
-"""A project's webhooks (DESIGN §4, §6): admins manage them; admins and auditors read them and their log.
-
-Reads are scoped here too (``webhook_list`` and friends), beside the writes they serve.
-"""
+"""A project's webhooks (DESIGN §4, §6): admins create, update, delete, test and redeliver, each audited."""
 
 from __future__ import annotations
 
 from django.db import transaction
 from django.utils import timezone
 
+from controlplane.changes import changes
 from controlplane.exceptions import Conflict, DomainError
 from governance.accounts.access import Principal, require_role
 from governance.accounts.models import Project, Role
-from governance.audit.services import audit_record, changes
+from governance.audit.services import audit_record
 from governance.audit.vocabulary import WEBHOOK_ACTIONS, WEBHOOK_TEST_EVENT
 from governance.webhooks.delivery import (
     delivery_enqueue,

@@ -11,11 +11,12 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from controlplane.changes import changes
 from controlplane.exceptions import Conflict, DomainError
 from governance.accounts.access import Principal, require_in_project, require_role
 from governance.accounts.models import Project
 from governance.audit.chain import canonical, digest
-from governance.audit.services import audit_record, changes
+from governance.audit.services import audit_record
 from governance.promotion.models import Deployment
 from governance.registry.models import ModelVersion
 from monitoring import engine

@@ -9,9 +9,10 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
+from controlplane.changes import changes
 from governance.accounts.access import Principal, require_role
 from governance.accounts.models import Project, Role
-from governance.audit.services import audit_record, changes
+from governance.audit.services import audit_record
 from governance.provenance.storage import delete_stored
 from monitoring.models import Batch, CheckRun, DataPolicy, DatasetVersionPurge, ReportState
 

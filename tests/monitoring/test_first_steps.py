@@ -15,7 +15,7 @@ from governance.provenance.models import DatasetVersion
 from monitoring.models import Batch, CheckRun, Monitor
 from monitoring.services.retention import raw_data_prune
 from monitoring.services.runs import RUN_TASK
-from tests.governance.test_registry import body, versions_url
+from tests.governance.registry.test_registry import body, versions_url
 from tests.monitoring.conftest import (
     CARD_HIGH,
     create_monitor,

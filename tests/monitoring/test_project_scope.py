@@ -14,8 +14,8 @@ from monitoring.models import Batch, CheckRun, Monitor
 from monitoring.services.batches import batch_register, batch_upload
 from monitoring.services.monitors import monitor_create
 from monitoring.services.runs import check_run_request
+from tests.governance.registry.test_registry import SIGNATURE, sha
 from tests.governance.test_project_scope import make_version
-from tests.governance.test_registry import SIGNATURE, sha
 
 pytestmark = pytest.mark.django_db
 

@@ -1,3 +1,5 @@
+"""Views of the accounts API: the caller, users, API keys, projects, members and service accounts."""
+
 import django_filters
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema

@@ -1,3 +1,6 @@
+"""Serializers of the promotion API: environments, policies, exceptions, requests, decisions, the queue,
+deployments and the enforcement point."""
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -233,3 +236,14 @@ class VerifySerializer(StrictSerializer):
 
 class SuspendSerializer(StrictSerializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+
+
+class RiskTierConfirmSerializer(StrictSerializer):
+    risk_tier = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="Default: the proposed tier."
+    )
+    comment = serializers.CharField(max_length=5000, help_text="Why this tier: required.")
+    revision = serializers.IntegerField(
+        required=False, default=None, allow_null=True, min_value=0,
+        help_text="The card revision you reviewed; 409 if the card changed since. Default: the current one.",
+    )  # fmt: skip

@@ -1,4 +1,5 @@
-"""Environments, policies, exceptions, gates, promotion requests and deployments (DESIGN §5, §8)."""
+"""Environments, policies, exceptions, gates, the risk tier's confirmation, promotion requests and deployments
+(DESIGN §5, §8)."""
 
 from functools import cached_property
 
@@ -28,6 +29,7 @@ from governance.promotion.api.serializers import (
     PromotionRequestCreateSerializer,
     PromotionRequestSerializer,
     QueueEntrySerializer,
+    RiskTierConfirmSerializer,
     SuspendSerializer,
     VerifySerializer,
 )
@@ -41,6 +43,7 @@ from governance.promotion.models import (
     PromotionRequest,
 )
 from governance.promotion.selectors import promotion_request_queue
+from governance.registry.api.serializers import ModelCardSerializer
 from governance.registry.api.views import VersionMixin
 from governance.registry.models import ModelVersion
 from governance.registry.selectors import model_get, model_version_get
@@ -419,3 +422,17 @@ class SuspendView(DeploymentStateView):
 
 class ResumeView(DeploymentStateView):
     state = Deployment.State.ACTIVE
+
+
+class RiskTierConfirmView(VersionMixin, ProjectApiView):
+    serializer_class = ModelCardSerializer
+
+    @extend_schema(request=RiskTierConfirmSerializer, responses={200: ModelCardSerializer})
+    def post(self, request, project, model, version):
+        data = _validated(request, RiskTierConfirmSerializer)
+        card = services.model_card_confirm_risk_tier(
+            actor=self.principal, version=self.version, risk_tier=data["risk_tier"], comment=data["comment"],
+            revision=data["revision"],
+        )  # fmt: skip
+        card.model_version = self.version
+        return Response(self.get_serializer(card).data)

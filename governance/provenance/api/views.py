@@ -1,4 +1,5 @@
-"""Datasets and their immutable versions under ``/api/v1/projects/{p}/datasets/`` (DESIGN §4, §8).
+"""Datasets and their immutable versions under ``/api/v1/projects/{p}/datasets/`` (DESIGN §4, §8), and
+OpenLineage ingest (``POST lineage``, ``POST lineage/batch/``) with the lineage graph (``GET lineage/``).
 
 A version is registered with a JSON body (by URI, with its sha256) or uploaded as ``multipart/form-data``
 with a ``file`` field (Parquet or CSV, streamed to disk and hashed on the way; stored as Parquet). Only the

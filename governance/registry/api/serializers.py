@@ -1,3 +1,5 @@
+"""Serializers of the registry API: models, versions, signatures, metrics, dataset links and model cards."""
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -201,17 +203,6 @@ def _card_field(field: str) -> serializers.Field:
     if field == "proposed_risk_tier":
         return serializers.CharField(required=False, allow_blank=True, max_length=16)
     return serializers.CharField(required=False, allow_blank=True, max_length=20000)
-
-
-class RiskTierConfirmSerializer(StrictSerializer):
-    risk_tier = serializers.CharField(
-        required=False, allow_blank=True, default="", help_text="Default: the proposed tier."
-    )
-    comment = serializers.CharField(max_length=5000, help_text="Why this tier: required.")
-    revision = serializers.IntegerField(
-        required=False, default=None, allow_null=True, min_value=0,
-        help_text="The card revision you reviewed; 409 if the card changed since. Default: the current one.",
-    )  # fmt: skip
 
 
 class ModelCardRevisionSerializer(serializers.Serializer):

@@ -1,4 +1,5 @@
-"""Models, versions, metrics, dataset links and model cards under ``/api/v1/projects/{p}/models/``."""
+"""Models, versions, metrics, dataset links, model cards and the PROV export under
+``/api/v1/projects/{p}/models/``."""
 
 import re
 from functools import cached_property
@@ -28,7 +29,6 @@ from governance.registry.api.serializers import (
     ModelVersionRegisterSerializer,
     ModelVersionSerializer,
     ModelVersionUpdateSerializer,
-    RiskTierConfirmSerializer,
     _card_field,
 )
 from governance.registry.models import (
@@ -254,20 +254,6 @@ class ModelCardHistoryView(VersionMixin, ProjectListApiView):
     def scoped_queryset(self):
         revisions = ModelCardRevision.objects.filter(card__model_version=self.version)
         return revisions.select_related("author").order_by("revision")
-
-
-class RiskTierConfirmView(VersionMixin, ProjectApiView):
-    serializer_class = ModelCardSerializer
-
-    @extend_schema(request=RiskTierConfirmSerializer, responses={200: ModelCardSerializer})
-    def post(self, request, project, model, version):
-        data = _validated(request, RiskTierConfirmSerializer)
-        card = services.model_card_confirm_risk_tier(
-            actor=self.principal, version=self.version, risk_tier=data["risk_tier"], comment=data["comment"],
-            revision=data["revision"],
-        )  # fmt: skip
-        card.model_version = self.version
-        return Response(self.get_serializer(card).data)
 
 
 class ProvExportView(VersionMixin, ProjectApiView):

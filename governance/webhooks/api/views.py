@@ -11,7 +11,7 @@ from rest_framework import status
 from rest_framework.response import Response
 
 from governance.accounts.api.base import ProjectApiView, ProjectListApiView
-from governance.webhooks import services as services
+from governance.webhooks import selectors, services
 from governance.webhooks.api.serializers import (
     WebhookCreatedSerializer,
     WebhookCreateSerializer,
@@ -32,7 +32,7 @@ def _validated(request, serializer_class):
 class WebhookMixin:
     @cached_property
     def webhook(self) -> Webhook:
-        return services.webhook_get(principal=self.principal, project=self.project, webhook_id=self.kwargs["pk"])
+        return selectors.webhook_get(principal=self.principal, project=self.project, webhook_id=self.kwargs["pk"])
 
 
 class WebhookListView(ProjectListApiView):
@@ -40,7 +40,7 @@ class WebhookListView(ProjectListApiView):
     queryset = Webhook.objects.none()
 
     def scoped_queryset(self):
-        return services.webhook_list(principal=self.principal, project=self.project)
+        return selectors.webhook_list(principal=self.principal, project=self.project)
 
     @extend_schema(request=WebhookCreateSerializer, responses={201: WebhookCreatedSerializer})
     def post(self, request, project):
@@ -87,12 +87,12 @@ class WebhookDeliveryListView(WebhookMixin, ProjectListApiView):
     filterset_class = WebhookDeliveryFilter
 
     def scoped_queryset(self):
-        return services.webhook_delivery_list(principal=self.principal, webhook=self.webhook, filters=self.filters)
+        return selectors.webhook_delivery_list(principal=self.principal, webhook=self.webhook, filters=self.filters)
 
 
 class DeliveryMixin(WebhookMixin):
     def delivery(self) -> WebhookDelivery:
-        return services.webhook_delivery_get(
+        return selectors.webhook_delivery_get(
             principal=self.principal, webhook=self.webhook, delivery_id=self.kwargs["delivery_id"]
         )
 

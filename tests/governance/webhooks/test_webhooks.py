@@ -19,9 +19,9 @@ from governance.audit.vocabulary import AUDIT_ACTIONS
 from governance.webhooks.delivery import address_forbidden, secret_open
 from governance.webhooks.models import Webhook, WebhookDelivery
 from governance.webhooks.services import webhook_create
-from tests.governance.webhook_receiver import Receiver, verify_signature
+from tests.governance.webhooks.webhook_receiver import Receiver, verify_signature
 
-REPO = Path(__file__).resolve().parent.parent.parent
+REPO = Path(__file__).resolve().parents[3]
 
 
 def hooks_url(project, path=""):

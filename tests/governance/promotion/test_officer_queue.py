@@ -7,10 +7,10 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from governance.accounts.access import Principal
-from tests.governance import test_promotion
-from tests.governance.lineage_events import dataset, ingest, model_facet, run_event
-from tests.governance.test_promotion import CARD, request_promotion, url
-from tests.governance.test_registry import body, versions_url
+from tests.governance.promotion import test_promotion
+from tests.governance.promotion.test_promotion import CARD, request_promotion, url
+from tests.governance.provenance.lineage_events import dataset, ingest, model_facet, run_event
+from tests.governance.registry.test_registry import body, versions_url
 
 training_data = test_promotion.training_data  # the promotion tests' fixtures
 ready_version = test_promotion.ready_version

@@ -9,8 +9,7 @@ from prov.model import ProvDocument
 from governance.accounts.access import Principal
 from governance.provenance.models import DatasetVersion, ModelVersionDataset
 from governance.registry.models import ModelVersion, RegisteredModel
-
-from .lineage_events import dataset, ingest, model_facet, run_event
+from tests.governance.provenance.lineage_events import dataset, ingest, model_facet, run_event
 
 
 @pytest.fixture

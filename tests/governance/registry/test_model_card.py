@@ -4,7 +4,7 @@ from governance.accounts.models import Role, RoleBinding
 from governance.audit.models import AuditEvent
 from governance.registry.models import ModelCard, ModelCardRevision
 from tests.factories import UserFactory
-from tests.governance.test_registry import body, versions_url
+from tests.governance.registry.test_registry import body, versions_url
 
 
 @pytest.fixture
@@ -110,7 +110,7 @@ def test_nobody_confirms_the_tier_of_their_own_work(
     """The issue's case: someone who built or asked to promote the version, also an officer, lowers its tier."""
     from governance.accounts.access import Principal
     from governance.accounts.services import role_grant
-    from tests.governance.lineage_events import ingest, model_facet, run_event
+    from tests.governance.provenance.lineage_events import ingest, model_facet, run_event
 
     api(ml_engineer).patch(card_url, {"proposed_risk_tier": "high"}, format="json")
     dual = ml_engineer if duty == "registered" else UserFactory(username="dual")
@@ -191,8 +191,8 @@ def test_a_confirmation_needs_a_comment(api, ml_engineer, officer, card_url, com
 def test_the_service_refuses_a_blank_comment_too(project, ml_engineer, officer, card_url):
     from controlplane.exceptions import DomainError
     from governance.accounts.access import Principal
+    from governance.promotion.services import model_card_confirm_risk_tier
     from governance.registry.models import ModelVersion
-    from governance.registry.services import model_card_confirm_risk_tier
 
     version = ModelVersion.objects.get()
     with pytest.raises(DomainError) as refused:

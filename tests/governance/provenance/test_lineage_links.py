@@ -20,11 +20,10 @@ from governance.provenance.graph import artifact_datasets, artifact_uris
 from governance.provenance.models import Dataset, LineageEvent, LineageGraphEdge, LineageRun
 from governance.registry.services import model_version_register
 from tests.factories import UserFactory
+from tests.governance.provenance.lineage_events import dataset, facet, ingest, model_facet, run_event
 from tests.worker import wait_for
 
-from .lineage_events import dataset, facet, ingest, model_facet, run_event
-
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[3] / "README.md"
 URL = "/api/v1/lineage"
 SIGNATURE = {"inputs": [{"name": "amount", "type": "float"}], "outputs": [{"name": "score", "type": "float"}]}
 

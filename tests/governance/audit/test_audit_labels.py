@@ -20,8 +20,8 @@ from governance.provenance.services import dataset_create, dataset_version_regis
 from governance.registry.models import ModelVersion
 from governance.registry.services import model_version_register
 from monitoring.services.monitors import monitor_create
-from tests.governance.test_promotion import ready_version, request_promotion, training_data, url  # noqa: F401
-from tests.governance.test_registry import SIGNATURE, body, sha, versions_url
+from tests.governance.promotion.test_promotion import ready_version, request_promotion, training_data, url  # noqa: F401
+from tests.governance.registry.test_registry import SIGNATURE, body, sha, versions_url
 
 
 @pytest.fixture

@@ -39,9 +39,8 @@ from governance.provenance.models import (
     LineageRunDataset,
 )
 from governance.registry.models import ModelVersion, RegisteredModel
+from tests.governance.provenance.lineage_events import dataset, facet, ingest, model_facet, run_event
 from tests.worker import wait_for
-
-from .lineage_events import dataset, facet, ingest, model_facet, run_event
 
 URL = "/api/v1/lineage"
 

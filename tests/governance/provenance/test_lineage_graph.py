@@ -9,8 +9,7 @@ from governance.provenance.graph import GRAPH_NODE_CAP, dataset_key, job_key, li
 from governance.provenance.models import Dataset, DatasetVersion, LineageGraphEdge, LineageJob
 from governance.registry.models import ModelVersion, RegisteredModel
 from tests.factories import UserFactory
-
-from .lineage_events import dataset, ingest, model_facet, run_event
+from tests.governance.provenance.lineage_events import dataset, ingest, model_facet, run_event
 
 GRAPH = "/api/v1/lineage/"
 

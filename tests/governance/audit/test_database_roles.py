@@ -22,11 +22,11 @@ from governance.accounts.access import Principal
 from governance.audit.chain import verify_chain
 from governance.audit.models import AuditEvent, chain_of
 from governance.provenance.models import LineageEvent
-from tests.governance.lineage_events import dataset, ingest, run_event
+from tests.governance.provenance.lineage_events import dataset, ingest, run_event
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SCRIPT = REPO / "deploy" / "db-roles.sql"
 APPEND_ONLY = {"governance_auditevent": "audit", "governance_lineageevent": "lineage_event"}
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -289,10 +289,10 @@ APP_AS_RUNTIME_ROLE = textwrap.dedent(
     django.setup()
     from django.db import connection
 
-    from governance.access import Principal
-    from governance.models import Project, User
-    from governance.services.access import project_create
-    from tests.governance.lineage_events import dataset, ingest, run_event
+    from governance.accounts.access import Principal
+    from governance.accounts.models import Project, User
+    from governance.accounts.services import project_create
+    from tests.governance.provenance.lineage_events import dataset, ingest, run_event
 
     project = Project.objects.get(slug="fraud")
     engineer = User.objects.get(username="mlengineer")

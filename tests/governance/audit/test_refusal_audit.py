@@ -12,7 +12,7 @@ from governance.promotion.services import environment_create, promotion_request_
 from governance.registry.services import model_version_register
 from governance.webhooks.models import Webhook
 from governance.webhooks.services import webhook_create
-from tests.governance.test_registry import SIGNATURE, sha
+from tests.governance.registry.test_registry import SIGNATURE, sha
 
 
 @pytest.fixture

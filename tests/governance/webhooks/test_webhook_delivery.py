@@ -12,9 +12,9 @@ import pytest
 from governance.audit.models import AuditEvent
 from governance.provenance.models import Dataset, DatasetVersion
 from governance.webhooks.models import Webhook, WebhookDelivery
-from tests.governance.test_promotion import CARD, request_promotion, url
-from tests.governance.test_registry import body, sha, versions_url
-from tests.governance.webhook_receiver import Receiver, verify_signature
+from tests.governance.promotion.test_promotion import CARD, request_promotion, url
+from tests.governance.registry.test_registry import body, sha, versions_url
+from tests.governance.webhooks.webhook_receiver import Receiver, verify_signature
 from tests.worker import wait_for
 
 STORY = [

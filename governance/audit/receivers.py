@@ -1,14 +1,25 @@
-"""Console logins enter the audit trail (system chain); failed ones go to the access log only."""
+"""What audit records of the concerns below it: account changes (``accounts.signals.account_changed``) and
+console logins (Django's auth signals: a login enters the system chain; a failed one goes to the access log
+only)."""
 
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.dispatch import receiver
 
+from governance.accounts.access import Principal
+from governance.accounts.models import User
+from governance.accounts.signals import account_changed
+
+from .middleware import access_log_mark
+from .services import audit_record
+
+
+@receiver(account_changed)
+def record_account_change(sender, signal, **event):
+    audit_record(**event)
+
 
 @receiver(user_logged_in)
 def audit_login(sender, request, user, **kwargs):
-    from governance.accounts.access import Principal
-    from governance.audit.services import audit_record
-
     audit_record(action="auth.login", actor=Principal(user), target=user)
 
 
@@ -18,9 +29,6 @@ def mark_failed_login(sender, credentials, request=None, **kwargs):
     An unknown name is not repeated: people type their password into the username box."""
     if request is None:
         return
-    from governance.accounts.models import User
-    from governance.audit.middleware import access_log_mark
-
     username = str(credentials.get("username", ""))
     known = bool(username) and User.objects.filter(username=username).exists()
     access_log_mark(request, f"login_failed user={username}" if known else "login_failed unknown_user")

@@ -11,7 +11,7 @@ from governance.audit.models import AuditEvent
 from governance.promotion.models import Decision, Deployment, DeploymentHistory
 from governance.provenance.models import Dataset, DatasetVersion
 from tests.factories import UserFactory
-from tests.governance.test_registry import body, sha, versions_url
+from tests.governance.registry.test_registry import body, sha, versions_url
 
 CARD = {
     "intended_use": "Score card payments for fraud",
