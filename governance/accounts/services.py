@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from controlplane.changes import changes
+from controlplane.changes import model_update
 from controlplane.exceptions import Conflict, DomainError, Forbidden, NotFound
 from governance.accounts.access import SYSTEM_USERNAME, Principal, require_in_project, require_role
 from governance.accounts.models import SERVICE_ACCOUNT_ROLES, ApiKey, Project, Role, RoleBinding, User
@@ -47,14 +47,9 @@ def project_create(*, actor: Principal, slug: str, name: str, admin: User, descr
 def project_update(*, actor: Principal, project: Project, name: str | None, description: str | None) -> Project:
     require_role(actor, project, [Role.ADMIN], action="edit the project")
     project = Project.objects.select_for_update().get(pk=project.pk)
-    before = {"name": project.name, "description": project.description}
-    if name is not None:
-        project.name = name
-    if description is not None:
-        project.description = description
-    diff = changes(before, {"name": project.name, "description": project.description})
+    data = {field: value for field, value in (("name", name), ("description", description)) if value is not None}
+    diff = model_update(project, data)  # accounts record through their signal (signals.py), not audited_update
     if diff:
-        project.save(update_fields=["name", "description"])
         account_record(action="project.updated", actor=actor, project=project, target=project, diff=diff)
     return project
 

@@ -14,11 +14,14 @@ import datetime
 import decimal
 import logging
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
+from controlplane.changes import model_update
 from controlplane.context import current_request
 from controlplane.outbox import outbox_enqueue
 from governance.accounts.access import Principal, require_role
@@ -161,6 +164,23 @@ def audit_record(
         if project is not None:
             event_recorded.send(sender=AuditEvent, event=event)  # webhooks: their deliveries commit with it
     return event
+
+
+def audited_update(
+    instance: models.Model,
+    data: Mapping[str, Any],
+    *,
+    actor,
+    action: str,
+    project: models.Model | None,
+    also: Mapping[str, Any] | None = None,
+) -> bool:
+    """``controlplane.changes.model_update`` and, if anything changed, ``action`` in the audit trail with the
+    field-level diff. Returns whether anything changed. The caller holds the row's lock."""
+    diff = model_update(instance, data, also=also)
+    if diff:
+        audit_record(action=action, actor=actor, project=project, target=instance, diff=diff)
+    return bool(diff)
 
 
 def audit_denied(*, actor, project: models.Model | None, operation: str, reason: str) -> None:

@@ -14,7 +14,7 @@ from controlplane.exceptions import Conflict, DomainError
 from governance.accounts.access import Principal, require_role
 from governance.accounts.models import Project, Role
 from governance.audit.chain import canonical, digest
-from governance.audit.services import audit_record
+from governance.audit.services import audit_record, audited_update
 from governance.provenance.graph import lineage_link_model_version
 from governance.provenance.ingest import artifact_link_lock, lineage_runs_link_artifact
 from governance.provenance.models import DatasetRole, DatasetVersion, ModelVersionDataset
@@ -76,15 +76,8 @@ def model_update(
 ) -> RegisteredModel:
     require_role(actor, model.project, WRITERS, action="edit models")
     model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
-    before = {"description": model.description, "tags": model.tags}
-    if description is not None:
-        model.description = description
-    if tags is not None:
-        model.tags = tags
-    diff = changes(before, {"description": model.description, "tags": model.tags})
-    if diff:
-        model.save(update_fields=["description", "tags"])
-        audit_record(action="model.updated", actor=actor, project=model.project, target=model, diff=diff)
+    data = {field: value for field, value in (("description", description), ("tags", tags)) if value is not None}
+    audited_update(model, data, actor=actor, action="model.updated", project=model.project)
     return model
 
 
@@ -277,15 +270,8 @@ def model_version_update(
     project = version.model.project
     require_role(actor, project, WRITERS, action="edit model versions")
     version = ModelVersion.objects.select_for_update().select_related("model__project").get(pk=version.pk)
-    before = {"description": version.description, "tags": version.tags}
-    if description is not None:
-        version.description = description
-    if tags is not None:
-        version.tags = tags
-    diff = changes(before, {"description": version.description, "tags": version.tags})
-    if diff:
-        version.save(update_fields=["description", "tags"])
-        audit_record(action="model_version.updated", actor=actor, project=project, target=version, diff=diff)
+    data = {field: value for field, value in (("description", description), ("tags", tags)) if value is not None}
+    audited_update(version, data, actor=actor, action="model_version.updated", project=project)
     return version
 
 

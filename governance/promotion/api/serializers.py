@@ -5,7 +5,6 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from controlplane.api.serializers import StrictSerializer
-from governance.promotion import services as services
 from governance.promotion.gates import FAILED, PASSED, PENDING, WAIVED
 from governance.promotion.models import (
     Decision,

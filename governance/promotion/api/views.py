@@ -14,7 +14,7 @@ from governance.accounts.access import require_role
 from governance.accounts.api.base import ListApiView, ProjectApiView, ProjectListApiView
 from governance.accounts.models import Role
 from governance.accounts.selectors import user_by_username
-from governance.promotion import services as services
+from governance.promotion import services
 from governance.promotion.api.serializers import (
     CommentSerializer,
     DeploymentDetailSerializer,
@@ -47,14 +47,6 @@ from governance.registry.api.serializers import ModelCardSerializer
 from governance.registry.api.views import VersionMixin
 from governance.registry.models import ModelVersion
 from governance.registry.selectors import model_get, model_version_get
-
-# Serializers ----------------------------------------------------------------------------------------------
-
-
-def _validated(request, serializer_class):
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 def _environment(project, name: str) -> Environment:
@@ -107,7 +99,7 @@ class EnvironmentListView(ProjectListApiView):
 
     @extend_schema(request=EnvironmentCreateSerializer, responses={201: EnvironmentSerializer})
     def post(self, request, project):
-        data = _validated(request, EnvironmentCreateSerializer)
+        data = self.validated(EnvironmentCreateSerializer)
         environment = services.environment_create(actor=self.principal, project=self.project, **data)
         return Response(self.get_serializer(environment).data, status=status.HTTP_201_CREATED)
 
@@ -138,7 +130,7 @@ class PolicyListView(ProjectListApiView):
 
     @extend_schema(request=PolicyPublishSerializer, responses={201: PolicySerializer})
     def post(self, request, project):
-        data = _validated(request, PolicyPublishSerializer)
+        data = self.validated(PolicyPublishSerializer)
         policy = services.policy_publish(
             actor=self.principal, project=self.project, source=data.get("document", data.get("source")),
             comment=data["comment"],
@@ -172,7 +164,7 @@ class ExceptionListView(ProjectListApiView):
 
     @extend_schema(request=ExceptionGrantSerializer, responses={201: ExceptionSerializer})
     def post(self, request, project):
-        data = _validated(request, ExceptionGrantSerializer)
+        data = self.validated(ExceptionGrantSerializer)
         require_role(self.principal, self.project, [Role.GOVERNANCE_OFFICER], action="grant policy exceptions")
         exception = services.exception_grant(
             actor=self.principal,
@@ -234,7 +226,7 @@ class PromotionRequestListView(ProjectListApiView):
 
     @extend_schema(request=PromotionRequestCreateSerializer, responses={201: PromotionRequestSerializer})
     def post(self, request, project):
-        data = _validated(request, PromotionRequestCreateSerializer)
+        data = self.validated(PromotionRequestCreateSerializer)
         created = services.promotion_request_create(
             actor=self.principal,
             version=_version(self.principal, self.project, data["model"], data["version"]),
@@ -291,7 +283,7 @@ class DecisionView(RequestMixin, ProjectApiView):
 
     @extend_schema(request=CommentSerializer, responses={200: PromotionRequestSerializer})
     def post(self, request, project, pk):
-        data = _validated(request, CommentSerializer)
+        data = self.validated(CommentSerializer)
         services.decision_record(
             actor=self.principal, request=self.promotion_request, outcome=self.outcome, comment=data["comment"]
         )
@@ -396,7 +388,7 @@ class DeploymentVerifyView(DeploymentMixin, ProjectApiView):
 
     @extend_schema(request=VerifySerializer, responses={200: dict})
     def post(self, request, project, model, environment):
-        data = _validated(request, VerifySerializer)
+        data = self.validated(VerifySerializer)
         deployment = self.deployment()
         answer = services.deployment_verify(deployment=deployment, artifact_sha256=data["artifact_sha256"])
         answer["version"] = deployment.model_version.version if deployment else None
@@ -409,7 +401,7 @@ class DeploymentStateView(DeploymentMixin, ProjectApiView):
 
     @extend_schema(request=SuspendSerializer, responses={200: DeploymentDetailSerializer})
     def post(self, request, project, model, environment):
-        data = _validated(request, SuspendSerializer)
+        data = self.validated(SuspendSerializer)
         services.deployment_set_state(
             actor=self.principal, deployment=self.existing(), state=self.state, reason=data["reason"]
         )
@@ -429,7 +421,7 @@ class RiskTierConfirmView(VersionMixin, ProjectApiView):
 
     @extend_schema(request=RiskTierConfirmSerializer, responses={200: ModelCardSerializer})
     def post(self, request, project, model, version):
-        data = _validated(request, RiskTierConfirmSerializer)
+        data = self.validated(RiskTierConfirmSerializer)
         card = services.model_card_confirm_risk_tier(
             actor=self.principal, version=self.version, risk_tier=data["risk_tier"], comment=data["comment"],
             revision=data["revision"],

@@ -5,7 +5,6 @@ from rest_framework import serializers
 
 from controlplane.api.serializers import NAME, StrictSerializer
 from governance.provenance.models import DatasetRole, ModelVersionDataset
-from governance.registry import services as services
 from governance.registry.models import MODEL_CARD_FIELDS, Metric, ModelCard, ModelVersion, RegisteredModel
 
 TAG_PATTERN = r"^[A-Za-z0-9._:=/-]{1,64}$"

@@ -14,7 +14,7 @@ from controlplane.exceptions import Conflict
 from governance.accounts.api.base import ProjectApiView, ProjectListApiView
 from governance.provenance import graph as lineage
 from governance.provenance.models import ModelVersionDataset
-from governance.registry import services as services
+from governance.registry import services
 from governance.registry.api.serializers import (
     IMMUTABLE_VERSION_FIELDS,
     DatasetLinkInSerializer,
@@ -40,16 +40,6 @@ from governance.registry.models import (
     RegisteredModel,
 )
 from governance.registry.selectors import model_get, model_list, model_version_get, model_version_list
-
-
-def _validated(request, serializer_class, **kwargs):
-    serializer = serializer_class(data=request.data, **kwargs)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
-# Serializers ----------------------------------------------------------------------------------------------
-
 
 ModelCardEditSerializer = type(
     "ModelCardEditSerializer",
@@ -77,7 +67,7 @@ class ModelListView(ProjectListApiView):
 
     @extend_schema(request=ModelCreateSerializer, responses={201: ModelSerializer})
     def post(self, request, project):
-        data = _validated(request, ModelCreateSerializer)
+        data = self.validated(ModelCreateSerializer)
         model = services.model_create(actor=self.principal, project=self.project, **data)
         return Response(self.get_serializer(model).data, status=status.HTTP_201_CREATED)
 
@@ -96,7 +86,7 @@ class ModelDetailView(ModelMixin, ProjectApiView):
 
     @extend_schema(request=ModelUpdateSerializer, responses={200: ModelSerializer})
     def patch(self, request, project, model):
-        data = _validated(request, ModelUpdateSerializer)
+        data = self.validated(ModelUpdateSerializer)
         return Response(self.get_serializer(services.model_update(actor=self.principal, model=self.model, **data)).data)
 
 
@@ -127,7 +117,7 @@ class ModelVersionListView(ProjectListApiView):
         same artifact hash answers 200 with the existing version."""
         if not re.match(NAME, model):
             raise serializers.ValidationError({"model": "Model names are letters, digits, '.', '_' and '-'."})
-        data = _validated(request, ModelVersionRegisterSerializer)
+        data = self.validated(ModelVersionRegisterSerializer)
         version, created = services.model_version_register(
             actor=self.principal, project=self.project, model_name=model, **data
         )
@@ -234,7 +224,7 @@ class ModelCardView(VersionMixin, ProjectApiView):
         return Response(self.get_serializer(self.card()).data)
 
     def _edit(self, request, replace: bool):
-        data = _validated(request, ModelCardEditSerializer)
+        data = self.validated(ModelCardEditSerializer)
         services.model_card_edit(actor=self.principal, version=self.version, fields=data, replace=replace)
         return Response(self.get_serializer(self.card()).data)
 

@@ -2,7 +2,6 @@
 
 from rest_framework import serializers
 
-from governance.webhooks import services as services
 from governance.webhooks.models import Webhook, WebhookDelivery
 
 

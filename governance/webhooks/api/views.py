@@ -23,12 +23,6 @@ from governance.webhooks.api.serializers import (
 from governance.webhooks.models import Webhook, WebhookDelivery
 
 
-def _validated(request, serializer_class):
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 class WebhookMixin:
     @cached_property
     def webhook(self) -> Webhook:
@@ -44,7 +38,7 @@ class WebhookListView(ProjectListApiView):
 
     @extend_schema(request=WebhookCreateSerializer, responses={201: WebhookCreatedSerializer})
     def post(self, request, project):
-        data = _validated(request, WebhookCreateSerializer)
+        data = self.validated(WebhookCreateSerializer)
         webhook, secret = services.webhook_create(actor=self.principal, project=self.project, **data)
         return Response(WebhookCreatedSerializer(webhook, context={"secret": secret}).data, status=201)
 
@@ -57,7 +51,7 @@ class WebhookDetailView(WebhookMixin, ProjectApiView):
 
     @extend_schema(request=WebhookUpdateSerializer, responses={200: WebhookSerializer})
     def patch(self, request, project, pk):
-        data = _validated(request, WebhookUpdateSerializer)
+        data = self.validated(WebhookUpdateSerializer)
         webhook = services.webhook_update(actor=self.principal, webhook=self.webhook, **data)
         return Response(self.get_serializer(webhook).data)
 
