@@ -15,6 +15,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from controlplane.exceptions import Conflict, DomainError
+from controlplane.patterns import SHA256
 from governance.accounts.access import Principal, require_role
 from governance.accounts.models import Project, Role
 from governance.audit.services import audit_record, audited_update
@@ -28,7 +29,7 @@ DATASET_IMMUTABLE = ("namespace", "name")
 DATASHEET_FIELDS = ("motivation", "composition", "collection_process", "known_biases")
 VERSION_IMMUTABLE = ("uri", "sha256", "version", "schema", "row_count")
 
-_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+_SHA256 = re.compile(SHA256)
 _LABEL = re.compile(r"^[^\s/\\]{1,200}$")
 
 

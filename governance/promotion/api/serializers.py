@@ -4,7 +4,7 @@ deployments and the enforcement point."""
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from controlplane.api.serializers import StrictSerializer
+from controlplane.api.serializers import Sha256Field, StrictSerializer
 from governance.promotion.gates import FAILED, PASSED, PENDING, WAIVED
 from governance.promotion.models import (
     Decision,
@@ -230,7 +230,7 @@ class DeploymentDetailSerializer(DeploymentSerializer):
 
 
 class VerifySerializer(StrictSerializer):
-    artifact_sha256 = serializers.RegexField(r"^[0-9a-f]{64}$")
+    artifact_sha256 = Sha256Field()
 
 
 class SuspendSerializer(StrictSerializer):

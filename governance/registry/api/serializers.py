@@ -3,14 +3,11 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from controlplane.api.serializers import NAME, StrictSerializer
+from controlplane.api.serializers import NAME, Sha256Field, StrictSerializer
 from governance.provenance.models import DatasetRole, ModelVersionDataset
 from governance.registry.models import MODEL_CARD_FIELDS, Metric, ModelCard, ModelVersion, RegisteredModel
 
 TAG_PATTERN = r"^[A-Za-z0-9._:=/-]{1,64}$"
-
-
-SHA256 = r"^[0-9a-f]{64}$"
 
 
 TYPES = ["integer", "float", "string", "boolean", "datetime", "category"]
@@ -128,7 +125,7 @@ class ModelVersionSerializer(serializers.ModelSerializer):
 
 class ModelVersionRegisterSerializer(StrictSerializer):
     artifact_uri = serializers.CharField(max_length=2000)
-    artifact_sha256 = serializers.RegexField(SHA256, help_text="Lowercase hex SHA-256 of the artifact.")
+    artifact_sha256 = Sha256Field(help_text="SHA-256 of the artifact, 64 hex characters (either case).")
     framework = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
     signature = SignatureSerializer()
     params = serializers.DictField(required=False, default=None, allow_null=True)

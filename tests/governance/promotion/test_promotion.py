@@ -116,6 +116,12 @@ def test_the_whole_promotion_story(api, project, ml_engineer, officer, auditor, 
         url(project, "deployments/fraud-gbm/production/verify/"), {"artifact_sha256": sha("artifact 1")}, format="json"
     )
     assert allowed.json()["allowed"] is True
+    upper = enforcement.post(  # a hash in capitals is the same hash (sha256sum prints lowercase, others do not)
+        url(project, "deployments/fraud-gbm/production/verify/"),
+        {"artifact_sha256": sha("artifact 1").upper()},
+        format="json",
+    )
+    assert upper.json()["allowed"] is True
     refused = enforcement.post(
         url(project, "deployments/fraud-gbm/production/verify/"), {"artifact_sha256": sha("tampered")}, format="json"
     )

@@ -272,3 +272,15 @@ def test_parallel_registrations_never_share_a_number(staff, admin_user):
     assert sorted(set(statuses)) <= [200, 201], statuses
     numbers = sorted(ModelVersion.objects.filter(model__project=project).values_list("version", flat=True))
     assert numbers == [1, 2, 3, 4, 5]
+
+
+def test_a_hash_in_capitals_is_stored_lowercase_and_names_the_same_version(api, project, ml_engineer):
+    client = api(ml_engineer)
+    upper = body(7, artifact_sha256=sha("artifact 7").upper())
+    created = client.post(versions_url(project), upper, format="json")
+    assert created.status_code == 201, created.json()
+    assert created.json()["artifact_sha256"] == sha("artifact 7")
+    again = client.post(versions_url(project), body(7), format="json")  # the retry, in lowercase
+    assert again.status_code == 200, again.json()
+    assert again.json()["version"] == created.json()["version"]
+    assert ModelVersion.objects.get(artifact_sha256=sha("artifact 7")).version == created.json()["version"]
