@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from controlplane.exceptions import Conflict, DomainError, Forbidden
@@ -39,7 +39,7 @@ from governance.promotion.models import (
 )
 from governance.provenance.graph import lineage_agents_many
 from governance.provenance.models import ModelVersionDataset
-from governance.registry.models import Metric, ModelCard, ModelCardRevision, ModelVersion, RiskTier
+from governance.registry.models import Metric, ModelCard, ModelCardRevision, ModelVersion, RiskTier, effective_risk_tier
 from governance.registry.services import blank_card, card_content_hash
 
 log = logging.getLogger(__name__)
@@ -390,7 +390,8 @@ def _contexts(subjects: list[GateSubject]) -> list[GateContext]:
         confirmed, note = _tier_confirmation(card, excluded[version.pk])
         contexts.append(GateContext(
             version=version, environment=environment, policy=policy, card=card,
-            tier=card.confirmed_risk_tier if confirmed else "high", tier_confirmed=confirmed, confirmation_note=note,
+            tier=effective_risk_tier(card.confirmed_risk_tier if confirmed else ""), tier_confirmed=confirmed,
+            confirmation_note=note,
             request=request, emergency=bool(request and request.emergency), links=version_links,
             metrics=version_metrics, decisions=valid, excluded_reasons=excluded[version.pk],
             officer_roles={user: roles for user, roles in reviewer_roles.items() if roles},
@@ -774,16 +775,6 @@ def deployment_verify(*, deployment: Deployment | None, artifact_sha256: str) ->
     if artifact_sha256 != version.artifact_sha256:
         return {"allowed": False, "reason": f"this artifact is not the approved one (version {version.version})"}
     return {"allowed": True, "reason": f"version {version.version} is approved and active"}
-
-
-def deployments_at(*, project: Project, at: datetime, environment: str | None = None):
-    """What ran where at ``at``, approved by whom, under which policy version: one query."""
-    rows = DeploymentHistory.objects.filter(deployment__project=project, from_at__lte=at).filter(
-        Q(to_at__isnull=True) | Q(to_at__gt=at)
-    )
-    if environment:
-        rows = rows.filter(deployment__environment__name=environment)
-    return rows.select_related("deployment__model", "deployment__environment", "model_version", "executed_by")
 
 
 @transaction.atomic

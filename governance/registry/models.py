@@ -157,8 +157,12 @@ class ModelCard(models.Model):
 
     @property
     def effective_risk_tier(self) -> str:
-        """The tier gates use: the confirmed one; an unconfirmed tier counts as high (DESIGN §4)."""
-        return self.confirmed_risk_tier or RiskTier.HIGH
+        return effective_risk_tier(self.confirmed_risk_tier)
+
+
+def effective_risk_tier(confirmed: str) -> str:
+    """The tier gates use: the confirmed one (if it counts); an unconfirmed tier counts as high (DESIGN §4)."""
+    return confirmed or RiskTier.HIGH
 
 
 class ModelCardRevision(models.Model):

@@ -5,7 +5,14 @@ from rest_framework import serializers
 
 from controlplane.api.serializers import NAME, Sha256Field, StrictSerializer
 from governance.provenance.models import DatasetRole, ModelVersionDataset
-from governance.registry.models import MODEL_CARD_FIELDS, Metric, ModelCard, ModelVersion, RegisteredModel
+from governance.registry.models import (
+    MODEL_CARD_FIELDS,
+    Metric,
+    ModelCard,
+    ModelVersion,
+    RegisteredModel,
+    effective_risk_tier,
+)
 
 TAG_PATTERN = r"^[A-Za-z0-9._:=/-]{1,64}$"
 
@@ -120,7 +127,7 @@ class ModelVersionSerializer(serializers.ModelSerializer):
         card = getattr(version, "card", None)
         proposed = card.content.get("proposed_risk_tier", "") if card else ""
         confirmed = card.confirmed_risk_tier if card else ""
-        return {"proposed": proposed, "confirmed": confirmed, "effective": confirmed or "high"}
+        return {"proposed": proposed, "confirmed": confirmed, "effective": effective_risk_tier(confirmed)}
 
 
 class ModelVersionRegisterSerializer(StrictSerializer):
