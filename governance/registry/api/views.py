@@ -39,7 +39,14 @@ from governance.registry.models import (
     ModelVersion,
     RegisteredModel,
 )
-from governance.registry.selectors import model_get, model_list, model_version_get, model_version_list
+from governance.registry.selectors import (
+    model_card_get,
+    model_card_revision_list,
+    model_get,
+    model_list,
+    model_version_get,
+    model_version_list,
+)
 
 ModelCardEditSerializer = type(
     "ModelCardEditSerializer",
@@ -210,15 +217,7 @@ class ModelCardView(VersionMixin, ProjectApiView):
     serializer_class = ModelCardSerializer
 
     def card(self) -> ModelCard:
-        card = (
-            ModelCard.objects.filter(model_version=self.version)
-            .select_related("confirmed_by", "confirmation_voided_by")
-            .first()
-        )
-        if card is None:  # not written yet: an empty card, so the client sees every field as missing
-            card = ModelCard(model_version=self.version, content={})
-        card.model_version = self.version
-        return card
+        return model_card_get(version=self.version)
 
     def get(self, request, project, model, version):
         return Response(self.get_serializer(self.card()).data)
@@ -242,8 +241,7 @@ class ModelCardHistoryView(VersionMixin, ProjectListApiView):
     queryset = ModelCardRevision.objects.none()
 
     def scoped_queryset(self):
-        revisions = ModelCardRevision.objects.filter(card__model_version=self.version)
-        return revisions.select_related("author").order_by("revision")
+        return model_card_revision_list(version=self.version)
 
 
 class ProvExportView(VersionMixin, ProjectApiView):
