@@ -8,7 +8,7 @@ from django.db import connections
 from django.utils import timezone
 
 from governance.audit.models import AuditEvent
-from governance.promotion.models import Decision, Deployment, DeploymentHistory
+from governance.promotion.models import Decision, Deployment, DeploymentHistory, PromotionRequest
 from governance.provenance.models import Dataset, DatasetVersion
 from tests.factories import UserFactory
 from tests.governance.registry.test_registry import body, sha, versions_url
@@ -162,10 +162,15 @@ def test_nobody_approves_their_own_work(api, project, ml_engineer, officer, admi
 
 def test_an_engineer_or_auditor_cannot_approve(api, project, ml_engineer, auditor, ready_version):
     request_id = request_promotion(api(ml_engineer), project).json()["id"]
-    for client in (api(auditor), api(UserFactory(username="nobody"))):
-        response = client.post(url(project, f"promotion-requests/{request_id}/approve/"), {}, format="json")
-        assert response.status_code in (403, 404)
+    member = api(auditor).post(url(project, f"promotion-requests/{request_id}/approve/"), {}, format="json")
+    assert member.status_code == 403  # a member without the role is told why
+    assert member.json()["error"]["code"] == "permission_denied"
+    stranger = api(UserFactory(username="nobody")).post(
+        url(project, f"promotion-requests/{request_id}/approve/"), {}, format="json"
+    )
+    assert stranger.status_code == 404  # someone outside the project does not learn it exists
     assert not Decision.objects.exists()
+    assert PromotionRequest.objects.get(pk=request_id).state == "open"
 
 
 def test_a_changed_card_voids_the_approval(api, project, ml_engineer, officer, ready_version):
