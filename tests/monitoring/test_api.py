@@ -11,7 +11,7 @@ from django.utils import timezone
 from governance.access import Principal
 from governance.models import AuditEvent, Decision, Deployment, ModelVersion
 from governance.services.workflow import policy_publish
-from monitoring.api import REPORT_CSP
+from monitoring.api.views import REPORT_CSP
 from monitoring.models import Batch, CheckRun, MonitorRevision
 from monitoring.services.execution import check_runs_reap
 from tests.governance.test_registry import body, versions_url
