@@ -5,17 +5,17 @@ from __future__ import annotations
 from controlplane.exceptions import DomainError
 from governance.access import Principal
 from governance.models import ModelVersion, Role
-from monitoring import evidently_checks as checks
+from monitoring.checks.definitions import CATEGORICAL, NUMERICAL
 
 WRITERS = (Role.ML_ENGINEER, Role.ADMIN)
 
 # Signature type -> how Evidently treats the column.
 CHECKED_AS = {
-    "float": checks.NUMERICAL,
-    "integer": checks.NUMERICAL,
-    "string": checks.CATEGORICAL,
-    "category": checks.CATEGORICAL,
-    "boolean": checks.CATEGORICAL,
+    "float": NUMERICAL,
+    "integer": NUMERICAL,
+    "string": CATEGORICAL,
+    "category": CATEGORICAL,
+    "boolean": CATEGORICAL,
 }
 
 

@@ -11,7 +11,7 @@ import pytest
 from governance.access import Principal
 from governance.models import AuditEvent, Deployment
 from governance.services.workflow import policy_publish
-from monitoring import engine
+from monitoring.checks import engine
 from monitoring.models import Alert, CheckRun
 from monitoring.services.execution import run_below_reliable_size
 from monitoring.vocabulary import WINDOW_BELOW_RELIABLE_SIZE
