@@ -1,4 +1,5 @@
-"""The pure Evidently module, on small in-memory frames (no database)."""
+"""The Evidently checks and reports (``monitoring.checks.quality``, ``monitoring.checks.reports``), on small in-memory
+frames (no database)."""
 
 import json
 
