@@ -7,9 +7,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from governance.audit.models import AuditEvent
-from monitoring import evidently_checks as checks
+from monitoring.checks import quality
 from monitoring.models import CheckRun
-from tests.governance.registry.test_registry import versions_url
+from tests.governance.test_registry import versions_url
 from tests.monitoring.conftest import create_monitor, csv_bytes, same_as_reference, upload, url
 from tests.worker import wait_for
 
@@ -111,11 +111,11 @@ def test_regression_metrics_against_thresholds():
     frame = pd.DataFrame({"y": truth, "yhat": truth + rng.normal(0, 2, 200)})
     config = {"task": "regression", "target": "y", "prediction": "yhat",
               "thresholds": {"mae": {"lte": 3.0}, "r2": {"gte": 0.99}}}  # fmt: skip
-    results = {r.column: r for r in checks.compute_model_quality(frame, config)}
+    results = {r.column: r for r in quality.compute_model_quality(frame, config)}
     assert set(results) == {"mae", "rmse", "r2", "mape", "*"}
     assert not results["mae"].drifted and results["mae"].score == pytest.approx(1.6, abs=0.3)
     assert results["r2"].drifted  # about 0.96: below 0.99
-    passed, verdict = checks.model_quality_verdict(list(results.values()))
+    passed, verdict = quality.model_quality_verdict(list(results.values()))
     assert not passed and verdict.startswith("1 metric(s) out of bounds on 200 labelled row(s): r2 0.9")
 
 

@@ -21,7 +21,7 @@ from monitoring.services.execution import check_run_execute, check_runs_reap
 from monitoring.services.runs import check_run_request
 from monitoring.services.schedules import monitor_scheduled
 from tests.monitoring.conftest import create_monitor, same_as_reference, upload, url
-from tests.monitoring.test_model_quality import QUALITY, good_labels, post_labels
+from tests.monitoring.services.test_model_quality import QUALITY, good_labels, post_labels
 from tests.worker import wait_for
 
 pytestmark = pytest.mark.postgres

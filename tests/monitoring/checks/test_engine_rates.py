@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binom
 
-from monitoring.engine import DriftConfig, drift_frames
+from monitoring.checks.engine import DriftConfig, drift_frames
 
 LETTERS = np.array(list("abcdef"), dtype=object)
 P_REFERENCE = np.array([0.3, 0.25, 0.2, 0.12, 0.08, 0.05])

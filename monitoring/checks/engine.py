@@ -6,14 +6,14 @@ the reference side is prepared, so this module prepares it once (sorted finite v
 distinct values per numerical column; category counts per categorical column), caches it by (reference
 sha256, columns), and computes the current side vectorised with NumPy over Parquet columns.
 
-It is proven equal to Evidently's own stattests (``tests/monitoring/test_engine_equality.py``): same method
+It is proven equal to Evidently's own stattests (``tests/monitoring/checks/test_engine_equality.py``): same method
 selection, same scores (to ~1e-9 relative), same raw per-column verdicts. It departs from Evidently's
-defaults in two documented ways, both honest-statistics fixes (``tests/monitoring/test_engine_rates.py``):
+defaults in two documented ways, both honest-statistics fixes (``tests/monitoring/checks/test_engine_rates.py``):
 
 1. Reference <= 1000 rows and a categorical column with 3+ values: Evidently's ``chisquare`` is a
    goodness-of-fit test that takes the reference counts as exact, and flags drift in a quarter to a half of
    runs where nothing drifted. The engine uses ``chi2_contingency`` instead, a two-sample contingency-table
-   test registered with Evidently (``monitoring.stattests``) so the report shows the same test.
+   test registered with Evidently (``monitoring.checks.stattests``) so the report shows the same test.
    ``DriftConfig(contingency_for_small_reference=False)`` restores Evidently's choice.
 2. The check's verdict is not Evidently's ``drift_share=0.5``: p-value columns are corrected for many
    columns with Benjamini-Hochberg at ``fdr`` (default 0.05), and distance columns drift the dataset when
@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -272,8 +273,6 @@ def _numeric_values(source, name: str) -> tuple[np.ndarray, bool]:
         integer = pa.types.is_integer(col.type) and col.null_count == 0
         values = col.to_numpy()
     else:
-        import pandas as pd
-
         if not pd.api.types.is_numeric_dtype(col):
             raise DriftError(f"column {name!r} should contain numerical values only (it is {col.dtype})")
         integer = pd.api.types.is_integer_dtype(col) and not col.isna().any()
@@ -869,7 +868,7 @@ def preset_options(result: DriftResult) -> dict[str, Any]:
     """``DataDriftPreset`` / ``ValueDrift`` arguments that make Evidently's report test each column with the
     method and threshold the verdict used. Columns whose method Evidently only picks automatically for that
     kind (``chisquare``/``z`` on a numerical column with few values) are left to its automatic choice, which
-    is the same. Call ``monitoring.stattests.register_with_evidently()`` first (for ``chi2_contingency``)."""
+    is the same. Call ``monitoring.checks.stattests.register_with_evidently()`` first (for ``chi2_contingency``)."""
     methods = {c.column: c.method for c in result.columns if c.kind in METHODS[c.method].kinds}
     return {
         "per_column_method": methods,

@@ -17,9 +17,9 @@ from evidently.legacy.core import ColumnType
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from monitoring import engine, stattests
-from monitoring.engine import CATEGORICAL, NUMERICAL, DriftConfig, drift_frames
-from monitoring.stattests import chi2_contingency_stattest, register_with_evidently
+from monitoring.checks import engine, stattests
+from monitoring.checks.engine import CATEGORICAL, NUMERICAL, DriftConfig, drift_frames
+from monitoring.checks.stattests import chi2_contingency_stattest, register_with_evidently
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -1,6 +1,8 @@
-"""Drift and data-quality checks computed with Evidently 0.7 -- a pure module: DataFrames and a config in,
-plain results out; no ORM, no storage, no settings. Tested and benchmarked without a database; a faster
-engine can replace ``compute_drift`` / ``compute_quality`` as long as it keeps this input and output shape.
+"""The checks computed with Evidently 0.7 -- data_quality and model_quality, and Evidently's own reading of
+data_drift (``compute_drift``; a data_drift run's verdict comes from ``monitoring.checks.engine``) -- a pure
+module: DataFrames and a config in, plain results out; no ORM, no storage, no settings. Tested and benchmarked
+without a database; a faster engine can replace ``compute_drift`` / ``compute_quality`` as long as it keeps this
+input and output shape. Only the workers import it (it loads Evidently at import).
 
 The config is a plain dict, already resolved by the caller (``monitoring.services.inputs.resolved_config``):
 
@@ -20,7 +22,8 @@ data_quality keys (all optional)
     never had), ``min_rows`` (1), ``max_rows`` (None); ``per_column``: ``{name: {"max_missing_share": ...,
     "range": [lo, hi], "max_out_of_range_share": ..., "max_unseen_share": ...}}``.
 
-Every check yields a list of ``ColumnResult``; ``verdict`` turns it into passed / failed with a reason.
+Every check yields a list of ``ColumnResult`` (``monitoring.checks.definitions``); ``verdict`` turns it into
+passed / failed with a reason.
 For data_quality a result's ``drifted`` means "out of bounds", its ``method`` names the measure
 (``missing_share``, ``out_of_range_share``, ``unseen_share``, ``row_count``), and row count has the column
 ``*``.
@@ -29,67 +32,32 @@ For data_quality a result's ``drifted`` means "out of bounds", its ``method`` na
 from __future__ import annotations
 
 import math
-import os
-import tempfile
-from dataclasses import asdict, dataclass
-from html import escape
 from typing import Any
 
+import evidently.metrics as ev_metrics
+import evidently.tests as ev_tests
 import pandas as pd
+from evidently import BinaryClassification, DataDefinition, Dataset, Regression, Report
+from evidently.legacy.calculations.stattests.registry import _registered_stat_tests
+from evidently.metrics import MissingValueCount, OutListValueCount, OutRangeValueCount, RowCount, ValueDrift
+from evidently.tests import gte, lte
 
-DATA_DRIFT = "data_drift"
-DATA_QUALITY = "data_quality"
-KINDS = (DATA_DRIFT, DATA_QUALITY)  # the kinds compared with reference data (model_quality: see below)
-NUMERICAL, CATEGORICAL = "numerical", "categorical"
-ROWS = "*"
-
-QUALITY_DEFAULTS = {
-    "max_missing_share": 0.05,
-    "max_out_of_range_share": 0.01,
-    "max_unseen_share": 0.01,
-    "min_rows": 1,
-    "max_rows": None,
-}
-# The drift methods Evidently registers, by column type (a unit test keeps these equal to its registry, so the
-# web process validates configurations without importing Evidently).
-# ``chi2_contingency`` is the drift engine's own test, registered with Evidently by ``monitoring.stattests``
-# before any report is built here.
-NUMERICAL_METHODS = frozenset(
-    {"anderson", "chi2_contingency", "cramer_von_mises", "ed", "empirical_mmd", "es", "hellinger", "jensenshannon",
-     "kl_div", "ks", "mannw", "psi", "t_test", "wasserstein"}
-)  # fmt: skip
-CATEGORICAL_METHODS = frozenset(
-    {"chi2_contingency", "chisquare", "fisher_exact", "g_test", "hellinger", "jensenshannon", "kl_div", "psi", "TVD",
-     "z"}
-)  # fmt: skip
-METHODS = {
-    NUMERICAL: NUMERICAL_METHODS,
-    CATEGORICAL: CATEGORICAL_METHODS,
-    None: NUMERICAL_METHODS | CATEGORICAL_METHODS,
-}
-# Methods whose score is a p-value (drift when it is below the threshold); the others are distances.
-P_VALUE_METHODS = frozenset(
-    {"anderson", "chi2_contingency", "chisquare", "cramer_von_mises", "es", "fisher_exact", "g_test", "ks", "mannw",
-     "empirical_mmd", "t_test", "TVD", "z"}
-)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class ColumnResult:
-    column: str
-    method: str
-    score: float | None
-    threshold: float | None
-    drifted: bool
-    p_value: float | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-class CheckInputError(ValueError):
-    """The data cannot be checked as configured (a column missing from a frame, an empty reference):
-    permanent, so the run ends in ``error`` without retrying."""
+from monitoring.checks.definitions import (
+    CATEGORICAL,
+    CLASSIFICATION,
+    DATA_DRIFT,
+    DATA_QUALITY,
+    NUMERICAL,
+    P_VALUE_METHODS,
+    QUALITY_DEFAULTS,
+    QUALITY_METRICS,
+    REGRESSION,
+    ROWS,
+    CheckInputError,
+    ColumnResult,
+    MetricResult,
+)
+from monitoring.checks.stattests import register_with_evidently
 
 
 def _number(value) -> float | None:
@@ -101,10 +69,6 @@ def _number(value) -> float | None:
 
 def _registry() -> dict:
     """Evidently's stattest registry, with the engine's ``chi2_contingency`` registered (idempotent)."""
-    from evidently.legacy.calculations.stattests.registry import _registered_stat_tests
-
-    from monitoring.stattests import register_with_evidently
-
     register_with_evidently()
     return _registered_stat_tests
 
@@ -142,8 +106,6 @@ def _check_frames(reference: pd.DataFrame, current: pd.DataFrame, columns: dict[
 
 
 def _datasets(reference: pd.DataFrame, current: pd.DataFrame, columns: dict[str, str]):
-    from evidently import DataDefinition, Dataset
-
     definition = DataDefinition(
         numerical_columns=[c for c, t in columns.items() if t == NUMERICAL],
         categorical_columns=[c for c, t in columns.items() if t == CATEGORICAL],
@@ -159,8 +121,6 @@ def _datasets(reference: pd.DataFrame, current: pd.DataFrame, columns: dict[str,
 
 
 def _drift_metric(column: str, column_type: str, config: dict):
-    from evidently.metrics import ValueDrift
-
     prefix = "num" if column_type == NUMERICAL else "cat"
     own = (config.get("per_column") or {}).get(column) or {}
     method = own.get("method") or config.get(f"{prefix}_method")
@@ -173,8 +133,6 @@ def _drift_metrics(config: dict) -> list:
 
 
 def _run(reference: pd.DataFrame, current: pd.DataFrame, columns: dict[str, str], metrics: list):
-    from evidently import Report
-
     _registry()
     current_ds, reference_ds = _datasets(reference, current, columns)
     return Report(metrics, include_tests=True).run(current_ds, reference_ds)  # current first, reference second
@@ -235,9 +193,6 @@ def _plain(value):
 
 
 def _quality_metrics(plan: list[dict], config: dict) -> list:
-    from evidently.metrics import MissingValueCount, OutListValueCount, OutRangeValueCount, RowCount
-    from evidently.tests import gte, lte
-
     metrics = []
     for item in plan:
         column, tests = item["column"], [lte(item["threshold"])]
@@ -278,7 +233,7 @@ def compute_quality(reference: pd.DataFrame, current: pd.DataFrame, config: dict
     return results
 
 
-# --- verdicts and reports ---
+# --- dispatch and verdicts ---
 
 
 def compute(kind: str, reference: pd.DataFrame, current: pd.DataFrame, config: dict) -> list[ColumnResult]:
@@ -308,72 +263,7 @@ def verdict(kind: str, results: list[ColumnResult], config: dict) -> tuple[bool,
     return False, f"{len(flagged)} of {len(results)} measure(s) out of bounds: {described}"
 
 
-def report(
-    kind: str,
-    reference: pd.DataFrame,
-    current: pd.DataFrame,
-    config: dict,
-    *,
-    drift_options: dict | None = None,
-    note: str = "",
-) -> tuple[str, str]:
-    """The Evidently report of a check: ``(snapshot_json, html)``. The HTML draws with inline scripts and
-    holds the data's values: serve it only in a sandbox (DESIGN §6).
-
-    ``drift_options`` (``monitoring.engine.preset_options(result)``): the method and threshold the verdict
-    used per column, so the report tests each column the same way. ``note`` is shown at the top of the page, a
-    banner per line (e.g. that the report was built on a sample, or the run's warnings)."""
-    columns = config["columns"]
-    _check_frames(reference, current, columns)
-    if kind == DATA_DRIFT:
-        if drift_options is not None:
-            methods = drift_options.get("per_column_method") or {}
-            thresholds = drift_options.get("per_column_threshold") or {}
-            config = {**config, "per_column": {c: {"method": methods.get(c), "threshold": thresholds.get(c)}
-                                               for c in columns}}  # fmt: skip
-        metrics = _drift_metrics(config)
-    else:
-        metrics = _quality_metrics(_quality_plan(reference, config), config)
-    snapshot = _run(reference, current, columns, metrics)
-    return snapshot.json(), _html(snapshot, note)
-
-
-def _html(snapshot, note: str) -> str:
-    with tempfile.TemporaryDirectory() as directory:
-        html_path = os.path.join(directory, "report.html")
-        snapshot.save_html(html_path)
-        with open(html_path, encoding="utf-8") as html:
-            page = html.read()
-    if note:  # one banner per line
-        banner = "".join(
-            '<div style="padding:8px 12px;background:#fff3cd;border-bottom:1px solid #e0c060;'
-            f'font-family:sans-serif">{escape(line)}</div>'
-            for line in note.splitlines()
-            if line.strip()
-        )
-        page = page.replace("<body>", f"<body>{banner}", 1)
-    return page
-
-
 # --- model_quality ---
-
-MODEL_QUALITY = "model_quality"
-CLASSIFICATION, REGRESSION = "classification", "regression"
-# Metric name in a monitor's configuration -> (Evidently metric class, the argument its tests go in).
-QUALITY_METRICS = {
-    CLASSIFICATION: {"accuracy": ("Accuracy", "tests"), "precision": ("Precision", "tests"),
-                     "recall": ("Recall", "tests"), "f1": ("F1Score", "tests"), "roc_auc": ("RocAuc", "tests")},
-    REGRESSION: {"mae": ("MAE", "mean_tests"), "rmse": ("RMSE", "tests"), "r2": ("R2Score", "tests"),
-                 "mape": ("MAPE", "mean_tests")},
-}  # fmt: skip
-CONDITIONS = ("gte", "gt", "lte", "lt")
-
-
-@dataclass(frozen=True)
-class MetricResult(ColumnResult):
-    """A model-quality metric: ``column`` and ``method`` are its name; ``drifted`` means its condition failed."""
-
-    condition: str | None = None
 
 
 def uses_probabilities(frame: pd.DataFrame, config: dict) -> bool:
@@ -389,7 +279,6 @@ def _quality_frame(frame: pd.DataFrame, config: dict) -> tuple[pd.DataFrame, Any
     frame = frame[[target, prediction]].dropna()
     if len(frame) == 0:
         raise CheckInputError("no row of the batch has both a label and a prediction")
-    from evidently import BinaryClassification, DataDefinition, Dataset, Regression
 
     if config["task"] == REGRESSION:
         definition = DataDefinition(numerical_columns=[target, prediction],
@@ -409,9 +298,6 @@ def _quality_frame(frame: pd.DataFrame, config: dict) -> tuple[pd.DataFrame, Any
 
 
 def _model_quality_metrics(frame: pd.DataFrame, config: dict) -> list[tuple[str, Any]]:
-    import evidently.metrics as ev_metrics
-    import evidently.tests as ev_tests
-
     task, thresholds = config["task"], config.get("thresholds") or {}
     probas = uses_probabilities(frame, config)
     metrics = []
@@ -429,8 +315,6 @@ def _model_quality_metrics(frame: pd.DataFrame, config: dict) -> list[tuple[str,
 def compute_model_quality(frame: pd.DataFrame, config: dict) -> list[ColumnResult]:
     """Classification or regression metrics of the labelled rows (``target`` against ``prediction``), each
     against its configured condition (``thresholds``: ``{metric: {"gte" | "gt" | "lte" | "lt": bound}}``)."""
-    from evidently import Report
-
     frame, dataset = _quality_frame(frame, config)
     named = _model_quality_metrics(frame, config)
     snapshot = Report([m for _, m in named], include_tests=True).run(dataset, None).dict()
@@ -461,12 +345,3 @@ def model_quality_verdict(results: list[ColumnResult]) -> tuple[bool, str]:
         for r in failed
     )
     return False, f"{len(failed)} metric(s) out of bounds on {rows:g} labelled row(s): {described}"
-
-
-def report_model_quality(frame: pd.DataFrame, config: dict, *, note: str = "") -> tuple[str, str]:
-    """The Evidently report of a model_quality check (its metrics and tests), as ``(snapshot_json, html)``."""
-    from evidently import Report
-
-    frame, dataset = _quality_frame(frame, config)
-    snapshot = Report([m for _, m in _model_quality_metrics(frame, config)], include_tests=True).run(dataset, None)
-    return snapshot.json(), _html(snapshot, note)

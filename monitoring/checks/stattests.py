@@ -7,7 +7,7 @@ are of similar size and flags drift in a quarter to a half of runs where nothing
 random here, so the test holds its level. Drift when p < threshold (default 0.05), as for ``chisquare``.
 
 Call ``register_with_evidently()`` before building a report that names the method (it is idempotent), e.g.
-``DataDriftPreset(**engine.preset_options(result))``.
+``DataDriftPreset(**engine.preset_options(result))``. Only the workers import it (it loads Evidently at import).
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ from __future__ import annotations
 import threading
 
 import pandas as pd
+from evidently.legacy.calculations.stattests import StatTest, register_stattest
+from evidently.legacy.core import ColumnType
 
-from monitoring.engine import METHODS, contingency_p_value
+from monitoring.checks.engine import METHODS, contingency_p_value
 
 NAME = "chi2_contingency"
 _lock = threading.Lock()
@@ -42,9 +44,6 @@ def register_with_evidently():
     with _lock:
         if _stat_test is not None:
             return _stat_test
-        from evidently.legacy.calculations.stattests import StatTest, register_stattest
-        from evidently.legacy.core import ColumnType
-
         _stat_test = StatTest(
             name=NAME,
             display_name="chi-square contingency p_value",
