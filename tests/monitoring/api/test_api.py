@@ -16,7 +16,7 @@ from governance.registry.models import ModelVersion
 from monitoring.api.views import REPORT_CSP
 from monitoring.models import Batch, CheckRun, MonitorRevision
 from monitoring.services.execution import check_runs_reap
-from tests.governance.test_registry import body, versions_url
+from tests.governance.registry.test_registry import body, versions_url
 from tests.monitoring.conftest import (
     CARD_HIGH,
     create_monitor,

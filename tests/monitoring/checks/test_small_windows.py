@@ -170,7 +170,7 @@ def test_a_window_of_reliable_size_that_fails_suspends_as_the_policy_says(api, p
 
 @flow
 def test_the_check_gate_carries_the_small_window_warning(api, project, ml_engineer, officer, training_data):
-    from tests.governance.test_registry import body, versions_url
+    from tests.governance.registry.test_registry import body, versions_url
     from tests.monitoring.conftest import CARD_HIGH
 
     engineer = api(ml_engineer)

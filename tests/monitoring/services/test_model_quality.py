@@ -9,7 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from governance.audit.models import AuditEvent
 from monitoring.checks import quality
 from monitoring.models import CheckRun
-from tests.governance.test_registry import versions_url
+from tests.governance.registry.test_registry import versions_url
 from tests.monitoring.conftest import create_monitor, csv_bytes, same_as_reference, upload, url
 from tests.worker import wait_for
 
