@@ -273,6 +273,11 @@ class DatasetVersion(models.Model):
         return f"{self.dataset}@{self.version}"
 
     @property
+    def owning_project_id(self) -> int:
+        """The project the version belongs to, through its dataset (``require_in_project`` reads it)."""
+        return self.dataset.project_id
+
+    @property
     def audit_label(self) -> str:
         return f"{self.dataset.audit_label}/{label_part(self.version)}"
 

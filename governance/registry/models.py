@@ -67,6 +67,11 @@ class ModelVersion(models.Model):
         return f"{self.model.name} v{self.version}"
 
     @property
+    def owning_project_id(self) -> int:
+        """The project the version belongs to, through its model (``require_in_project`` reads it)."""
+        return self.model.project_id
+
+    @property
     def audit_label(self) -> str:
         return f"{self.model.audit_label}/{self.version}"
 
