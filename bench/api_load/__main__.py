@@ -19,6 +19,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -184,18 +185,51 @@ class Side:
     def worker_pids(self) -> list[int]:
         raise NotImplementedError
 
-    def snapshot(self) -> dict:
-        workers = {pid: cpu_ticks(pid) for pid in self.worker_pids()}
-        pg = {pid: cpu_ticks(pid) for pid in backends(self.database)}
-        return {
-            "workers": {k: v for k, v in workers.items() if v is not None},
-            "pg": {k: v for k, v in pg.items() if v is not None},
-        }
 
+class CpuMeter:
+    """CPU (utime + stime) of a side's serving processes and of its database's PostgreSQL backends over a run.
 
-def cpu_delta_ms(before: dict, after: dict, kind: str) -> float:
-    ticks = sum(value - before[kind].get(pid, 0) for pid, value in after[kind].items())
-    return ticks * 1000 / CLK_TCK
+    Backends come and go during a run (Django closes its connection once it is CONN_MAX_AGE = 60 s old, SQLAlchemy's
+    pool closes its overflow connections), and an exited process's times are gone from /proc; so a thread samples
+    every ``interval`` seconds and a backend counts up to the last sample that saw it: what an exiting backend used
+    in its last interval is lost, and ``backends`` says how many were seen."""
+
+    def __init__(self, side: Side, interval: float = 0.05):
+        self.side, self.interval = side, interval
+
+    def _sample(self, conn) -> None:
+        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [self.side.database]).fetchall()
+        for (pid,) in rows:
+            ticks = cpu_ticks(pid)
+            if ticks is not None:
+                self.pg_base.setdefault(pid, 0 if self.running else ticks)  # a new backend: all of it is this run's
+                self.pg_last[pid] = ticks
+
+    def _loop(self) -> None:
+        with admin() as conn:
+            while not self.stop.wait(self.interval):
+                self._sample(conn)
+            self._sample(conn)
+
+    def __enter__(self):
+        self.workers = self.side.worker_pids()
+        self.worker_base = {pid: cpu_ticks(pid) or 0 for pid in self.workers}
+        self.pg_base, self.pg_last, self.running = {}, {}, False
+        with admin() as conn:
+            self._sample(conn)
+        self.running = True
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+        ticks = sum((cpu_ticks(pid) or self.worker_base[pid]) - self.worker_base[pid] for pid in self.workers)
+        self.workers_ms = ticks * 1000 / CLK_TCK
+        self.pg_ms = sum(last - self.pg_base[pid] for pid, last in self.pg_last.items()) * 1000 / CLK_TCK
+        self.backends = len(self.pg_last)
 
 
 class Tollgate(Side):
@@ -261,7 +295,9 @@ class Tollgate(Side):
         return children(self.process.pid)
 
     def processes(self) -> str:
-        return f"{1 + len(self.worker_pids())} (gunicorn master + {len(self.worker_pids())} sync workers)"
+        return (
+            f"{1 + len(self.worker_pids())} processes: the gunicorn master and {len(self.worker_pids())} sync workers"
+        )
 
     def ops(self) -> dict:
         f = self.facts
@@ -320,7 +356,11 @@ class MLflow(Side):
                 check=True,
             )
         out = subprocess.run(
-            [str(python), "-c", "import mlflow, sqlalchemy; print(mlflow.__version__, sqlalchemy.__version__)"],
+            [
+                str(python),
+                "-c",
+                "import mlflow, sqlalchemy; print(f'{mlflow.__version__} (SQLAlchemy {sqlalchemy.__version__})')",
+            ],
             check=True,
             capture_output=True,
             text=True,
@@ -362,8 +402,9 @@ class MLflow(Side):
         every = descendants(self.process.pid)
         huey = sum("huey" in cmdline(pid) for pid in every)
         return (
-            f"{1 + len(every)} (the mlflow CLI, a uvicorn supervisor, {len(self.worker_pids())} uvicorn workers, "
-            f"multiprocessing's resource tracker, a job runner and {huey} huey consumers)"
+            f"{1 + len(every)} processes: the mlflow CLI, a uvicorn supervisor, "
+            f"{len(self.worker_pids())} uvicorn workers, "
+            f"multiprocessing's resource tracker, a job runner and {huey} huey consumers"
         )
 
     def call(self, method: str, path: str, body: dict | None = None) -> dict:
@@ -449,13 +490,13 @@ def wrk(side: Side, op: str, duration: float, connections: int = CONNECTIONS, th
 
 
 def measured(side: Side, op: str, duration: float) -> dict:
-    before = side.snapshot()
-    result = wrk(side, op, duration)
-    after = side.snapshot()
+    with CpuMeter(side) as meter:
+        result = wrk(side, op, duration)
     n = max(1, result["requests"])
-    result["cpu_workers_ms"] = cpu_delta_ms(before, after, "workers") / n
-    result["cpu_pg_ms"] = cpu_delta_ms(before, after, "pg") / n
+    result["cpu_workers_ms"] = meter.workers_ms / n
+    result["cpu_pg_ms"] = meter.pg_ms / n
     result["cpu_ms"] = result["cpu_workers_ms"] + result["cpu_pg_ms"]
+    result["backends_seen"] = meter.backends
     return result
 
 
@@ -545,6 +586,8 @@ MLFLOW_OPS = {"register", "get", "list"}
 
 def summarise(runs: list[dict]) -> dict:
     rps = [r["rps"] for r in runs]
+    by_cpu = sorted(runs, key=lambda r: r["cpu_ms"])
+    middle = by_cpu[(len(by_cpu) - 1) // 2]  # the run of median CPU per request, with its own split
     return {
         "rps_median": statistics.median(rps),
         "rps_min": min(rps),
@@ -553,9 +596,9 @@ def summarise(runs: list[dict]) -> dict:
         "p99_ms": statistics.median(r["p99_us"] for r in runs) / 1000,
         "errors": sum(r["errors"] for r in runs),
         "requests": sum(r["requests"] for r in runs),
-        "cpu_ms": statistics.median(r["cpu_ms"] for r in runs),
-        "cpu_workers_ms": statistics.median(r["cpu_workers_ms"] for r in runs),
-        "cpu_pg_ms": statistics.median(r["cpu_pg_ms"] for r in runs),
+        "cpu_ms": middle["cpu_ms"],
+        "cpu_workers_ms": middle["cpu_workers_ms"],
+        "cpu_pg_ms": middle["cpu_pg_ms"],
     }
 
 
@@ -714,7 +757,7 @@ def main() -> None:
                     f"  {side.name:8} {op:11} {result['rps']:7.1f} req/s  p50 {result['p50_us'] / 1000:6.1f} ms  "
                     f"p99 {result['p99_us'] / 1000:6.1f} ms  errors {result['errors']}{extra}  CPU "
                     f"{result['cpu_ms']:.1f} ms/req ({result['cpu_workers_ms']:.1f} workers + "
-                    f"{result['cpu_pg_ms']:.1f} PG)"
+                    f"{result['cpu_pg_ms']:.1f} PG, {result['backends_seen']} backends)"
                 )
     results = {key: summarise(value) for key, value in runs.items()}
 
@@ -724,12 +767,9 @@ def main() -> None:
         log(f"open loop: verify/ at {rate:.1f} req/s for {ARGS.open_loop_seconds:.0f} s ...")
         method, path, headers, body = tollgate.ops()["verify"]
         payload = openloop.raw_request(method, path, f"127.0.0.1:{tollgate.port}", headers, body)
-        before = tollgate.snapshot()
-        open_loop = openloop.run("127.0.0.1", tollgate.port, payload, rate=rate, duration=ARGS.open_loop_seconds)
-        after = tollgate.snapshot()
-        open_loop["cpu_ms"] = (cpu_delta_ms(before, after, "workers") + cpu_delta_ms(before, after, "pg")) / max(
-            1, open_loop["answered"]
-        )
+        with CpuMeter(tollgate) as meter:
+            open_loop = openloop.run("127.0.0.1", tollgate.port, payload, rate=rate, duration=ARGS.open_loop_seconds)
+        open_loop["cpu_ms"] = (meter.workers_ms + meter.pg_ms) / max(1, open_loop["answered"])
         log(
             f"  p50 {open_loop['p50_ms']:.1f} ms  p99 {open_loop['p99_ms']:.1f} ms  achieved "
             f"{open_loop['achieved_rps']:.1f} req/s  errors {open_loop['non2xx'] + open_loop['socket']}"
