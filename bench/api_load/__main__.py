@@ -122,6 +122,18 @@ def cpu_ticks(pid: int) -> int | None:
     return int(fields[11]) + int(fields[12])  # utime + stime (fields 14 and 15 of proc(5))
 
 
+def reaped_ticks(pid: int) -> int:
+    """cutime + cstime of ``pid``: the CPU of its children that exited and were waited for."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return int(fields[13]) + int(fields[14])
+
+
+def parent(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2 :].split()[1])
+
+
 def wait_http(url: str, timeout: float, headers: dict | None = None) -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -217,6 +229,8 @@ class CpuMeter:
         self.pg_base, self.pg_last, self.running = {}, {}, False
         with admin() as conn:
             self._sample(conn)
+            self.postmaster = parent(conn.execute("SELECT pg_backend_pid()").fetchone()[0])
+        self.reaped_base = reaped_ticks(self.postmaster)
         self.running = True
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True)
@@ -230,6 +244,9 @@ class CpuMeter:
         self.workers_ms = ticks * 1000 / CLK_TCK
         self.pg_ms = sum(last - self.pg_base[pid] for pid, last in self.pg_last.items()) * 1000 / CLK_TCK
         self.backends = len(self.pg_last)
+        # Every backend of the server that exited meanwhile (any database, other sessions' too): an upper bound on
+        # what the sampling missed of this side's short-lived connections.
+        self.reaped_ms = (reaped_ticks(self.postmaster) - self.reaped_base) * 1000 / CLK_TCK
 
 
 class Tollgate(Side):
@@ -497,6 +514,7 @@ def measured(side: Side, op: str, duration: float) -> dict:
     result["cpu_pg_ms"] = meter.pg_ms / n
     result["cpu_ms"] = result["cpu_workers_ms"] + result["cpu_pg_ms"]
     result["backends_seen"] = meter.backends
+    result["pg_exited_any_db_ms"] = meter.reaped_ms / n
     return result
 
 
