@@ -49,9 +49,10 @@ def main() -> None:
     django.setup()
     from django.core.handlers.wsgi import WSGIHandler
 
-    from governance.access import Principal
-    from governance.models import Deployment, User
-    from governance.services.api_keys import api_key_issue
+    from governance.accounts.access import Principal
+    from governance.accounts.models import User
+    from governance.accounts.services import api_key_issue
+    from governance.promotion.models import Deployment
 
     engineer = User.objects.get(username="mlengineer")
     raw_key = api_key_issue(

@@ -67,12 +67,11 @@ def main() -> None:
 
     from django.test import Client
 
-    from governance.access import Principal
-    from governance.models import Role, User
-    from governance.services.access import project_create, role_grant
-    from governance.services.api_keys import api_key_issue
-    from governance.services.datasets import dataset_create, dataset_version_register
-    from governance.services.registry import model_version_register
+    from governance.accounts.access import Principal
+    from governance.accounts.models import Role, User
+    from governance.accounts.services import api_key_issue, project_create, role_grant
+    from governance.provenance.services import dataset_create, dataset_version_register
+    from governance.registry.services import model_version_register
 
     staff = User.objects.create_user("staff", is_staff=True)
     admin = User.objects.create_user("admin")
