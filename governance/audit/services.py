@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from controlplane.changes import model_update
@@ -26,7 +26,7 @@ from controlplane.context import current_request
 from controlplane.outbox import outbox_enqueue
 from governance.accounts.access import Principal, require_role
 from governance.audit.chain import canonical, digest, verification_run
-from governance.audit.models import AuditChainHead, AuditEvent, AuditVerification, chain_of
+from governance.audit.models import GENESIS_HASH, AuditChainHead, AuditEvent, AuditVerification, chain_of
 from governance.audit.selectors import AUDIT_READERS
 from governance.audit.signals import event_recorded
 
@@ -103,6 +103,26 @@ def _target(target: models.Model | tuple[str, object] | None) -> tuple[str, str,
     return target_type, target_id, label or f"{target_type}:{target_id}"
 
 
+def _head_locked(chain: str) -> AuditChainHead:
+    """The chain's head, created if it is the chain's first event, and locked until the transaction ends: on
+    PostgreSQL one upsert does both (its ``DO UPDATE`` takes the row lock), elsewhere an insert and a
+    ``SELECT ... FOR UPDATE``."""
+    if connection.vendor != "postgresql":
+        AuditChainHead.objects.bulk_create([AuditChainHead(chain=chain)], ignore_conflicts=True)
+        return AuditChainHead.objects.select_for_update().get(chain=chain)
+    table = connection.ops.quote_name(AuditChainHead._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (chain, sequence, hash) VALUES (%s, 0, %s) "
+            "ON CONFLICT (chain) DO UPDATE SET chain = EXCLUDED.chain RETURNING sequence, hash",
+            [chain, GENESIS_HASH],
+        )
+        sequence, hash_ = cursor.fetchone()
+    head = AuditChainHead(chain=chain, sequence=sequence, hash=hash_)
+    head._state.adding = False
+    return head
+
+
 def audit_record(
     *,
     action: str,
@@ -121,9 +141,9 @@ def audit_record(
     chain = chain_of(project.pk if project else None)
     clean_diff = redact(diff or {})
 
-    with transaction.atomic():
-        AuditChainHead.objects.bulk_create([AuditChainHead(chain=chain)], ignore_conflicts=True)
-        head = AuditChainHead.objects.select_for_update().get(chain=chain)
+    # No savepoint of its own: the event belongs to the caller's transaction, and an error here undoes both.
+    with transaction.atomic(savepoint=False):
+        head = _head_locked(chain)
         occurred_at = timezone.now()
         body = {
             "v": 2,

@@ -9,6 +9,7 @@ from django.db.models import Q, QuerySet
 from controlplane.exceptions import DomainError, NotFound
 from governance.accounts.access import Principal
 from governance.accounts.models import Project
+from governance.accounts.selectors import project_get
 from governance.promotion.models import (
     Deployment,
     DeploymentHistory,
@@ -19,6 +20,7 @@ from governance.promotion.models import (
 )
 from governance.promotion.services import gates_evaluate_many
 from governance.registry.models import RegisteredModel
+from governance.registry.selectors import model_get
 
 
 class PromotionRequestQueue(QuerySet):
@@ -145,6 +147,29 @@ def deployment_list(*, project: Project, filters: dict | None = None) -> QuerySe
 def deployment_find(*, project: Project, model: RegisteredModel, environment: Environment) -> Deployment | None:
     """The deployment of ``model`` in ``environment``, or None when nothing is deployed there."""
     return _deployments(project).filter(model=model, environment=environment).first()
+
+
+def deployment_at(*, principal: Principal, project: str, model: str, environment: str) -> Deployment | None:
+    """What is deployed at ``projects/{project}/deployments/{model}/{environment}/``, with its project, model,
+    environment and version, in one query: the enforcement point's path, asked before every rollout. None when
+    nothing is deployed there; a missing project, model or environment raises as its own lookup does."""
+    found = (
+        Deployment.objects.filter(
+            project__slug=project,
+            project__in=principal.project_ids(),
+            model__name=model,
+            environment__name=environment,
+        )  # fmt: skip
+        .select_related("project", "model", "environment", "model_version")
+        .first()
+    )
+    if found is None:
+        in_project = project_get(principal=principal, slug=project)
+        where = environment_get(project=in_project, name=environment, field="environment")
+        return deployment_find(
+            project=in_project, model=model_get(principal=principal, project=in_project, name=model), environment=where
+        )
+    return found
 
 
 def deployment_get(*, project: Project, deployment_id: int) -> Deployment:

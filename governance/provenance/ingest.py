@@ -350,7 +350,6 @@ def lineage_runs_link_artifact(*, actor: Principal, version: ModelVersion) -> li
     Several runs may link to one version (a retried job); a run links to one version only. The caller took
     ``artifact_link_lock`` before its first audit event."""
     project = version.model.project
-    artifact_link_lock(project.pk)
     datasets = artifact_datasets(project, version.artifact_uri)
     if not datasets:
         return []

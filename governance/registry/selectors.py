@@ -6,6 +6,7 @@ from django.db.models import Count, Exists, OuterRef, Prefetch, QuerySet
 from controlplane.exceptions import NotFound
 from governance.accounts.access import Principal
 from governance.accounts.models import Project
+from governance.accounts.selectors import project_get
 from governance.provenance.models import LineageRun, ModelVersionDataset
 from governance.registry.models import Metric, ModelCard, ModelCardRevision, ModelVersion, RegisteredModel
 
@@ -59,9 +60,20 @@ def _with_tag(queryset: QuerySet, tag: str) -> QuerySet:
     return queryset.filter(tags__icontains=f'"{tag}"')
 
 
+def _versions(principal: Principal) -> QuerySet[ModelVersion]:
+    """Versions in the projects where the caller holds a role, with what their representation reads."""
+    links = ModelVersionDataset.objects.select_related("dataset_version__dataset")
+    runs = LineageRun.objects.select_related("job", "agent").order_by("created_at", "id")
+    return (
+        ModelVersion.objects.filter(model__project__in=principal.project_ids())
+        .select_related("model", "created_by", "card")
+        .prefetch_related("metrics", Prefetch("dataset_links", queryset=links), Prefetch("lineage_runs", queryset=runs))
+    )
+
+
 def model_version_list(*, principal: Principal, model, filters: dict | None = None) -> QuerySet:
     filters = filters or {}
-    versions = ModelVersion.objects.filter(model=model, model__project__in=principal.project_ids())
+    versions = _versions(principal).filter(model=model)
     if filters.get("tag"):
         versions = _with_tag(versions, filters["tag"])
     if filters.get("created_by"):
@@ -77,11 +89,25 @@ def model_version_list(*, principal: Principal, model, filters: dict | None = No
         versions = versions.filter(
             Exists(Metric.objects.filter(model_version=OuterRef("pk"), name=filters["metric"], **bounds))
         )
-    links = ModelVersionDataset.objects.select_related("dataset_version__dataset")
-    runs = LineageRun.objects.select_related("job", "agent").order_by("created_at", "id")
-    return versions.select_related("model", "created_by", "card").prefetch_related(
-        "metrics", Prefetch("dataset_links", queryset=links), Prefetch("lineage_runs", queryset=runs)
+    return versions
+
+
+def model_version_at(*, principal: Principal, project: str, model: str, version: int) -> ModelVersion:
+    """The version at ``projects/{project}/models/{model}/versions/{version}/``, with its model and project, in
+    one query: the path every version endpoint resolves. On a miss the step-by-step lookups run, so the error
+    says which part is missing (or that a pinned key points elsewhere)."""
+    found = (
+        _versions(principal)
+        .filter(model__project__slug=project, model__name=model, version=version)
+        .select_related("model__project", "model__owner")
+        .first()
     )
+    if found is None:
+        in_project = project_get(principal=principal, slug=project)
+        return model_version_get(
+            principal=principal, model=model_get(principal=principal, project=in_project, name=model), version=version
+        )
+    return found
 
 
 def model_version_get(*, principal: Principal, model, version: int):

@@ -99,11 +99,12 @@ def _check_metrics(metrics: list[dict]) -> None:
         seen.add(key)
 
 
-def _add_metrics(*, actor, version: ModelVersion, metrics: list[dict]) -> list[Metric]:
-    """Insert new metric rows; a row that exists with the same value is kept, with another value is 409."""
+def _add_metrics(*, actor, version: ModelVersion, metrics: list[dict], new: bool = False) -> list[Metric]:
+    """Insert new metric rows; a row that exists with the same value is kept, with another value is 409
+    (``new``: the version was just created, so it has none to read)."""
     _check_metrics(metrics)
     project = version.model.project
-    existing = {(m.name, m.dataset_version_id, m.subgroup): m for m in version.metrics.all()}
+    existing = {} if new else {(m.name, m.dataset_version_id, m.subgroup): m for m in version.metrics.all()}
     added = []
     for index, metric in enumerate(metrics):
         key = _metric_key(metric)
@@ -129,9 +130,10 @@ def _add_metrics(*, actor, version: ModelVersion, metrics: list[dict]) -> list[M
     return added
 
 
-def _add_links(*, actor, version: ModelVersion, links: list[dict]) -> list[ModelVersionDataset]:
+def _add_links(*, actor, version: ModelVersion, links: list[dict], new: bool = False) -> list[ModelVersionDataset]:
+    """Insert the links ``version`` lacks (``new``: it was just created, so it has none to read)."""
     project = version.model.project
-    existing = {(link.dataset_version_id, link.role) for link in version.dataset_links.all()}
+    existing = set() if new else {(link.dataset_version_id, link.role) for link in version.dataset_links.all()}
     added = []
     for index, link in enumerate(links):
         dataset_version = _dataset_version_in(project, link["dataset_version"], field=f"datasets[{index}]")
@@ -193,15 +195,16 @@ def model_version_register(
     _check_metrics(metrics)
     artifact_link_lock(project.pk)  # before any audit event: the lock comes before the audit chain's head
 
-    model = RegisteredModel.objects.filter(project=project, name=model_name).first()
+    # The model row is the lock that serialises version numbering.
+    locked = RegisteredModel.objects.select_for_update().select_related("project")
+    model = locked.filter(project=project, name=model_name).first()
     if model is None:
         try:
             with transaction.atomic():
                 model = _model_insert(actor=actor, project=project, name=model_name, description="", tags=[])
         except IntegrityError:
-            model = RegisteredModel.objects.get(project=project, name=model_name)
-    # The model row is the lock that serialises version numbering.
-    model = RegisteredModel.objects.select_for_update().select_related("project").get(pk=model.pk)
+            pass  # a concurrent registration created it
+        model = locked.get(project=project, name=model_name)
 
     existing = ModelVersion.objects.filter(model=model, artifact_sha256=artifact_sha256).first()
     if existing is not None:
@@ -239,8 +242,8 @@ def model_version_register(
         created_by=actor.user,
     )
     version.model = model
-    links = _add_links(actor=actor, version=version, links=datasets)
-    added = _add_metrics(actor=actor, version=version, metrics=metrics)
+    links = _add_links(actor=actor, version=version, links=datasets, new=True)
+    added = _add_metrics(actor=actor, version=version, metrics=metrics, new=True) if metrics else []
     audit_record(
         action="model_version.registered",
         actor=actor,

@@ -302,11 +302,13 @@ class DeploymentHistoryView(ProjectListApiView):
 
 class DeploymentMixin:
     def deployment(self) -> Deployment | None:
-        environment = selectors.environment_get(
-            project=self.project, name=self.kwargs["environment"], field="environment"
-        )
-        model = model_get(principal=self.principal, project=self.project, name=self.kwargs["model"])
-        return selectors.deployment_find(project=self.project, model=model, environment=environment)
+        deployment = selectors.deployment_at(
+            principal=self.principal, project=self.kwargs["project"], model=self.kwargs["model"],
+            environment=self.kwargs["environment"],
+        )  # fmt: skip
+        if deployment is not None:
+            self.__dict__.setdefault("project", deployment.project)
+        return deployment
 
     def existing(self) -> Deployment:
         deployment = self.deployment()

@@ -44,6 +44,7 @@ from governance.registry.selectors import (
     model_card_revision_list,
     model_get,
     model_list,
+    model_version_at,
     model_version_get,
     model_version_list,
 )
@@ -137,7 +138,15 @@ class ModelVersionListView(ProjectListApiView):
 class VersionMixin(ModelMixin):
     @cached_property
     def version(self):
-        return model_version_get(principal=self.principal, model=self.model, version=self.kwargs["version"])
+        """The version of the path, with its model and project in the same query (which ``model`` and
+        ``project`` then read, unless a view asked for them first)."""
+        version = model_version_at(
+            principal=self.principal, project=self.kwargs["project"], model=self.kwargs["model"],
+            version=self.kwargs["version"],
+        )  # fmt: skip
+        self.__dict__.setdefault("model", version.model)
+        self.__dict__.setdefault("project", version.model.project)
+        return version
 
 
 class ModelVersionDetailView(VersionMixin, ProjectApiView):
