@@ -1,28 +1,75 @@
 """Request throttling backed by the cache (Redis when configured). If the cache is unreachable the
-request goes through: throttling protects the service, it must not take it down."""
+request goes through: throttling protects the service, it must not take it down.
+
+On Redis the window is DRF's own (the requests of the last ``duration`` seconds, refused ones not counted),
+kept as a sorted set and decided by one Lua script: one round trip per request, and atomic, where DRF's
+``SimpleRateThrottle`` reads and writes a list (two round trips, and concurrent requests can both pass).
+With any other cache (the local-memory default without ``REDIS_URL``) DRF's implementation runs."""
 
 import logging
+import math
+import secrets
 
 from django.conf import settings
+from django.core.cache import cache
+from django.core.cache.backends.redis import RedisCache
 from rest_framework import throttling
 
 log = logging.getLogger(__name__)
 
+# KEYS[1]: the window; ARGV: now, duration (s), the allowed number, a unique member. Returns -1 when the request
+# is allowed (and recorded), else the oldest recorded time, from which the caller tells how long to wait.
+_WINDOW = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1] - ARGV[2])
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[3]) then
+  redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
+  redis.call('EXPIRE', KEYS[1], math.ceil(tonumber(ARGV[2])))
+  return -1
+end
+return redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]
+"""
+_scripts: dict = {}
 
-class _FailOpen:
+
+class _Throttle(throttling.SimpleRateThrottle):
+    wait_seconds: float | None = None
+
     def allow_request(self, request, view):
         try:
-            return super().allow_request(request, view)
+            if not isinstance(cache, RedisCache):
+                return super().allow_request(request, view)
+            return self._allow_on_redis(request, view)
         except Exception:  # noqa: BLE001 - a cache outage must not refuse requests
             log.warning("throttle cache unavailable; request allowed", exc_info=True)
             return True
 
+    def _allow_on_redis(self, request, view) -> bool:
+        if self.rate is None:
+            return True
+        self.key = self.get_cache_key(request, view)
+        if self.key is None:
+            return True
+        key = cache.make_and_validate_key(self.key)
+        client = cache._cache.get_client(key, write=True)
+        script = _scripts.get(id(client)) or _scripts.setdefault(id(client), client.register_script(_WINDOW))
+        now = self.timer()
+        oldest = script(keys=[key], args=[now, self.duration, self.num_requests, f"{now}:{secrets.token_hex(4)}"])
+        if int(float(oldest)) == -1:
+            return True
+        self.wait_seconds = max(0.0, self.duration - (now - float(oldest)))
+        return False
 
-class UserThrottle(_FailOpen, throttling.UserRateThrottle):
+    def wait(self):
+        if self.wait_seconds is not None:
+            return math.ceil(self.wait_seconds) or 1
+        return super().wait()
+
+
+class UserThrottle(_Throttle, throttling.UserRateThrottle):
     def get_rate(self):
         return settings.TOLLGATE_THROTTLE_USER
 
 
-class AnonThrottle(_FailOpen, throttling.AnonRateThrottle):
+class AnonThrottle(_Throttle, throttling.AnonRateThrottle):
     def get_rate(self):
         return settings.TOLLGATE_THROTTLE_ANON
