@@ -13,7 +13,7 @@ from controlplane.changes import changes
 from controlplane.exceptions import Forbidden
 from governance.accounts.access import Principal, require_role
 from governance.accounts.models import Project, Role
-from governance.audit.services import audit_record
+from governance.audit.services import audit_record, audited_update
 from governance.provenance.models import DatasetVersion
 from governance.provenance.storage import delete_stored
 from monitoring.models import Batch, CheckRun, DataPolicy, DatasetVersionPurge, ReportState
@@ -44,18 +44,18 @@ def data_policy_update(*, actor: Principal, project: Project, **fields) -> DataP
             raise _invalid("download_roles", f"unknown roles: {', '.join(unknown)}")
         fields["download_roles"] = sorted(set(roles))
     current = data_policy_of(project)
-    if current.pk:
+    stamp = {"updated_by": actor.user, "updated_at": timezone.now()}
+    if current.pk:  # a saved policy: the one update helper
         current = DataPolicy.objects.select_for_update().get(pk=current.pk)
+        audited_update(current, fields, actor=actor, action="data_policy.updated", project=project, also=stamp)
+        return current
     keys = ("batch_retention_days", "reference_retention_days", "download_roles")
-    before = {k: getattr(current, k) for k in keys}
-    for name, value in fields.items():
+    before = {k: getattr(current, k) for k in keys}  # the defaults, which the first change writes down
+    for name, value in {**fields, **stamp}.items():
         setattr(current, name, value)
-    after = {k: getattr(current, k) for k in keys}
-    if before != after or not current.pk:
-        current.updated_by, current.updated_at = actor.user, timezone.now()
-        current.save()
-        audit_record(action="data_policy.updated", actor=actor, project=project, target=current,
-                     diff=changes(before, after))  # fmt: skip
+    current.save()
+    audit_record(action="data_policy.updated", actor=actor, project=project, target=current,
+                 diff=changes(before, {k: getattr(current, k) for k in keys}))  # fmt: skip
     return current
 
 
