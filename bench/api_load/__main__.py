@@ -9,6 +9,7 @@ tests/ imports it and pytest's testpaths (tests/) never collect it.
 import argparse
 import atexit
 import datetime
+import http.client
 import json
 import os
 import platform
@@ -63,6 +64,8 @@ def start(name: str, argv: list[str], env: dict) -> subprocess.Popen:
 
 def stop_all() -> None:
     """Stop every process group this run started (each server runs in its own session): TERM, then KILL."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)  # a second CONTROL-C must not interrupt the clean-up
     for process in STARTED:
         try:
             os.killpg(process.pid, signal.SIGTERM)
@@ -436,14 +439,30 @@ class MLflow(Side):
             self.call("POST", "registered-models/create", {"name": name})
 
         def create(n: int) -> None:
-            self.call(
-                "POST",
-                "model-versions/create",
-                {"name": self.model, "source": f"s3://models/{self.model}/{n}/model.onnx"},
-            )
+            # Under a loaded machine uvicorn's supervisor may kill a worker that misses its health check, and the
+            # requests it held are dropped: retry (a retried create may have committed: the count is checked below).
+            for attempt in range(5):
+                try:
+                    self.call(
+                        "POST",
+                        "model-versions/create",
+                        {"name": self.model, "source": f"s3://models/{self.model}/{n}/model.onnx"},
+                    )
+                    return
+                except (urllib.error.URLError, ConnectionError, http.client.HTTPException):
+                    if attempt == 4:
+                        raise
+                    time.sleep(1)
 
         with ThreadPoolExecutor(CONNECTIONS) as pool:
             list(pool.map(create, range(1, versions + 1)))
+        search = urllib.parse.urlencode(
+            {"filter": f"name='{self.model}'", "max_results": 1, "order_by": "version_number DESC"}
+        )
+        newest = int(self.call("GET", f"model-versions/search?{search}")["model_versions"][0]["version"])
+        if newest < versions:
+            raise SystemExit(f"api_load: MLflow has {newest} versions of {self.model}, not {versions}")
+        self.versions = newest
         self.call(
             "POST",
             "model-versions/create",
@@ -771,7 +790,7 @@ def main() -> None:
     log(f"seeding MLflow: {ARGS.versions:,} versions through its REST API ...")
     started = time.monotonic()
     mlflow.seed(ARGS.versions)
-    log(f"  {time.monotonic() - started:.0f} s; ANALYZE both databases")
+    log(f"  {time.monotonic() - started:.0f} s ({mlflow.versions:,} versions); ANALYZE both databases")
     for database in (TOLLGATE_DB, MLFLOW_DB):
         analyze(database)
     meta["tollgate_processes"], meta["mlflow_processes"] = tollgate.processes(), mlflow.processes()
