@@ -116,6 +116,11 @@ STORAGES = {
     },
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    "governance.console.staticfiles.PlotlyFinder",  # plotly.min.js from the plotly package, for console charts
+]
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True  # development: no collectstatic needed
 

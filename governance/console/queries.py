@@ -30,7 +30,7 @@ from governance.promotion.selectors import promotion_request_queue
 from governance.provenance.graph import lineage_upstream
 from governance.registry.models import ModelVersion, RiskTier
 from governance.registry.selectors import model_get, model_list, model_version_get, model_version_list
-from monitoring.selectors import alert_list, check_run_list
+from monitoring.selectors import alert_list, check_run_list, monitor_list, monitor_series
 
 UNCONFIRMED = "unconfirmed — counts as high"
 WRITING_ROLES = (Role.ML_ENGINEER, Role.GOVERNANCE_OFFICER, Role.ADMIN)
@@ -272,6 +272,25 @@ def version_page(principal: Principal, project: Project, model_name: str, number
         confirm_refusal=confirm_tier_refusal(principal, version),
         excluded=promotion.separation_of_duties_excluded(version),
     )  # fmt: skip
+
+
+def drift_series(principal: Principal, project: Project, version: ModelVersion) -> list[dict]:
+    """For each data-drift monitor that checked this version: ``monitor_series`` (each column's drift score
+    per batch, oldest first) in the shape the console's chart draws."""
+    monitors = monitor_list(principal=principal, project=project, filters={"kind": "data_drift"}).filter(
+        runs__model_version=version
+    )
+    charts = []
+    for monitor in monitors.distinct():
+        series = monitor_series(monitor=monitor, limit=60)
+        if not series["batches"]:
+            continue
+        x = [batch["window_end"].strftime("%Y-%m-%d %H:%M") for batch in series["batches"]]
+        charts.append({
+            "monitor": monitor.name, "element_id": f"chart-{monitor.pk}",
+            "traces": [{"name": column, "x": x, "y": scores} for column, scores in sorted(series["columns"].items())],
+        })  # fmt: skip
+    return charts
 
 
 def version_page_version(principal: Principal, project: Project, model_name: str, number: int) -> ModelVersion:

@@ -142,12 +142,25 @@ class LoginView(auth_views.LoginView):
 # Home and queue -----------------------------------------------------------------------------------------------
 
 
+ROLE_HELP = {
+    Role.ML_ENGINEER: "Request a version's promotion on its page, follow its gates and execute your own request "
+    "once every gate passes. Versions, cards, data and monitors come through the API or the CLI.",
+    Role.GOVERNANCE_OFFICER: "Work the approval queue: review a version's evidence, confirm its risk tier, approve "
+    "or reject with a comment, execute; publish the project's policy and grant time-boxed exceptions.",
+    Role.AUDITOR: "Read everything -- gates, decisions, check runs, lineage, policies -- and change nothing.",
+    Role.ADMIN: "Manage members, keys, environments and webhooks (through the API for now). Being admin gives no "
+    "right to approve or publish policy.",
+}
+
+
 @console_page
 def home(request):
     principal = _principal(request)
     summaries = queries.project_summaries(principal)
     queue = queries.queue_rows(principal) if any("governance_officer" in s.roles for s in summaries) else None
-    return _page(request, "console/home.html", {"summaries": summaries, "queue": queue})
+    held = {role for summary in summaries for role in summary.roles}
+    role_help = [(role, what) for role, what in ROLE_HELP.items() if role in held]
+    return _page(request, "console/home.html", {"summaries": summaries, "queue": queue, "role_help": role_help})
 
 
 @console_page
@@ -245,7 +258,7 @@ def version(request, project, model, version):
         "can_change": can_change,
         "tiers": RiskTier.values,
         "proposed_tier": (page.card.content.get("proposed_risk_tier") if page.card else "") or "",
-        "open_envs": {row.environment.name for row in page.environments if row.request},
+        "charts": queries.drift_series(principal, project, page.version),
         "here": request.path,
     }
     return _page(request, "console/version.html", context, project=project)

@@ -116,6 +116,9 @@ def test_the_console_serves_htmx_itself_with_its_version_and_licence(client):
     assert response.status_code == 200
     first = next(iter(response.streaming_content if response.streaming else [response.content])).decode()[:200]
     assert first.startswith("/* htmx 2.0.4 -- licence: 0BSD")
+    plotly = client.get(f"/{settings.STATIC_URL.strip('/')}/console/vendor/plotly.min.js")
+    assert plotly.status_code == 200  # from the plotly package, not from the repository
+    assert plotly["Content-Type"].startswith(("text/javascript", "application/javascript"))
 
 
 @pytest.mark.browser
@@ -134,6 +137,8 @@ def test_every_page_on_the_demo_data(demo, open_as):
     # The deployed version's check runs: per-column scores, and the Evidently report in its own sandboxed page.
     page.goto(base + V1 + "#checks")
     checks = page.locator("#checks")
+    page.wait_for_selector("#checks .plot .main-svg")  # plotly, served by the app, drew the drift series
+    assert checks.locator(".plot .scatterlayer .trace").count() >= 2
     assert checks.locator("details.run").count() >= 2
     assert checks.locator("details.run[open] table tbody tr").count() >= 1
     assert page.locator("iframe").count() == 0  # never inline
