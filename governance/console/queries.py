@@ -210,6 +210,7 @@ class EnvironmentGates:
     approve_refusal: str = ""
     reject_refusal: str = ""
     execute_refusal: str = ""
+    deployment: Deployment | None = None  # this version's deployment in the environment, if it runs there
 
 
 @dataclass
@@ -244,9 +245,10 @@ def version_page(principal: Principal, project: Project, model_name: str, number
     open_by_env = {r.environment_id: r for r in requests if r.state == PromotionRequest.State.OPEN}
     environments = Environment.objects.filter(project=project).order_by("kind", "name")
     subjects = [(version, env, open_by_env.get(env.pk)) for env in environments]
+    running = {d.environment_id: d for d in deployments_of(project, model=model).filter(model_version=version)}
     gates = []
     for (_, env, request), evaluation in zip(subjects, promotion.gates_evaluate_many(subjects), strict=True):
-        row = EnvironmentGates(environment=env, evaluation=evaluation, request=request)
+        row = EnvironmentGates(environment=env, evaluation=evaluation, request=request, deployment=running.get(env.pk))
         if request is not None:
             row.approve_refusal = decision_refusal(principal, request, Decision.Outcome.APPROVE)
             row.reject_refusal = decision_refusal(principal, request, Decision.Outcome.REJECT)
