@@ -377,7 +377,7 @@ def policy(request, project):
     left = chosen("from", next((n for n in numbers if right is not None and n < right), right))
     by_number = {p.version: p for p in versions}
     diff = ""
-    if left is not None and right is not None:
+    if left is not None and right is not None and left != right:
         diff = mark_safe(  # noqa: S308 - HtmlDiff escapes every line it shows
             difflib.HtmlDiff(wrapcolumn=60).make_table(
                 _policy_text(by_number[left]), _policy_text(by_number[right]),
@@ -394,6 +394,7 @@ def policy(request, project):
         "grant_refusal": queries.role_refusal(principal, project, [Role.GOVERNANCE_OFFICER],
                                               "grant policy exceptions"),
         "current_yaml": yaml.safe_dump(current.document, sort_keys=False) if current else "",
+        "shown_yaml": yaml.safe_dump(by_number[right].document, sort_keys=False) if right is not None else "",
         "gates": [c for c, _ in PolicyException._meta.get_field("gate").choices],
         "environments": project.environments.order_by("name"),
         "default_expiry": (now + timezone.timedelta(days=30)).strftime("%Y-%m-%dT%H:%M"),
