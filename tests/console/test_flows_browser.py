@@ -212,6 +212,12 @@ def test_an_officer_reviews_confirms_approves_and_executes(demo, open_as):
     base = demo[0]
     page = open_as("officer")
     page.get_by_role("link", name="Approval queue").click()
+    # The filters redraw the table in place (htmx) and keep the address shareable.
+    page.get_by_label("Risk tier").select_option("limited")
+    page.wait_for_url(re.compile(r".*/console/queue/\?.*tier=limited"))
+    assert page.locator("#queue-table").inner_text() == "No open request matches these filters."
+    page.get_by_label("Risk tier").select_option("")
+    page.wait_for_selector("#queue-table tbody tr")
     row = page.locator("#queue-table tbody tr").filter(has_text="fraud-gbm v2").filter(has_text="production")
     assert "unconfirmed — counts as high" in row.inner_text()
     assert "not passing: approvals, model_card, check" in row.inner_text()

@@ -60,6 +60,11 @@ def test_the_queue_filters_and_says_when_nothing_matches(login, officer, open_re
     assert "fraud-gbm" not in page.split("<h1>", 1)[1].split("</form>", 1)[1]
 
 
+def test_the_queue_answers_htmx_with_the_table_alone(login, officer, open_request):
+    page = html(login(officer).get("/console/queue/?tier=unconfirmed", HTTP_HX_REQUEST="true"))
+    assert page.startswith('<div id="queue-table">') and "fraud-gbm v1" in page and "<html" not in page
+
+
 def test_an_empty_queue_says_so(login, officer, project):
     assert "the queue is empty" in html(login(officer).get("/console/queue/"))
 
