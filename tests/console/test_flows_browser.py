@@ -46,7 +46,12 @@ def demo(django_db_setup, django_db_blocker, tmp_path_factory):
     storage = tmp_path_factory.mktemp("demo-storage")
     default_storage = {**settings.STORAGES["default"], "OPTIONS": {"location": str(storage)}}
     overrides = override_settings(
-        STORAGES={**settings.STORAGES, "default": default_storage},
+        # The static files storage named outright: a test that runs the production settings module in process
+        # (tests/governance/test_webhooks.py, runpy) mutates the STORAGES dict the test settings share with it.
+        STORAGES={
+            "default": default_storage,
+            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+        },  # fmt: skip
         CELERY_TASK_ALWAYS_EAGER=True,
         TOLLGATE_THROTTLE_USER="1000000/min",
         TOLLGATE_THROTTLE_ANON="1000000/min",
