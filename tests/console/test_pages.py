@@ -138,6 +138,9 @@ def test_an_officer_confirms_the_tier_approves_and_executes(login, officer, open
     decision = Decision.objects.get(request=open_request)
     assert (decision.reviewer, decision.outcome, decision.comment) == (officer, "approve", "evidence complete")
     assert AuditEvent.objects.filter(action="promotion.approved").count() == 1
+    decisions = html(client.get(VERSION_PATH)).split('id="decisions"', 1)[1].split("</section>", 1)[0]
+    assert "approve</strong> by officer" in decisions and "evidence complete" in decisions
+    assert "evidence it is bound to" in decisions and version.artifact_sha256 in decisions
 
     executed = post(client, f"/console/p/fraud/requests/{open_request.pk}/execute/")
     assert executed.status_code == 302
