@@ -48,6 +48,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "governance.console.middleware.SessionLifetimeMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -96,6 +97,10 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "console:login"
 LOGIN_REDIRECT_URL = "console:home"
 LOGOUT_REDIRECT_URL = "console:login"
+# Console sessions (governance.console.middleware): they end after this many idle minutes, and 8 hours after the
+# login however busy (SESSION_COOKIE_AGE, which the middleware enforces from the login time).
+TOLLGATE_SESSION_IDLE_MINUTES = env.integer("TOLLGATE_SESSION_IDLE_MINUTES", 30, minimum=1)
+SESSION_COOKIE_AGE = 8 * 3600
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -111,6 +116,11 @@ STORAGES = {
     },
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    "governance.console.staticfiles.PlotlyFinder",  # plotly.min.js from the plotly package, for console charts
+]
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True  # development: no collectstatic needed
 
