@@ -39,8 +39,8 @@ from governance.console.forms import (
 )
 from governance.promotion import services as promotion
 from governance.promotion.models import Decision, PolicyException
+from governance.promotion.services import model_card_confirm_risk_tier
 from governance.registry.models import MODEL_CARD_FIELDS, RiskTier
-from governance.registry.services import model_card_confirm_risk_tier
 
 # Rendering and errors -----------------------------------------------------------------------------------------
 
