@@ -15,6 +15,7 @@ from controlplane.exceptions import DomainError, NotFound
 from governance.accounts.access import Principal, require_role
 from governance.accounts.models import Project, Role
 from governance.accounts.selectors import project_get, project_list
+from governance.promotion import selectors as promotion_selectors
 from governance.promotion import services as promotion
 from governance.promotion.gates.base import FAILED, PASSED, PENDING, WAIVED
 from governance.promotion.models import (
@@ -56,17 +57,7 @@ def may_change_anything(principal: Principal, project: Project) -> bool:
 def decision_refusal(principal: Principal, request: PromotionRequest, outcome: str) -> str:
     """Why ``promotion.decision_record`` would refuse this caller's approve or reject, or "" (the same checks,
     in the same order, with the same words)."""
-    verb = "approve" if outcome == Decision.Outcome.APPROVE else "reject"
-
-    def check():
-        require_role(principal, request.project, [Role.GOVERNANCE_OFFICER], action=f"{verb} promotions")
-        if request.state != PromotionRequest.State.OPEN:
-            raise DomainError(f"This request is {request.state}.")
-        promotion.separation_of_duties_check(actor=principal, version=request.model_version, doing=f"{verb} it")
-        if request.decisions.filter(reviewer=principal.user, voided_at__isnull=True).exists():
-            raise DomainError("You already decided on this request.")
-
-    return _refusal(check)
+    return _refusal(lambda: promotion.decision_check(actor=principal, request=request, outcome=outcome))
 
 
 def confirm_tier_refusal(principal: Principal, version: ModelVersion) -> str:
@@ -81,7 +72,7 @@ def confirm_tier_refusal(principal: Principal, version: ModelVersion) -> str:
 
 def execute_refusal(principal: Principal, request: PromotionRequest) -> str:
     """Why ``promotion_execute`` would refuse this caller (who may execute, not whether the gates pass)."""
-    return _refusal(lambda: promotion._require_may_execute(actor=principal, request=request))
+    return _refusal(lambda: promotion.execution_check(actor=principal, request=request))
 
 
 def role_refusal(principal: Principal, project: Project, roles, action: str) -> str:
@@ -174,10 +165,7 @@ def queue_choices(principal: Principal) -> dict:
 
 
 def deployments_of(project: Project, *, model=None):
-    deployments = Deployment.objects.filter(project=project).select_related("model", "environment", "model_version")
-    if model is not None:
-        deployments = deployments.filter(model=model)
-    return deployments.order_by("model__name", "environment__name")
+    return promotion_selectors.deployment_list(project=project, filters={"model": model.name} if model else None)
 
 
 def models_with_deployments(principal: Principal, project: Project) -> list[dict]:
@@ -302,10 +290,7 @@ def version_page_version(principal: Principal, project: Project, model_name: str
 
 
 def exception_get(project: Project, pk: int) -> PolicyException:
-    found = PolicyException.objects.filter(project=project, pk=pk).first()
-    if found is None:
-        raise NotFound("No such exception.")
-    return found
+    return promotion_selectors.exception_get(project=project, exception_id=pk)
 
 
 def open_request(principal: Principal, project: Project, request_id: int) -> PromotionRequest:
@@ -321,17 +306,14 @@ def open_request(principal: Principal, project: Project, request_id: int) -> Pro
 
 
 def environment_named(project: Project, name: str) -> Environment:
-    environment = Environment.objects.filter(project=project, name=name).first()
-    if environment is None:
-        raise DomainError(f"No environment '{name}' in this project.", details=[{"field": "environment"}])
-    return environment
+    return promotion_selectors.environment_get(project=project, name=name, field="environment")
 
 
 # Policy -------------------------------------------------------------------------------------------------------
 
 
 def policy_versions(project: Project) -> list[Policy]:
-    return list(Policy.objects.filter(project=project).select_related("published_by").order_by("-version"))
+    return list(promotion_selectors.policy_list(project=project))
 
 
 def project_exceptions(project: Project) -> list[PolicyException]:

@@ -536,6 +536,19 @@ def _locked_open_request(request: PromotionRequest) -> PromotionRequest:
     return request
 
 
+def decision_check(*, actor: Principal, request: PromotionRequest, outcome: str) -> None:
+    """Refuse, as ``decision_record`` does, a caller who may not approve or reject ``request`` now: not a
+    governance officer, the request closed, excluded by separation of duties, or already decided. The console
+    asks it to say why a button is disabled."""
+    verb = "approve" if outcome == Decision.Outcome.APPROVE else "reject"
+    require_role(actor, request.project, [Role.GOVERNANCE_OFFICER], action=f"{verb} promotions")
+    if request.state != PromotionRequest.State.OPEN:
+        raise Conflict(f"This request is {request.state}.", code="request_closed")
+    separation_of_duties_check(actor=actor, version=request.model_version, doing=f"{verb} it")
+    if request.decisions.filter(reviewer=actor.user, voided_at__isnull=True).exists():
+        raise Conflict("You already decided on this request.", code="already_decided")
+
+
 @transaction.atomic
 def decision_record(*, actor: Principal, request: PromotionRequest, outcome: str, comment: str = "") -> Decision:
     """An officer approves or rejects, bound to the evidence they saw. A valid reject is final."""
@@ -544,9 +557,7 @@ def decision_record(*, actor: Principal, request: PromotionRequest, outcome: str
     require_role(actor, project, [Role.GOVERNANCE_OFFICER], action=f"{verb} promotions")
     request = _locked_open_request(request)
     version = request.model_version
-    separation_of_duties_check(actor=actor, version=version, doing=f"{verb} it")
-    if request.decisions.filter(reviewer=actor.user, voided_at__isnull=True).exists():
-        raise Conflict("You already decided on this request.", code="already_decided")
+    decision_check(actor=actor, request=request, outcome=outcome)
     evaluation = gates_evaluate(version=version, environment=request.environment, request=request)
     decision = Decision.objects.create(
         request=request, reviewer=actor.user, outcome=outcome, comment=comment,
@@ -585,7 +596,7 @@ class _Blocked(Exception):
         self.evaluation = evaluation
 
 
-def _require_may_execute(*, actor: Principal, request: PromotionRequest) -> None:
+def execution_check(*, actor: Principal, request: PromotionRequest) -> None:
     """The requester executes their own request (while an ML engineer or governance officer of the project);
     any governance officer of the project executes anyone's. 403 (audited) otherwise, naming that rule."""
     project = request.project
@@ -608,7 +619,7 @@ def promotion_execute(*, actor: Principal, request: PromotionRequest) -> Deploym
 
     Concurrent executions for one deployment end with one winner and 409s for the others."""
     project = request.project
-    _require_may_execute(actor=actor, request=request)
+    execution_check(actor=actor, request=request)
     # What the caller's execution starts from: if another execution changes the deployment before this one
     # holds the lock, this one answers 409 instead of silently replacing what the other just deployed.
     seen = (
