@@ -92,13 +92,16 @@ def model_version_list(*, principal: Principal, model, filters: dict | None = No
     return versions
 
 
-def model_version_at(*, principal: Principal, project: str, model: str, version: int) -> ModelVersion:
+def model_version_at(
+    *, principal: Principal, project: str, model: str, version: int, representation: bool = True
+) -> ModelVersion:
     """The version at ``projects/{project}/models/{model}/versions/{version}/``, with its model and project, in
     one query: the path every version endpoint resolves. On a miss the step-by-step lookups run, so the error
-    says which part is missing (or that a pinned key points elsewhere)."""
+    says which part is missing (or that a pinned key points elsewhere). ``representation=False`` leaves out
+    the metrics, links and runs that only the version's own representation shows (the gates read their own)."""
+    versions = _versions(principal) if representation else _versions(principal).prefetch_related(None)
     found = (
-        _versions(principal)
-        .filter(model__project__slug=project, model__name=model, version=version)
+        versions.filter(model__project__slug=project, model__name=model, version=version)
         .select_related("model__project", "model__owner")
         .first()
     )

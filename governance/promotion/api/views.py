@@ -168,6 +168,7 @@ class ExceptionRevokeView(ProjectApiView):
 class GateEvaluationView(VersionMixin, ProjectApiView):
     """Dry run: every gate with passed / failed / pending / waived, the reason and the evidence. Not audited."""
 
+    version_representation = False
     queryset = ModelVersion.objects.none()  # for the schema's filter parameters
     filterset_class = GateEvaluationFilter
     pagination_class = None
@@ -362,6 +363,7 @@ class ResumeView(DeploymentStateView):
 
 
 class RiskTierConfirmView(VersionMixin, ProjectApiView):
+    version_representation = False
     serializer_class = ModelCardSerializer
 
     @extend_schema(request=RiskTierConfirmSerializer, responses={200: ModelCardSerializer})

@@ -136,13 +136,15 @@ class ModelVersionListView(ProjectListApiView):
 
 
 class VersionMixin(ModelMixin):
+    version_representation = True  # False where the view does not render the version (no prefetches)
+
     @cached_property
     def version(self):
         """The version of the path, with its model and project in the same query (which ``model`` and
         ``project`` then read, unless a view asked for them first)."""
         version = model_version_at(
             principal=self.principal, project=self.kwargs["project"], model=self.kwargs["model"],
-            version=self.kwargs["version"],
+            version=self.kwargs["version"], representation=self.version_representation,
         )  # fmt: skip
         self.__dict__.setdefault("model", version.model)
         self.__dict__.setdefault("project", version.model.project)
@@ -177,6 +179,7 @@ class ModelVersionDetailView(VersionMixin, ProjectApiView):
 
 
 class ModelVersionArchiveView(VersionMixin, ProjectApiView):
+    version_representation = False
     serializer_class = ModelVersionSerializer
 
     @extend_schema(request=None, responses={200: ModelVersionSerializer})
@@ -223,6 +226,7 @@ class DatasetLinkListView(VersionMixin, ProjectApiView):
 
 
 class ModelCardView(VersionMixin, ProjectApiView):
+    version_representation = False
     serializer_class = ModelCardSerializer
 
     def card(self) -> ModelCard:
@@ -246,6 +250,7 @@ class ModelCardView(VersionMixin, ProjectApiView):
 
 
 class ModelCardHistoryView(VersionMixin, ProjectListApiView):
+    version_representation = False
     serializer_class = ModelCardRevisionSerializer
     queryset = ModelCardRevision.objects.none()
 
@@ -255,6 +260,8 @@ class ModelCardHistoryView(VersionMixin, ProjectListApiView):
 
 class ProvExportView(VersionMixin, ProjectApiView):
     """The version's upstream lineage as a W3C PROV-JSON document, for auditors."""
+
+    version_representation = False
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request, project, model, version):
