@@ -95,7 +95,7 @@ def reset_peak() -> None:
 
 
 def worker_engine(reference: str, current: str, threads: int) -> dict:
-    from monitoring import engine
+    from monitoring.checks import engine
 
     config = engine.DriftConfig(numerical=NUMERICAL, categorical=CATEGORICAL)
     out = Path(tempfile.mkdtemp(prefix="tollgate-drift-"))
@@ -179,7 +179,7 @@ def distance_rates(runs: int = 200) -> None:
     import numpy as np
     import pandas as pd
 
-    from monitoring import engine
+    from monitoring.checks import engine
 
     kinds = {name: engine.NUMERICAL for name in NUMERICAL} | {name: engine.CATEGORICAL for name in CATEGORICAL}
     p = np.array([0.3, 0.25, 0.2, 0.12, 0.08, 0.05])
@@ -219,11 +219,11 @@ def distance_rates(runs: int = 200) -> None:
 
 def small_window_rates(runs: int = 200, reference_rows: int = 200_000) -> None:
     """The per-column false-alarm rate of each method at its default threshold, by window size, against a large
-    reference where nothing drifted: the measurements behind ``monitoring.engine.RELIABLE_ROWS``."""
+    reference where nothing drifted: the measurements behind ``monitoring.checks.engine.RELIABLE_ROWS``."""
     import numpy as np
     import pandas as pd
 
-    from monitoring import engine
+    from monitoring.checks import engine
 
     rng = np.random.default_rng(0)
     numbers = {

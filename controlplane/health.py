@@ -1,5 +1,6 @@
 """Liveness and readiness probes: public, and exempt from the HTTPS redirect (DESIGN §6)."""
 
+import redis
 from django.conf import settings
 from django.db import connection
 from drf_spectacular.utils import extend_schema
@@ -27,8 +28,6 @@ def _database() -> str:
 def _broker() -> str:
     if not settings.REDIS_URL:
         return "eager"  # no broker configured: tasks run in process
-    import redis
-
     client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
     try:
         client.ping()

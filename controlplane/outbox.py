@@ -30,6 +30,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from controlplane.backoff import backoff_seconds
 from controlplane.celery import app
 from controlplane.models import OutboxMessage
 
@@ -54,7 +55,8 @@ def _threshold() -> datetime.timedelta:
 
 def _backoff(publish_number: int) -> datetime.timedelta:
     """How long after the ``publish_number``-th publish (1-based) the sweeper tries again."""
-    return _threshold() * 2 ** min(max(publish_number - 1, 0), MAX_BACKOFF_DOUBLINGS)
+    base = settings.TOLLGATE_OUTBOX_REPUBLISH_SECONDS
+    return datetime.timedelta(seconds=backoff_seconds(publish_number, base=base, cap=base * 2**MAX_BACKOFF_DOUBLINGS))
 
 
 def _task(task_name: str):

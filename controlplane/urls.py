@@ -20,6 +20,6 @@ urlpatterns = [
         name="docs",
     ),
     path("api/v1/", include("governance.urls")),
-    path("api/v1/", include("monitoring.urls")),
+    path("api/v1/", include("monitoring.api.urls")),
     path("", include("governance.console.urls")),
 ]

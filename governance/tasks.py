@@ -1,20 +1,18 @@
-"""Celery tasks of the governance app. Each takes ids, loads its row, and calls a service (STYLE.md)."""
+"""Celery's autodiscovery reads ``<app>.tasks``: this module imports each concern's tasks so they register.
+Each task takes ids, loads its rows and calls a service (STYLE.md)."""
 
-import logging
+from governance.audit.tasks import (
+    access_log_digest,
+    access_log_prune,
+    audit_checkpoint_write,
+    audit_verification_run,
+)
+from governance.webhooks.tasks import webhook_deliver
 
-from celery import shared_task
-
-log = logging.getLogger(__name__)
-
-
-@shared_task(bind=True, soft_time_limit=60, time_limit=90)
-def webhook_deliver(self, delivery_id: int) -> None:
-    """Send one webhook delivery (enqueued through the outbox). The delivery row counts the attempts, so the
-    cap holds across redeliveries of the message; in process (no worker) a failed attempt is not retried."""
-    from controlplane.outbox import outbox_defer
-    from governance.webhooks.delivery import webhook_delivery_attempt
-
-    retry_in = webhook_delivery_attempt(delivery_id=delivery_id, can_retry=not self.request.is_eager)
-    if retry_in is not None:
-        outbox_defer(self, seconds=retry_in)
-        raise self.retry(countdown=retry_in, max_retries=None)
+__all__ = [
+    "access_log_digest",
+    "access_log_prune",
+    "audit_checkpoint_write",
+    "audit_verification_run",
+    "webhook_deliver",
+]

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 # The window is below the size at which the drift methods of some columns tell drift from sampling noise
-# (``monitoring.engine.RELIABLE_ROWS``). Fields: message, columns, methods, rows, reference_rows, effective_rows,
+# (``monitoring.checks.engine.RELIABLE_ROWS``). Fields: message, columns, methods, rows, reference_rows, effective_rows,
 # reliable_rows, suitable_methods.
 WINDOW_BELOW_RELIABLE_SIZE = "window_below_reliable_size"
 

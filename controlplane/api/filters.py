@@ -18,6 +18,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.dateparse import parse_datetime
 from django_filters import filters as django_filters
 from django_filters.rest_framework import DjangoFilterBackend
+from rest_framework.settings import api_settings
 
 from .errors import DomainError
 
@@ -35,8 +36,6 @@ def pagination_parameters(view) -> list[str]:
 
 def format_parameters(view) -> list[str]:
     """``format`` where the view renders more than one format (it is documented only there)."""
-    from rest_framework.settings import api_settings
-
     formats = {getattr(renderer, "format", None) for renderer in view.renderer_classes} - {None}
     return [api_settings.URL_FORMAT_OVERRIDE] if api_settings.URL_FORMAT_OVERRIDE and len(formats) > 1 else []
 

@@ -5,6 +5,8 @@ from rest_framework import exceptions
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.settings import api_settings
 
+from controlplane.exceptions import DomainError
+
 
 def _one_of(names: list[str]) -> str:
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
@@ -15,9 +17,6 @@ class ContentNegotiation(DefaultContentNegotiation):
         asked = request.query_params.get(api_settings.URL_FORMAT_OVERRIDE) if not format_suffix else None
         formats = list(dict.fromkeys(renderer.format for renderer in renderers))
         if asked and asked not in formats:
-            # errors imports rest_framework.views, which imports this class (the negotiation setting) at start-up.
-            from .errors import DomainError
-
             message = f"There is no format {asked[:50]!r} here: ?format= takes {_one_of(formats)}."
             raise DomainError(message, details=[{"field": "format", "message": message, "code": "invalid_choice"}])
         try:

@@ -191,7 +191,7 @@ TOLLGATE_CHECK_REAP_MARGIN_SECONDS = env.integer("TOLLGATE_CHECK_REAP_MARGIN_SEC
 TOLLGATE_MAX_BATCH_BYTES = env.integer("TOLLGATE_MAX_BATCH_BYTES", 1024**3, minimum=1024)
 TOLLGATE_MAX_BATCH_ROWS = env.integer("TOLLGATE_MAX_BATCH_ROWS", 5_000_000, minimum=1)
 # The Evidently report (built after the verdict, for people) samples each side above this many rows and says so
-# (monitoring.engine.REPORT_MAX_ROWS); the verdict always uses every row.
+# (monitoring.checks.engine.REPORT_MAX_ROWS); the verdict always uses every row.
 TOLLGATE_REPORT_MAX_ROWS = env.integer("TOLLGATE_REPORT_MAX_ROWS", 100_000, minimum=1000)
 # A monitor's schedule queues at most this many runs per tick (the newest unchecked batches first).
 TOLLGATE_SCHEDULE_MAX_RUNS = env.integer("TOLLGATE_SCHEDULE_MAX_RUNS", 100, minimum=1)

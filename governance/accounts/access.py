@@ -11,8 +11,6 @@ from django.db.models import QuerySet
 
 from controlplane.exceptions import Forbidden, NotFound
 from governance.accounts.models import ApiKey, Project, RoleBinding, User
-from governance.provenance.models import DatasetVersion
-from governance.registry.models import ModelVersion
 
 SYSTEM_USERNAME = "system"
 
@@ -103,10 +101,8 @@ def _owning_project_id(obj) -> int | None:
     """The project a row belongs to; None for a person, who belongs to no project (a service account does)."""
     if isinstance(obj, User):
         return obj.service_project_id
-    if isinstance(obj, ModelVersion):
-        return obj.model.project_id
-    if isinstance(obj, DatasetVersion):
-        return obj.dataset.project_id
+    if hasattr(obj, "owning_project_id"):  # a row that belongs to its project through its parent
+        return obj.owning_project_id
     return obj.project_id
 
 

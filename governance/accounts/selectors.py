@@ -1,4 +1,5 @@
-"""Selectors: reads, always scoped to the requesting principal (STYLE.md). Out of scope is 404."""
+"""Reads of accounts, scoped to the requesting principal (STYLE.md): projects, members, service accounts, API
+keys and users. Out of scope is 404."""
 
 from django.db.models import QuerySet
 

@@ -1,4 +1,6 @@
-"""Projects, role bindings and service accounts."""
+"""Writes of accounts: projects, role bindings, users, service accounts and API keys (random, shown once, stored
+as SHA-256, compared in constant time, expiring, revocable). Each change is recorded in the audit trail through
+``signals.account_record``; a new project is announced (``signals.project_created``) for promotion to equip."""
 
 import hashlib
 import hmac
@@ -9,11 +11,12 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from controlplane.changes import model_update
 from controlplane.exceptions import Conflict, DomainError, Forbidden, NotFound
 from governance.accounts.access import SYSTEM_USERNAME, Principal, require_in_project, require_role
 from governance.accounts.models import SERVICE_ACCOUNT_ROLES, ApiKey, Project, Role, RoleBinding, User
-from governance.audit.services import audit_record, changes
-from governance.promotion.services import project_bootstrap
+
+from .signals import account_record, project_created
 
 
 @transaction.atomic
@@ -28,7 +31,7 @@ def project_create(*, actor: Principal, slug: str, name: str, admin: User, descr
             project = Project.objects.create(slug=slug, name=name, description=description, created_by=actor.user)
     except IntegrityError:
         raise Conflict(f"A project with the slug '{slug}' exists.", details=[{"field": "slug"}]) from None
-    audit_record(
+    account_record(
         action="project.created",
         actor=actor,
         project=project,
@@ -36,7 +39,7 @@ def project_create(*, actor: Principal, slug: str, name: str, admin: User, descr
         diff={"slug": slug, "name": name, "description": description},
     )
     role_grant(actor=actor, project=project, principal=admin, role=Role.ADMIN)
-    project_bootstrap(actor=actor, project=project)
+    project_created.send(sender=Project, project=project, actor=actor)
     return project
 
 
@@ -44,15 +47,10 @@ def project_create(*, actor: Principal, slug: str, name: str, admin: User, descr
 def project_update(*, actor: Principal, project: Project, name: str | None, description: str | None) -> Project:
     require_role(actor, project, [Role.ADMIN], action="edit the project")
     project = Project.objects.select_for_update().get(pk=project.pk)
-    before = {"name": project.name, "description": project.description}
-    if name is not None:
-        project.name = name
-    if description is not None:
-        project.description = description
-    diff = changes(before, {"name": project.name, "description": project.description})
+    data = {field: value for field, value in (("name", name), ("description", description)) if value is not None}
+    diff = model_update(project, data)  # accounts record through their signal (signals.py), not audited_update
     if diff:
-        project.save(update_fields=["name", "description"])
-        audit_record(action="project.updated", actor=actor, project=project, target=project, diff=diff)
+        account_record(action="project.updated", actor=actor, project=project, target=project, diff=diff)
     return project
 
 
@@ -104,7 +102,7 @@ def role_grant(
             )
     except IntegrityError:
         raise Conflict(f"'{principal.username}' already holds the role {role} in this project.") from None
-    audit_record(
+    account_record(
         action="role.granted",
         actor=actor,
         project=project,
@@ -127,7 +125,7 @@ def role_revoke(*, actor: Principal, binding: RoleBinding) -> RoleBinding:
     binding.revoked_at = timezone.now()
     binding.revoked_by = actor.user
     binding.save(update_fields=["revoked_at", "revoked_by"])
-    audit_record(
+    account_record(
         action="role.revoked",
         actor=actor,
         project=binding.project,
@@ -151,7 +149,7 @@ def service_account_create(
     account = User(username=username, service_project=project, description=description)
     account.set_unusable_password()
     account.save()
-    audit_record(
+    account_record(
         action="service_account.created",
         actor=actor,
         project=project,
@@ -178,7 +176,7 @@ def user_create(*, actor: Principal, username: str, email: str = "", password: s
     else:
         user.set_unusable_password()
     user.save()
-    audit_record(action="user.created", actor=actor, target=user, diff={"username": username, "email": email})
+    account_record(action="user.created", actor=actor, target=user, diff={"username": username, "email": email})
     return user
 
 
@@ -247,7 +245,7 @@ def api_key_issue(
         expires_at=_check_expiry(expires_at),
         created_by=actor.user,
     )
-    audit_record(
+    account_record(
         action="api_key.created",
         actor=actor,
         project=project,
@@ -310,7 +308,7 @@ def api_key_revoke(*, actor: Principal, key: ApiKey) -> ApiKey:
     if key.revoked_at is None:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
-        audit_record(
+        account_record(
             action="api_key.revoked",
             actor=actor,
             project=key.project,

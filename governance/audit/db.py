@@ -9,6 +9,7 @@ import contextlib
 import threading
 
 from django.db import connection as default_connection
+from django.db import migrations
 from django.db.backends.signals import connection_created
 from django.dispatch import receiver
 
@@ -53,8 +54,6 @@ def append_only(table: str, *, name: str, label: str):
     (deploy/db-roles.sql) leave it SELECT and INSERT on the new table from the migration on. ``name`` names
     the trigger function (``tollgate_<name>_immutable``, by which deploy/db-roles.sql finds the append-only
     tables) and the triggers; ``label`` says in the error what the rows are."""
-    from django.db import migrations
-
     postgres_up = f"""
 CREATE OR REPLACE FUNCTION tollgate_{name}_immutable() RETURNS trigger AS $$
 BEGIN

@@ -5,7 +5,7 @@ from django.db.models import QuerySet
 from controlplane.exceptions import NotFound
 from governance.accounts.access import Principal, require_role
 from governance.accounts.models import Role
-from governance.audit.models import AccessLogEntry, AuditEvent, chain_of
+from governance.audit.models import AccessLogEntry, AuditEvent, AuditVerification, chain_of
 
 # --- The auditor's view (DESIGN §4 and §8): the project's audit chain and access log. ---
 
@@ -29,3 +29,14 @@ def access_log_list(*, principal: Principal, project) -> QuerySet[AccessLogEntry
     """Requests made under the project's URLs, newest first; its auditors and admins only."""
     require_role(principal, project, AUDIT_READERS, action="read the access log", write=False)
     return AccessLogEntry.objects.filter(project_slug=project.slug).order_by("-id")
+
+
+def audit_verification_get(*, principal: Principal, project, verification_id: int) -> AuditVerification:
+    """A verification run of the project's chain, with its progress and result; auditors and admins only."""
+    require_role(principal, project, AUDIT_READERS, action="see audit verifications", write=False)
+    verification = (
+        AuditVerification.objects.filter(project=project, pk=verification_id).select_related("requested_by").first()
+    )
+    if verification is None:
+        raise NotFound("No such verification in this project.")
+    return verification

@@ -14,30 +14,23 @@ import datetime
 import decimal
 import logging
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
+from controlplane.changes import model_update
 from controlplane.context import current_request
 from controlplane.outbox import outbox_enqueue
 from governance.accounts.access import Principal, require_role
 from governance.audit.chain import canonical, digest, verification_run
 from governance.audit.models import AuditChainHead, AuditEvent, AuditVerification, chain_of
 from governance.audit.selectors import AUDIT_READERS
+from governance.audit.signals import event_recorded
 
 log = logging.getLogger(__name__)
-
-# Who hears of each project event once it is recorded, in the recording transaction (webhooks subscribes here,
-# so that the audit trail knows nothing of what listens to it).
-_listeners: list = []
-
-
-def audit_listen(listener) -> None:
-    """Call ``listener(event)`` for every project event ``audit_record`` appends, inside its transaction."""
-    if listener not in _listeners:
-        _listeners.append(listener)
-
 
 REDACTED = "[redacted]"
 # Field names whose values never enter the audit trail: secrets, and personal data.
@@ -73,15 +66,6 @@ def redact(diff: dict) -> dict:
         else:
             clean[field] = _plain(value)
     return clean
-
-
-def changes(before: dict, after: dict) -> dict:
-    """A field-level diff: ``{field: {"from": old, "to": new}}`` for the fields that differ."""
-    return {
-        field: {"from": before.get(field), "to": after.get(field)}
-        for field in sorted(set(before) | set(after))
-        if before.get(field) != after.get(field)
-    }
 
 
 def _actor_fields(actor, project: models.Model | None) -> dict:
@@ -178,9 +162,25 @@ def audit_record(
         head.sequence, head.hash = event.sequence, event.hash
         head.save(update_fields=["sequence", "hash"])
         if project is not None:
-            for listener in _listeners:  # webhooks: their deliveries commit with the event
-                listener(event)
+            event_recorded.send(sender=AuditEvent, event=event)  # webhooks: their deliveries commit with it
     return event
+
+
+def audited_update(
+    instance: models.Model,
+    data: Mapping[str, Any],
+    *,
+    actor,
+    action: str,
+    project: models.Model | None,
+    also: Mapping[str, Any] | None = None,
+) -> bool:
+    """``controlplane.changes.model_update`` and, if anything changed, ``action`` in the audit trail with the
+    field-level diff. Returns whether anything changed. The caller holds the row's lock."""
+    diff = model_update(instance, data, also=also)
+    if diff:
+        audit_record(action=action, actor=actor, project=project, target=instance, diff=diff)
+    return bool(diff)
 
 
 def audit_denied(*, actor, project: models.Model | None, operation: str, reason: str) -> None:

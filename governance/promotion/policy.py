@@ -20,22 +20,12 @@ import yaml
 
 from controlplane.exceptions import DomainError
 from governance.promotion.gates import GATE_KINDS
+from governance.promotion.gates.kinds import REQUIRED_CARD_FIELDS
 from governance.promotion.models import EnvironmentKind
 from governance.registry.models import RiskTier
 
 TIERS = tuple(RiskTier.values)
 KINDS = tuple(EnvironmentKind.values)
-REQUIRED_CARD_FIELDS = (
-    "intended_use",
-    "out_of_scope_uses",
-    "users_and_affected_persons",
-    "limitations",
-    "ethical_considerations",
-    "evaluation_data",
-    "human_oversight",
-    "proposed_risk_tier",
-    "risk_tier_rationale",
-)
 
 
 def _tiers(*, approvals: int, card: bool = True, provenance: bool = True, extra=()) -> list[dict]:

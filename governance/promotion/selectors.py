@@ -1,7 +1,24 @@
-from django.db.models import QuerySet
+"""Reads of promotion, inside a project the caller holds a role in (the views resolve it with
+``project_get``): environments, policies, exceptions, promotion requests (and the governance officer's queue
+across projects), deployments and their history. Missing or another project's is 404."""
 
+from datetime import datetime
+
+from django.db.models import Q, QuerySet
+
+from controlplane.exceptions import DomainError, NotFound
 from governance.accounts.access import Principal
-from governance.promotion.models import PromotionRequest
+from governance.accounts.models import Project
+from governance.promotion.models import (
+    Deployment,
+    DeploymentHistory,
+    Environment,
+    Policy,
+    PolicyException,
+    PromotionRequest,
+)
+from governance.promotion.services import gates_evaluate_many
+from governance.registry.models import RegisteredModel
 
 
 class PromotionRequestQueue(QuerySet):
@@ -15,8 +32,6 @@ class PromotionRequestQueue(QuerySet):
         super()._fetch_all()
         rows = self._result_cache
         if fresh and rows and isinstance(rows[0], PromotionRequest):
-            from governance.promotion.services import gates_evaluate_many
-
             subjects = [(row.model_version, row.environment, row) for row in rows]
             for row, evaluation in zip(rows, gates_evaluate_many(subjects), strict=True):
                 row.evaluation = evaluation
@@ -38,3 +53,126 @@ def promotion_request_queue(*, principal: Principal, filters: dict | None = None
         .prefetch_related("decisions__reviewer")
         .order_by("created_at", "id")
     )  # fmt: skip
+
+
+def environment_list(*, project: Project) -> QuerySet[Environment]:
+    return Environment.objects.filter(project=project).order_by("name")
+
+
+def environment_get(*, project: Project, name: str, field: str | None = None) -> Environment:
+    """The project's environment ``name``: 404, or where the name came in a body or a query string
+    (``field``), a 400 naming that field."""
+    environment = Environment.objects.filter(project=project, name=name).first()
+    if environment is None:
+        if field:
+            raise DomainError(f"No environment '{name}' in this project.", details=[{"field": field}])
+        raise NotFound("No such environment.")
+    return environment
+
+
+def policy_list(*, project: Project) -> QuerySet[Policy]:
+    """Every published version, newest first."""
+    return Policy.objects.filter(project=project).select_related("published_by").order_by("-version")
+
+
+def policy_get(*, project: Project, version: str) -> Policy:
+    """A version by number, or ``current``: the newest."""
+    policies = policy_list(project=project)
+    policy = (
+        policies.first()
+        if version == "current"
+        else policies.filter(version=int(version) if version.isdigit() else -1).first()
+    )
+    if policy is None:
+        raise NotFound("No such policy version.")
+    return policy
+
+
+def exception_list(*, project: Project) -> QuerySet[PolicyException]:
+    return PolicyException.objects.filter(project=project).select_related(
+        "model_version__model", "environment", "requested_by", "granted_by"
+    )
+
+
+def exception_get(*, project: Project, exception_id: int) -> PolicyException:
+    exception = PolicyException.objects.filter(project=project, pk=exception_id).first()
+    if exception is None:
+        raise NotFound("No such exception.")
+    return exception
+
+
+def _requests(queryset: QuerySet[PromotionRequest]) -> QuerySet[PromotionRequest]:
+    return queryset.select_related(
+        "project", "model_version__model", "environment", "requested_by", "closed_by"
+    ).prefetch_related("decisions__reviewer")
+
+
+def promotion_request_list(*, project: Project, filters: dict | None = None) -> QuerySet[PromotionRequest]:
+    """The project's requests, newest first, with their decisions. Filters: state, environment, model."""
+    filters = filters or {}
+    requests = PromotionRequest.objects.filter(project=project)
+    if filters.get("state"):
+        requests = requests.filter(state=filters["state"])
+    if filters.get("environment"):
+        requests = requests.filter(environment__name=filters["environment"])
+    if filters.get("model"):
+        requests = requests.filter(model_version__model__name=filters["model"])
+    return _requests(requests).order_by("-created_at", "-id")
+
+
+def promotion_request_get(*, project: Project, request_id: int) -> PromotionRequest:
+    found = _requests(PromotionRequest.objects.filter(project=project, pk=request_id)).first()
+    if found is None:
+        raise NotFound("No such promotion request in this project.")
+    return found
+
+
+def _deployments(project: Project) -> QuerySet[Deployment]:
+    return Deployment.objects.filter(project=project).select_related("model", "environment", "model_version")
+
+
+def deployment_list(*, project: Project, filters: dict | None = None) -> QuerySet[Deployment]:
+    """What runs where in the project. Filters: environment, model."""
+    filters = filters or {}
+    deployments = _deployments(project)
+    if filters.get("environment"):
+        deployments = deployments.filter(environment__name=filters["environment"])
+    if filters.get("model"):
+        deployments = deployments.filter(model__name=filters["model"])
+    return deployments.order_by("model__name", "environment__name")
+
+
+def deployment_find(*, project: Project, model: RegisteredModel, environment: Environment) -> Deployment | None:
+    """The deployment of ``model`` in ``environment``, or None when nothing is deployed there."""
+    return _deployments(project).filter(model=model, environment=environment).first()
+
+
+def deployment_get(*, project: Project, deployment_id: int) -> Deployment:
+    return _deployments(project).get(pk=deployment_id)
+
+
+def deployments_at(*, project: Project, at: datetime, environment: str | None = None) -> QuerySet[DeploymentHistory]:
+    """What ran where at ``at``, approved by whom, under which policy version: one query."""
+    rows = DeploymentHistory.objects.filter(deployment__project=project, from_at__lte=at).filter(
+        Q(to_at__isnull=True) | Q(to_at__gt=at)
+    )
+    if environment:
+        rows = rows.filter(deployment__environment__name=environment)
+    return rows.select_related("deployment__model", "deployment__environment", "model_version", "executed_by")
+
+
+def deployment_history_list(*, project: Project, filters: dict | None = None) -> QuerySet[DeploymentHistory]:
+    """Every deployment of the project over time, newest first; ``at``: what ran where at that moment.
+    Filters: at, environment, model."""
+    filters = filters or {}
+    if filters.get("at") is not None:
+        rows = deployments_at(project=project, at=filters["at"], environment=filters.get("environment"))
+    else:
+        rows = DeploymentHistory.objects.filter(deployment__project=project).select_related(
+            "deployment__model", "deployment__environment", "model_version", "executed_by"
+        )
+        if filters.get("environment"):
+            rows = rows.filter(deployment__environment__name=filters["environment"])
+    if filters.get("model"):
+        rows = rows.filter(deployment__model__name=filters["model"])
+    return rows.order_by("-from_at", "-id")

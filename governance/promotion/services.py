@@ -15,12 +15,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from controlplane.exceptions import Conflict, DomainError, Forbidden
 from governance.accounts.access import Principal, require_in_project, require_role
-from governance.accounts.models import Project, Role, RoleBinding
+from governance.accounts.models import Project, Role, RoleBinding, User
 from governance.audit.chain import canonical, digest
 from governance.audit.services import audit_record
 from governance.promotion import policy as policies
@@ -37,7 +37,10 @@ from governance.promotion.models import (
     PromotionRequest,
     WaivableGate,
 )
-from governance.registry.models import ModelCard, ModelCardRevision, ModelVersion
+from governance.provenance.graph import lineage_agents_many
+from governance.provenance.models import ModelVersionDataset
+from governance.registry.models import Metric, ModelCard, ModelCardRevision, ModelVersion, RiskTier, effective_risk_tier
+from governance.registry.services import blank_card, card_content_hash
 
 log = logging.getLogger(__name__)
 
@@ -210,9 +213,6 @@ def separation_of_duties_excluded(version: ModelVersion) -> dict[int, dict]:
 
 def separation_of_duties_excluded_many(versions: list[ModelVersion]) -> dict[int, dict[int, dict]]:
     """``separation_of_duties_excluded`` of several versions, by version id, in as many queries as for one."""
-    from governance.accounts.models import User
-    from governance.provenance.graph import lineage_agents_many
-
     reasons: dict[int, dict[int, list[str]]] = {version.pk: {} for version in versions}
     for version in versions:
         reasons[version.pk].setdefault(version.created_by_id, []).append("registered the version")
@@ -346,9 +346,6 @@ GateSubject = tuple[ModelVersion, Environment, "PromotionRequest | None"]
 def _contexts(subjects: list[GateSubject]) -> list[GateContext]:
     """The context of each (version, environment, request), all loaded together: the queries do not grow with
     the number of subjects. Versions come with ``model`` loaded."""
-    from governance.provenance.models import ModelVersionDataset
-    from governance.registry.models import Metric
-
     now = timezone.now()
     versions = list({version.pk: version for version, _, _ in subjects}.values())
     version_ids = [version.pk for version in versions]
@@ -393,7 +390,8 @@ def _contexts(subjects: list[GateSubject]) -> list[GateContext]:
         confirmed, note = _tier_confirmation(card, excluded[version.pk])
         contexts.append(GateContext(
             version=version, environment=environment, policy=policy, card=card,
-            tier=card.confirmed_risk_tier if confirmed else "high", tier_confirmed=confirmed, confirmation_note=note,
+            tier=effective_risk_tier(card.confirmed_risk_tier if confirmed else ""), tier_confirmed=confirmed,
+            confirmation_note=note,
             request=request, emergency=bool(request and request.emergency), links=version_links,
             metrics=version_metrics, decisions=valid, excluded_reasons=excluded[version.pk],
             officer_roles={user: roles for user, roles in reviewer_roles.items() if roles},
@@ -721,6 +719,52 @@ def deployment_set_state(*, actor: Principal, deployment: Deployment, state: str
     return deployment
 
 
+@dataclass(frozen=True)
+class CheckConsequence:
+    """What a finished check run meant for one deployment of its version."""
+
+    deployment: Deployment
+    policy_suspends: bool  # the run failed and the policy suspends an active deployment in this environment kind
+    suspended: bool  # ... and it was suspended (not on a window below the reliable size)
+
+
+def promotion_on_check_finished(
+    *,
+    version: ModelVersion,
+    failed: bool,
+    finished_at: datetime,
+    void_reason: str,
+    suspend_reason: str,
+    below_reliable_size: bool = False,
+) -> list[CheckConsequence]:
+    """What a check run of ``version`` that did not pass means for promotion; monitoring calls this in the
+    transaction that writes the run's outcome. Decisions on the version's open requests made before the run
+    finished are voided (``void_reason``): their evidence is stale. On a failed run, each active deployment of
+    the version in an environment kind the policy's ``suspend_on_failed_check`` names is suspended
+    (``suspend_reason``), unless the run's window was below the size at which its methods are reliable: that
+    cannot tell drift from noise, so it alerts but never suspends. Returns one entry per deployment."""
+    stale = Decision.objects.filter(
+        request__model_version=version, request__state=PromotionRequest.State.OPEN, voided_at__isnull=True,
+        created_at__lt=finished_at,
+    ).select_related("request__project", "reviewer")  # fmt: skip
+    for decision in stale:
+        decision_void(decision=decision, reason=void_reason[:2000])
+    policy = policy_current(version.model.project)
+    suspend_kinds = set((policy.document if policy else {}).get("suspend_on_failed_check", []))
+    consequences = []
+    for deployment in Deployment.objects.filter(model_version=version).select_related("environment", "model"):
+        policy_suspends = (
+            failed and deployment.environment.kind in suspend_kinds and deployment.state == Deployment.State.ACTIVE
+        )
+        suspend = policy_suspends and not below_reliable_size
+        if suspend:
+            deployment = deployment_set_state(
+                actor=None, deployment=deployment, state=Deployment.State.SUSPENDED, reason=suspend_reason[:2000]
+            )
+        consequences.append(CheckConsequence(deployment=deployment, policy_suspends=policy_suspends, suspended=suspend))
+    return consequences
+
+
 def deployment_verify(*, deployment: Deployment | None, artifact_sha256: str) -> dict:
     """The enforcement point: may an artifact with this hash run in this deployment?"""
     if deployment is None:
@@ -733,11 +777,50 @@ def deployment_verify(*, deployment: Deployment | None, artifact_sha256: str) ->
     return {"allowed": True, "reason": f"version {version.version} is approved and active"}
 
 
-def deployments_at(*, project: Project, at: datetime, environment: str | None = None):
-    """What ran where at ``at``, approved by whom, under which policy version: one query."""
-    rows = DeploymentHistory.objects.filter(deployment__project=project, from_at__lte=at).filter(
-        Q(to_at__isnull=True) | Q(to_at__gt=at)
-    )
-    if environment:
-        rows = rows.filter(deployment__environment__name=environment)
-    return rows.select_related("deployment__model", "deployment__environment", "model_version", "executed_by")
+@transaction.atomic
+def model_card_confirm_risk_tier(
+    *, actor: Principal, version: ModelVersion, risk_tier: str | None, comment: str, revision: int | None = None
+) -> ModelCard:
+    """A governance officer confirms the tier that gates use (by default, the proposed one), with a comment,
+    bound to the card's current revision (``revision``: the one they reviewed; 409 if the card moved on).
+    Separation of duties as for approvals: nobody who built, described or asked to promote the version."""
+    project = version.model.project
+    require_role(actor, project, [Role.GOVERNANCE_OFFICER], action="confirm risk tiers")
+    card = ModelCard.objects.select_for_update().filter(model_version=version).first()
+    separation_of_duties_check(actor=actor, version=version, doing="confirm its risk tier")
+    if not (comment or "").strip():
+        raise DomainError("A comment is required to confirm a risk tier.", details=[{"field": "comment"}])
+    current = card.revision if card else 0
+    if revision is not None and revision != current:
+        raise Conflict(
+            f"The card is at revision {current}, not {revision}; review it again before confirming.",
+            code="card_changed", details=[{"field": "revision"}],
+        )  # fmt: skip
+    proposed = (card.content.get("proposed_risk_tier") if card else "") or ""
+    tier = risk_tier or proposed
+    if not tier:
+        raise DomainError(
+            "No risk tier is proposed on the card; name the tier to confirm.", details=[{"field": "risk_tier"}]
+        )
+    if tier not in RiskTier.values:
+        raise DomainError(f"risk_tier must be one of {', '.join(RiskTier.values)}.", details=[{"field": "risk_tier"}])
+    if card is None:
+        card = ModelCard.objects.create(
+            model_version=version, content=blank_card(), content_hash=card_content_hash(blank_card())
+        )
+    before = card.confirmed_risk_tier
+    card.confirmed_risk_tier, card.confirmed_revision, card.confirmed_by = tier, card.revision, actor.user
+    card.confirmed_at, card.confirmation_comment = timezone.now(), comment
+    card.confirmation_voided_at, card.confirmation_voided_by = None, None
+    card.confirmation_voided_revision, card.confirmation_void_reason = None, ""
+    card.save()
+    audit_record(
+        action="model_card.risk_tier_confirmed",
+        actor=actor,
+        project=project,
+        target=version,
+        diff={"confirmed_risk_tier": {"from": before, "to": tier}, "proposed": proposed, "comment": comment,
+              "revision": card.revision},
+    )  # fmt: skip
+    decisions_revalidate(version=version, actor=actor)
+    return card

@@ -2,7 +2,7 @@
 what lies upstream of a model version.
 
 - ``lineage_nodes_ensure`` / ``lineage_edges_ensure`` keep the node and edge tables that OpenLineage ingest
-  (governance.services.lineage) and the registry (``lineage_link_model_version``) write.
+  (governance.provenance.ingest) and the registry (``lineage_link_model_version``) write.
 - ``lineage_graph`` answers ``GET /api/v1/lineage/``: one recursive query over the edge table by integer node
   ids, inside the caller's projects, capped at ``GRAPH_NODE_CAP`` nodes.
 - ``artifact_uris`` / ``artifact_datasets``: which URI an OpenLineage dataset names, and which datasets name a
@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from django.db import connection
 from django.db.models import OuterRef, Q, Subquery, Value
@@ -36,8 +37,11 @@ from governance.provenance.models import (
     LineageRun,
     LineageRunDataset,
     ModelVersionDataset,
+    model_versions,
 )
-from governance.registry.models import ModelVersion
+
+if TYPE_CHECKING:  # annotations only: the registry sits above provenance
+    from governance.registry.models import ModelVersion
 
 GRAPH_NODE_CAP = 1000
 MAX_DEPTH = 50
@@ -229,9 +233,9 @@ def _resolve(principal: Principal, node_id: str, project_slug: str | None) -> tu
         name, _, number = rest.rpartition(":")
         if number.isdigit():
             found = list(
-                ModelVersion.objects.filter(
-                    model__project__in=projects, model__name=name, version=int(number)
-                ).select_related("model__project")[:2]
+                model_versions()
+                .filter(model__project__in=projects, model__name=name, version=int(number))
+                .select_related("model__project")[:2]
             )
     elif kind != "job":
         raise DomainError(

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -47,8 +48,11 @@ from governance.provenance.models import (
     LineageJob,
     LineageRun,
     LineageRunDataset,
+    model_versions,
 )
-from governance.registry.models import ModelVersion
+
+if TYPE_CHECKING:  # annotations only: the registry sits above provenance
+    from governance.registry.models import ModelVersion
 
 INGEST_ROLES = (Role.ML_ENGINEER,)
 TERMINAL_STATES = ("COMPLETE", "ABORT", "FAIL")
@@ -174,7 +178,8 @@ def _model_version_of(project: Project, run_facets: dict) -> ModelVersion | None
     if not facet:
         return None
     found = (
-        ModelVersion.objects.filter(model__project=project, model__name=facet["model"], version=facet["version"])
+        model_versions()
+        .filter(model__project=project, model__name=facet["model"], version=facet["version"])
         .select_related("model")
         .first()
     )
@@ -243,7 +248,8 @@ def _artifact_outputs(run: LineageRun) -> list[ArtifactOutput]:
 def _with_versions(project: Project, outputs: list[ArtifactOutput]) -> None:
     uris = {uri for output in outputs for uri in output.uris}
     versions = list(
-        ModelVersion.objects.filter(model__project=project, artifact_uri__in=uris)
+        model_versions()
+        .filter(model__project=project, artifact_uri__in=uris)
         .select_related("model")
         .order_by("model__name", "version")
     )

@@ -1,6 +1,7 @@
 """Lineage (DESIGN §4, Provenance): OpenLineage jobs and runs, the raw events as received, and the graph they
 imply, kept as a node table and an edge table so one recursive query walks it by integer ids."""
 
+from django.apps import apps
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -272,6 +273,11 @@ class DatasetVersion(models.Model):
         return f"{self.dataset}@{self.version}"
 
     @property
+    def owning_project_id(self) -> int:
+        """The project the version belongs to, through its dataset (``require_in_project`` reads it)."""
+        return self.dataset.project_id
+
+    @property
     def audit_label(self) -> str:
         return f"{self.dataset.audit_label}/{label_part(self.version)}"
 
@@ -305,3 +311,9 @@ class ModelVersionDataset(models.Model):
 
     def __str__(self):
         return f"{self.dataset_version_id} {self.role} {self.model_version_id}"
+
+
+def model_versions():
+    """The registry's model versions, by their model label: the registry sits above provenance (it cites data
+    when it registers a version), so provenance reads versions without importing it."""
+    return apps.get_model("governance", "ModelVersion").objects

@@ -1,4 +1,6 @@
-from django.db.models import Count, QuerySet
+"""Reads of provenance, scoped to the requesting principal: datasets and their versions. Out of scope is 404."""
+
+from django.db.models import Count, Q, QuerySet
 
 from controlplane.exceptions import NotFound
 from governance.accounts.access import Principal
@@ -10,8 +12,6 @@ from governance.provenance.models import Dataset, DatasetVersion
 def dataset_list(*, principal: Principal, project: Project, filters: dict | None = None) -> QuerySet:
     """The project's datasets, if the caller holds a role there (staff see every project, as in
     ``project_list``). Filters: namespace, name, classification, contains_pii, and ``q`` (a search)."""
-    from django.db.models import Q
-
     filters = filters or {}
     datasets = Dataset.objects.filter(project=project, project__in=project_list(principal=principal))
     for field in ("namespace", "name", "classification", "contains_pii"):

@@ -15,9 +15,10 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from controlplane.exceptions import Conflict, DomainError
+from controlplane.patterns import SHA256
 from governance.accounts.access import Principal, require_role
 from governance.accounts.models import Project, Role
-from governance.audit.services import audit_record, changes
+from governance.audit.services import audit_record, audited_update
 from governance.provenance.models import Classification, Dataset, DatasetVersion
 from governance.provenance.storage import delete_stored, file_sha256, store_dataset_file
 from governance.provenance.uris import check_uri
@@ -28,7 +29,7 @@ DATASET_IMMUTABLE = ("namespace", "name")
 DATASHEET_FIELDS = ("motivation", "composition", "collection_process", "known_biases")
 VERSION_IMMUTABLE = ("uri", "sha256", "version", "schema", "row_count")
 
-_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+_SHA256 = re.compile(SHA256)
 _LABEL = re.compile(r"^[^\s/\\]{1,200}$")
 
 
@@ -148,15 +149,9 @@ def dataset_update(*, actor: Principal, dataset: Dataset, fields: Mapping[str, A
             code="immutable_field",
             details=[{"field": f} for f in changed],
         )
-    before = _dataset_facts(dataset)
-    for field in DATASET_EDITABLE:
-        if field in fields:
-            value = fields[field]
-            setattr(dataset, field, _classification(value) if field == "classification" else value)
-    diff = changes(before, _dataset_facts(dataset))
-    if diff:
-        dataset.save(update_fields=list(diff))
-        audit_record(action="dataset.updated", actor=actor, project=dataset.project, target=dataset, diff=diff)
+    data = {field: _classification(fields[field]) if field == "classification" else fields[field]
+            for field in DATASET_EDITABLE if field in fields}  # fmt: skip
+    audited_update(dataset, data, actor=actor, action="dataset.updated", project=dataset.project)
     return dataset
 
 
@@ -335,14 +330,6 @@ def dataset_version_update(*, actor: Principal, version: DatasetVersion, fields:
             code="immutable_field",
             details=[{"field": f} for f in changed],
         )
-    before = {f: getattr(version, f) for f in DATASHEET_FIELDS}
-    for field in DATASHEET_FIELDS:
-        if field in fields:
-            setattr(version, field, fields[field] or "")
-    diff = changes(before, {f: getattr(version, f) for f in DATASHEET_FIELDS})
-    if diff:
-        version.save(update_fields=list(diff))
-        audit_record(
-            action="dataset_version.updated", actor=actor, project=version.dataset.project, target=version, diff=diff
-        )
+    data = {field: fields[field] or "" for field in DATASHEET_FIELDS if field in fields}
+    audited_update(version, data, actor=actor, action="dataset_version.updated", project=version.dataset.project)
     return version

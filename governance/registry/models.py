@@ -67,6 +67,11 @@ class ModelVersion(models.Model):
         return f"{self.model.name} v{self.version}"
 
     @property
+    def owning_project_id(self) -> int:
+        """The project the version belongs to, through its model (``require_in_project`` reads it)."""
+        return self.model.project_id
+
+    @property
     def audit_label(self) -> str:
         return f"{self.model.audit_label}/{self.version}"
 
@@ -157,8 +162,12 @@ class ModelCard(models.Model):
 
     @property
     def effective_risk_tier(self) -> str:
-        """The tier gates use: the confirmed one; an unconfirmed tier counts as high (DESIGN §4)."""
-        return self.confirmed_risk_tier or RiskTier.HIGH
+        return effective_risk_tier(self.confirmed_risk_tier)
+
+
+def effective_risk_tier(confirmed: str) -> str:
+    """The tier gates use: the confirmed one (if it counts); an unconfirmed tier counts as high (DESIGN §4)."""
+    return confirmed or RiskTier.HIGH
 
 
 class ModelCardRevision(models.Model):

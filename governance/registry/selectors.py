@@ -1,3 +1,5 @@
+"""Reads of the registry, scoped to the requesting principal: models and their versions. Out of scope is 404."""
+
 from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Prefetch, QuerySet
 
@@ -5,7 +7,23 @@ from controlplane.exceptions import NotFound
 from governance.accounts.access import Principal
 from governance.accounts.models import Project
 from governance.provenance.models import LineageRun, ModelVersionDataset
-from governance.registry.models import Metric, ModelVersion, RegisteredModel
+from governance.registry.models import Metric, ModelCard, ModelCardRevision, ModelVersion, RegisteredModel
+
+
+def model_card_get(*, version: ModelVersion) -> ModelCard:
+    """The version's card; not written yet, an empty one (unsaved), so a reader sees every field as missing."""
+    card = (
+        ModelCard.objects.filter(model_version=version).select_related("confirmed_by", "confirmation_voided_by").first()
+    )
+    if card is None:
+        card = ModelCard(model_version=version, content={})
+    card.model_version = version
+    return card
+
+
+def model_card_revision_list(*, version: ModelVersion) -> QuerySet[ModelCardRevision]:
+    """Every revision of the version's card, oldest first, with its author."""
+    return ModelCardRevision.objects.filter(card__model_version=version).select_related("author").order_by("revision")
 
 
 def model_list(*, principal: Principal, project: Project, filters: dict | None = None) -> QuerySet:

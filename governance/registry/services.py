@@ -9,12 +9,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from controlplane.changes import changes
 from controlplane.exceptions import Conflict, DomainError
 from governance.accounts.access import Principal, require_role
 from governance.accounts.models import Project, Role
 from governance.audit.chain import canonical, digest
-from governance.audit.services import audit_record, changes
-from governance.promotion.services import decisions_revalidate, separation_of_duties_check
+from governance.audit.services import audit_record, audited_update
 from governance.provenance.graph import lineage_link_model_version
 from governance.provenance.ingest import artifact_link_lock, lineage_runs_link_artifact
 from governance.provenance.models import DatasetRole, DatasetVersion, ModelVersionDataset
@@ -28,6 +28,8 @@ from governance.registry.models import (
     RegisteredModel,
     RiskTier,
 )
+
+from .signals import version_evidence_changed
 
 WRITERS = (Role.ML_ENGINEER, Role.ADMIN)
 
@@ -74,15 +76,8 @@ def model_update(
 ) -> RegisteredModel:
     require_role(actor, model.project, WRITERS, action="edit models")
     model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
-    before = {"description": model.description, "tags": model.tags}
-    if description is not None:
-        model.description = description
-    if tags is not None:
-        model.tags = tags
-    diff = changes(before, {"description": model.description, "tags": model.tags})
-    if diff:
-        model.save(update_fields=["description", "tags"])
-        audit_record(action="model.updated", actor=actor, project=model.project, target=model, diff=diff)
+    data = {field: value for field, value in (("description", description), ("tags", tags)) if value is not None}
+    audited_update(model, data, actor=actor, action="model.updated", project=model.project)
     return model
 
 
@@ -275,15 +270,8 @@ def model_version_update(
     project = version.model.project
     require_role(actor, project, WRITERS, action="edit model versions")
     version = ModelVersion.objects.select_for_update().select_related("model__project").get(pk=version.pk)
-    before = {"description": version.description, "tags": version.tags}
-    if description is not None:
-        version.description = description
-    if tags is not None:
-        version.tags = tags
-    diff = changes(before, {"description": version.description, "tags": version.tags})
-    if diff:
-        version.save(update_fields=["description", "tags"])
-        audit_record(action="model_version.updated", actor=actor, project=project, target=version, diff=diff)
+    data = {field: value for field, value in (("description", description), ("tags", tags)) if value is not None}
+    audited_update(version, data, actor=actor, action="model_version.updated", project=project)
     return version
 
 
@@ -322,7 +310,7 @@ def _record_additions(*, actor, version: ModelVersion, links=(), metrics=()) -> 
             diff={"metrics": [[m.name, m.value, m.dataset_version_id, m.subgroup] for m in metrics]},
         )
     if links or metrics:
-        decisions_revalidate(version=version, actor=actor)
+        version_evidence_changed.send(sender=ModelVersion, version=version, actor=actor)
 
 
 @transaction.atomic
@@ -349,7 +337,7 @@ def card_content_hash(content: dict) -> str:
     return digest(canonical(content))
 
 
-def _blank_card() -> dict:
+def blank_card() -> dict:
     return {field: "" for field in MODEL_CARD_FIELDS}
 
 
@@ -368,10 +356,10 @@ def model_card_edit(*, actor: Principal, version: ModelVersion, fields: dict, re
             f"proposed_risk_tier must be one of {', '.join(RiskTier.values)}.",
             details=[{"field": "proposed_risk_tier"}],
         )
-    card, _ = ModelCard.objects.get_or_create(model_version=version, defaults={"content": _blank_card()})
+    card, _ = ModelCard.objects.get_or_create(model_version=version, defaults={"content": blank_card()})
     card = ModelCard.objects.select_for_update().get(pk=card.pk)
-    before = {**_blank_card(), **card.content}
-    after = {**_blank_card(), **(fields if replace else {**before, **fields})}
+    before = {**blank_card(), **card.content}
+    after = {**blank_card(), **(fields if replace else {**before, **fields})}
     diff = changes(before, after)
     if not diff:
         return card
@@ -394,7 +382,7 @@ def model_card_edit(*, actor: Principal, version: ModelVersion, fields: dict, re
     if voided is not None:
         audit_record(action="model_card.confirmation_voided", actor=actor, project=project, target=version,
                      diff=voided)  # fmt: skip
-    decisions_revalidate(version=version, actor=actor)
+    version_evidence_changed.send(sender=ModelVersion, version=version, actor=actor)
     return card
 
 
@@ -413,52 +401,3 @@ def _confirmation_void(card: ModelCard, *, actor: Principal, changed: list[str])
     card.confirmed_risk_tier, card.confirmed_revision, card.confirmed_by = "", None, None
     card.confirmed_at, card.confirmation_comment = None, ""
     return voided
-
-
-@transaction.atomic
-def model_card_confirm_risk_tier(
-    *, actor: Principal, version: ModelVersion, risk_tier: str | None, comment: str, revision: int | None = None
-) -> ModelCard:
-    """A governance officer confirms the tier that gates use (by default, the proposed one), with a comment,
-    bound to the card's current revision (``revision``: the one they reviewed; 409 if the card moved on).
-    Separation of duties as for approvals: nobody who built, described or asked to promote the version."""
-    project = version.model.project
-    require_role(actor, project, [Role.GOVERNANCE_OFFICER], action="confirm risk tiers")
-    card = ModelCard.objects.select_for_update().filter(model_version=version).first()
-    separation_of_duties_check(actor=actor, version=version, doing="confirm its risk tier")
-    if not (comment or "").strip():
-        raise DomainError("A comment is required to confirm a risk tier.", details=[{"field": "comment"}])
-    current = card.revision if card else 0
-    if revision is not None and revision != current:
-        raise Conflict(
-            f"The card is at revision {current}, not {revision}; review it again before confirming.",
-            code="card_changed", details=[{"field": "revision"}],
-        )  # fmt: skip
-    proposed = (card.content.get("proposed_risk_tier") if card else "") or ""
-    tier = risk_tier or proposed
-    if not tier:
-        raise DomainError(
-            "No risk tier is proposed on the card; name the tier to confirm.", details=[{"field": "risk_tier"}]
-        )
-    if tier not in RiskTier.values:
-        raise DomainError(f"risk_tier must be one of {', '.join(RiskTier.values)}.", details=[{"field": "risk_tier"}])
-    if card is None:
-        card = ModelCard.objects.create(
-            model_version=version, content=_blank_card(), content_hash=card_content_hash(_blank_card())
-        )
-    before = card.confirmed_risk_tier
-    card.confirmed_risk_tier, card.confirmed_revision, card.confirmed_by = tier, card.revision, actor.user
-    card.confirmed_at, card.confirmation_comment = timezone.now(), comment
-    card.confirmation_voided_at, card.confirmation_voided_by = None, None
-    card.confirmation_voided_revision, card.confirmation_void_reason = None, ""
-    card.save()
-    audit_record(
-        action="model_card.risk_tier_confirmed",
-        actor=actor,
-        project=project,
-        target=version,
-        diff={"confirmed_risk_tier": {"from": before, "to": tier}, "proposed": proposed, "comment": comment,
-              "revision": card.revision},
-    )  # fmt: skip
-    decisions_revalidate(version=version, actor=actor)
-    return card

@@ -22,7 +22,6 @@ import hmac
 import ipaddress
 import json
 import logging
-import random
 import secrets
 import socket
 import time
@@ -39,8 +38,10 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from controlplane.backoff import backoff_seconds
 from controlplane.exceptions import DomainError
 from controlplane.outbox import outbox_enqueue
+from governance.accounts.access import Principal
 from governance.audit.models import AuditEvent
 from governance.audit.services import audit_record
 from governance.audit.vocabulary import WEBHOOK_TEST_EVENT
@@ -314,14 +315,6 @@ def delivery_enqueue(delivery: WebhookDelivery) -> WebhookDelivery:
 # Sending -------------------------------------------------------------------------------------------------
 
 
-def backoff_seconds(attempt: int) -> float:
-    """The pause after failed attempt number ``attempt`` (1-based): exponential, capped, with some jitter so
-    the deliveries of one outage do not all come back at once."""
-    base = settings.TOLLGATE_WEBHOOK_BACKOFF_SECONDS
-    delay = min(base * 2 ** (attempt - 1), settings.TOLLGATE_WEBHOOK_BACKOFF_MAX_SECONDS)
-    return delay * random.uniform(0.8, 1.0)  # noqa: S311 -- jitter, not a secret
-
-
 def _claim(delivery_id: int) -> bool:
     now = timezone.now()
     due = Q(state=WebhookDelivery.State.PENDING) & (
@@ -384,7 +377,8 @@ def webhook_delivery_attempt(*, delivery_id: int, can_retry: bool = True) -> flo
 
     max_attempts = settings.TOLLGATE_WEBHOOK_MAX_ATTEMPTS if (can_retry and not delivery.is_test) else 1
     if retryable and attempt < max_attempts:
-        delay = backoff_seconds(attempt)
+        delay = backoff_seconds(attempt, base=settings.TOLLGATE_WEBHOOK_BACKOFF_SECONDS,
+                                cap=settings.TOLLGATE_WEBHOOK_BACKOFF_MAX_SECONDS, jitter=0.2)  # fmt: skip
         mine.update(
             state=WebhookDelivery.State.PENDING,
             last_error=error,
@@ -403,8 +397,6 @@ def webhook_delivery_attempt(*, delivery_id: int, can_retry: bool = True) -> flo
 
 def _count_failure(*, webhook_id: int, error: str) -> None:
     """One more delivery failed for good; at the threshold the webhook is disabled, audited, with the reason."""
-    from governance.accounts.access import Principal
-
     with transaction.atomic():
         webhook = (
             Webhook.objects.select_for_update(of=("self",)).select_related("project").filter(pk=webhook_id).first()

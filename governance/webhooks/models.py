@@ -10,7 +10,7 @@ from django.utils import timezone
 class Webhook(models.Model):
     """A subscription of a receiver to some of a project's audit actions.
 
-    The signing secret is stored encrypted (``governance.webhooks.secret_seal``): the worker can sign with
+    The signing secret is stored encrypted (``governance.webhooks.delivery.secret_seal``): the worker can sign with
     it, nobody can read it back through the API. ``secret_hint`` (its first characters) tells secrets apart."""
 
     project = models.ForeignKey("Project", on_delete=models.PROTECT, related_name="webhooks")

@@ -1,3 +1,5 @@
+"""Reads of webhooks (admins and auditors of the project): subscriptions and their deliveries."""
+
 from __future__ import annotations
 
 from django.db.models import QuerySet

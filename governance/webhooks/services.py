@@ -1,7 +1,4 @@
-"""A project's webhooks (DESIGN §4, §6): admins manage them; admins and auditors read them and their log.
-
-Reads are scoped here too (``webhook_list`` and friends), beside the writes they serve.
-"""
+"""A project's webhooks (DESIGN §4, §6): admins create, update, delete, test and redeliver, each audited."""
 
 from __future__ import annotations
 
@@ -11,7 +8,7 @@ from django.utils import timezone
 from controlplane.exceptions import Conflict, DomainError
 from governance.accounts.access import Principal, require_role
 from governance.accounts.models import Project, Role
-from governance.audit.services import audit_record, changes
+from governance.audit.services import audit_record, audited_update
 from governance.audit.vocabulary import WEBHOOK_ACTIONS, WEBHOOK_TEST_EVENT
 from governance.webhooks.delivery import (
     delivery_enqueue,
@@ -96,30 +93,17 @@ def webhook_update(
     project = webhook.project
     require_role(actor, project, [Role.ADMIN], action="manage webhooks")
     webhook = Webhook.objects.select_for_update().get(pk=webhook.pk)
-    before = {"url": webhook.url, "actions": webhook.actions, "description": webhook.description,
-              "active": webhook.active}  # fmt: skip
-    if url is not None:
-        webhook.url = target_validate(url)
-    if actions is not None:
-        webhook.actions = _actions_validate(actions)
-    if description is not None:
-        webhook.description = description
-    if active is not None and active != webhook.active:
-        webhook.active = active
+    data = {"url": target_validate(url) if url is not None else None,
+            "actions": _actions_validate(actions) if actions is not None else None,
+            "description": description, "active": active}  # fmt: skip
+    data = {field: value for field, value in data.items() if value is not None}
+    also = {"updated_at": timezone.now()}
+    if active is not None and active != webhook.active:  # switching on clears the failures; off says who did
         if active:
-            webhook.consecutive_failures = 0
-            webhook.disabled_reason = ""
-            webhook.disabled_at = None
+            also |= {"consecutive_failures": 0, "disabled_reason": "", "disabled_at": None}
         else:
-            webhook.disabled_reason = f"switched off by {actor.user.username}"
-            webhook.disabled_at = timezone.now()
-    after = {"url": webhook.url, "actions": webhook.actions, "description": webhook.description,
-             "active": webhook.active}  # fmt: skip
-    diff = changes(before, after)
-    if diff:
-        webhook.updated_at = timezone.now()
-        webhook.save()
-        audit_record(action="webhook.updated", actor=actor, project=project, target=webhook, diff=diff)
+            also |= {"disabled_reason": f"switched off by {actor.user.username}", "disabled_at": timezone.now()}
+    audited_update(webhook, data, actor=actor, action="webhook.updated", project=project, also=also)
     return webhook
 
 

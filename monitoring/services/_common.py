@@ -6,17 +6,17 @@ from controlplane.exceptions import DomainError
 from governance.accounts.access import Principal
 from governance.accounts.models import Role
 from governance.registry.models import ModelVersion
-from monitoring import evidently_checks as checks
+from monitoring.checks.definitions import CATEGORICAL, NUMERICAL
 
 WRITERS = (Role.ML_ENGINEER, Role.ADMIN)
 
 # Signature type -> how Evidently treats the column.
 CHECKED_AS = {
-    "float": checks.NUMERICAL,
-    "integer": checks.NUMERICAL,
-    "string": checks.CATEGORICAL,
-    "category": checks.CATEGORICAL,
-    "boolean": checks.CATEGORICAL,
+    "float": NUMERICAL,
+    "integer": NUMERICAL,
+    "string": CATEGORICAL,
+    "category": CATEGORICAL,
+    "boolean": CATEGORICAL,
 }
 
 

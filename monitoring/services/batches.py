@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
+import pyarrow as pa
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -73,8 +74,6 @@ def _schema_mismatch(version: ModelVersion, problems: list[dict]) -> DomainError
 
 def _csv_types(version: ModelVersion) -> dict:
     """Text columns of the signature stay text in a CSV (codes that look like numbers are not numbers)."""
-    import pyarrow as pa
-
     return {name: pa.string() for name, kind in _signature_columns(version).items() if kind in ("string", "category")}
 
 
@@ -271,8 +270,6 @@ def batch_labels_upload(
     if existing is not None:
         return LabelsResult(existing, False, list(batch.runs.filter(batch_revision=existing.revision)))
     path = f"{project_prefix(project)}batches/{batch.model_version_id}/labels/{batch.pk}-{actual}.parquet"
-    import pyarrow as pa
-
     text_key = {key: pa.string()} if key else None
     stored = store_data_file(path=path, file=file, column_types=text_key)
     try:

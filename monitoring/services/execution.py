@@ -21,9 +21,9 @@ from django.utils import timezone
 from controlplane.models import OutboxMessage
 from controlplane.outbox import outbox_enqueue
 from governance.audit.services import audit_record
-from governance.promotion.models import Decision, Deployment, PromotionRequest
-from monitoring import engine
-from monitoring import evidently_checks as checks
+from governance.promotion.services import promotion_on_check_finished
+from monitoring.checks import engine
+from monitoring.checks.definitions import CheckInputError
 from monitoring.models import NOT_PASSED_STATES, Alert, Batch, CheckRun, CheckState, MonitorKind, ReportState
 from monitoring.selectors import reference_of
 from monitoring.vocabulary import WINDOW_BELOW_RELIABLE_SIZE
@@ -76,13 +76,17 @@ class Outcome:
 
 def _compute(run: CheckRun) -> Outcome:
     """Read the reference and the batch, and check them. Outside any transaction: this is the heavy part."""
+    # Deferred: the quality checks load Evidently (seconds, hundreds of MB) at import; a worker loads it on its first
+    # check, not at start-up (autodiscovery imports this module in every worker, whatever its queues).
+    from monitoring.checks import quality
+
     if run.kind == MonitorKind.MODEL_QUALITY:
-        results = checks.compute_model_quality(labelled_frame(run), quality_config(run))
-        passed, verdict = checks.model_quality_verdict(results)
+        results = quality.compute_model_quality(labelled_frame(run), quality_config(run))
+        passed, verdict = quality.model_quality_verdict(results)
         return Outcome(passed, verdict, [_finite(r.as_dict()) for r in results])
     reference = reference_of(run.model_version)
     if reference is None:
-        raise checks.CheckInputError(
+        raise CheckInputError(
             f"{run.model_version} has no reference dataset version stored under the project's prefix "
             "(link one with the role 'reference')"
         )
@@ -91,7 +95,7 @@ def _compute(run: CheckRun) -> Outcome:
     if batch.kind == Batch.Kind.URI:
         problems = signature_problems(run.model_version, batch_schema)
         if problems:
-            raise checks.CheckInputError(_schema_mismatch(run.model_version, problems).message)
+            raise CheckInputError(_schema_mismatch(run.model_version, problems).message)
     reference_schema = reference.schema or _parquet_schema(reference.storage_path)
     config = resolved_config(run, batch_schema, reference_schema)
     if run.kind == MonitorKind.DATA_DRIFT:
@@ -101,8 +105,8 @@ def _compute(run: CheckRun) -> Outcome:
     reference_frame = _read_parquet(reference.storage_path, names)
     if current.empty:
         raise _no_rows(batch)
-    results = checks.compute(run.kind, reference_frame, current, config)
-    passed, verdict = checks.verdict(run.kind, results, config)
+    results = quality.compute(run.kind, reference_frame, current, config)
+    passed, verdict = quality.verdict(run.kind, results, config)
     return Outcome(passed, verdict, [r.as_dict() for r in results])
 
 
@@ -127,9 +131,9 @@ def _compute_drift(reference, batch: Batch, config: dict) -> Outcome:
     return Outcome(passed, verdict, [_finite(c.as_dict()) for c in columns], engine.small_window_warnings(columns))
 
 
-def _no_rows(batch: Batch) -> checks.CheckInputError:
+def _no_rows(batch: Batch) -> CheckInputError:
     """An uploaded batch without rows is refused; a registered one (the web process reads none) is found here."""
-    return checks.CheckInputError(f"batch {batch.pk} has no rows: there is nothing to check")
+    return CheckInputError(f"batch {batch.pk} has no rows: there is nothing to check")
 
 
 def _finite(result: dict) -> dict:
@@ -168,7 +172,7 @@ def check_run_execute(*, run_id: int, worker: str, time_limit: int | None = None
         _test_delay(soft_timeout)
         run = CheckRun.objects.select_related("monitor_revision", "batch", "model_version__model").get(pk=run_id)
         outcome = _compute(run)
-    except (checks.CheckInputError, engine.DriftError) as exc:
+    except (CheckInputError, engine.DriftError) as exc:
         return _finish(run_id, attempt, state=CheckState.ERROR, error=str(exc), started=started)
     except TRANSIENT_ERRORS as exc:
         log.warning("check run %s attempt %s: transient error %r", run_id, attempt, exc)
@@ -249,28 +253,18 @@ def _consequences(run: CheckRun) -> None:
     if run.state not in NOT_PASSED_STATES:
         return
     why = run.verdict or run.error or run.state
-    stale = Decision.objects.filter(
-        request__model_version=version, request__state=PromotionRequest.State.OPEN, voided_at__isnull=True,
-        created_at__lt=run.finished_at,
-    ).select_related("request__project", "reviewer")  # fmt: skip
-    from governance.promotion.services import decision_void, deployment_set_state, policy_current
-
-    for decision in stale:
-        decision_void(
-            decision=decision, reason=f"check run {run.pk} ({run.kind}) ended {run.state} after it: {why}"[:2000]
-        )
-    policy = policy_current(run.project)
-    suspend_kinds = set((policy.document if policy else {}).get("suspend_on_failed_check", []))
-    # A window below the reliable size of its methods cannot tell drift from noise: it alerts, but never suspends a
-    # deployment, whatever the policy says (issue 14; the honest-drift issue makes such a run inconclusive).
+    # What it means for promotion (voided decisions, suspension where the policy says) is promotion's to decide.
+    # A window below the reliable size of its methods cannot tell drift from noise: it alerts, but never suspends.
     small_window = run_below_reliable_size(run)
-    for deployment in Deployment.objects.filter(model_version=version).select_related("environment", "model"):
-        policy_suspends = (
-            run.state == CheckState.FAILED
-            and deployment.environment.kind in suspend_kinds
-            and deployment.state == Deployment.State.ACTIVE
-        )
-        suspend = policy_suspends and not small_window
+    consequences = promotion_on_check_finished(
+        version=version, failed=run.state == CheckState.FAILED, finished_at=run.finished_at,
+        void_reason=f"check run {run.pk} ({run.kind}) ended {run.state} after it: {why}",
+        suspend_reason=f"automatically: check run {run.pk} ({run.kind}) failed: {why}",
+        below_reliable_size=small_window,
+    )  # fmt: skip
+    for consequence in consequences:
+        deployment, suspend = consequence.deployment, consequence.suspended
+        policy_suspends = consequence.policy_suspends
         message = f"{run.kind} check of {version} in {deployment.environment.name} ended {run.state}: {why}"
         if policy_suspends and small_window:
             message += (
@@ -290,11 +284,6 @@ def _consequences(run: CheckRun) -> None:
                            "message": alert.message, "suspend": suspend,
                            **({"not_suspended": WINDOW_BELOW_RELIABLE_SIZE} if policy_suspends and small_window
                               else {})})  # fmt: skip
-        if suspend:
-            deployment_set_state(
-                actor=None, deployment=deployment, state=Deployment.State.SUSPENDED,
-                reason=f"automatically: check run {run.pk} ({run.kind}) failed: {why}"[:2000],
-            )  # fmt: skip
 
 
 def run_below_reliable_size(run: CheckRun) -> bool:

@@ -3,34 +3,28 @@ against them. Shared by the check and its report, so both look at the same colum
 
 from __future__ import annotations
 
+import pyarrow.parquet as pq
 from django.core.files.storage import default_storage
 
-from monitoring import evidently_checks as checks
+from governance.provenance.storage import schema_of
+from monitoring.checks.definitions import CheckInputError
 from monitoring.models import BatchLabels, CheckRun
 
 from ._common import CHECKED_AS, _signature_columns
 
 
 def _read_parquet(storage_path: str, columns: list[str] | None = None):
-    import pyarrow.parquet as pq
-
     with default_storage.open(storage_path, "rb") as handle:
         table = pq.read_table(handle, columns=columns)
     return table.to_pandas()
 
 
 def _read_arrow(storage_path: str, columns: list[str]):
-    import pyarrow.parquet as pq
-
     with default_storage.open(storage_path, "rb") as handle:
         return pq.read_table(handle, columns=columns)
 
 
 def _parquet_schema(storage_path: str) -> list[dict]:
-    import pyarrow.parquet as pq
-
-    from governance.provenance.storage import schema_of
-
     with default_storage.open(storage_path, "rb") as handle:
         return schema_of(pq.ParquetFile(handle).schema_arrow)
 
@@ -41,7 +35,7 @@ def quality_config(run: CheckRun) -> dict:
     if not config.get("prediction"):
         outputs = (run.model_version.signature or {}).get("outputs") or []
         if not outputs:
-            raise checks.CheckInputError("the signature has no output: name the prediction column")
+            raise CheckInputError("the signature has no output: name the prediction column")
         config["prediction"] = outputs[0]["name"]
     return config
 
@@ -57,13 +51,13 @@ def labelled_frame(run: CheckRun):
         run.batch.storage_path)}  # fmt: skip
     if labels is None:
         if target not in batch_columns:
-            raise checks.CheckInputError(f"no labels have arrived for batch {run.batch_id} (no column {target!r})")
+            raise CheckInputError(f"no labels have arrived for batch {run.batch_id} (no column {target!r})")
         return _read_parquet(run.batch.storage_path, [target, prediction])
     label_columns = {c["name"] for c in labels.schema}
     if target not in label_columns:
-        raise checks.CheckInputError(f"the labels (revision {labels.revision}) have no column {target!r}")
+        raise CheckInputError(f"the labels (revision {labels.revision}) have no column {target!r}")
     if prediction not in batch_columns:
-        raise checks.CheckInputError(f"the batch has no prediction column {prediction!r}")
+        raise CheckInputError(f"the batch has no prediction column {prediction!r}")
     if labels.key:
         current = _read_parquet(run.batch.storage_path, [labels.key, prediction])
         given = _read_parquet(labels.storage_path, [labels.key, target]).drop_duplicates(labels.key, keep="last")
@@ -71,7 +65,7 @@ def labelled_frame(run: CheckRun):
     current = _read_parquet(run.batch.storage_path, [prediction])
     given = _read_parquet(labels.storage_path, [target])
     if len(given) != len(current):
-        raise checks.CheckInputError(f"the labels have {len(given)} rows, the batch {len(current)}; give a key column")
+        raise CheckInputError(f"the labels have {len(given)} rows, the batch {len(current)}; give a key column")
     current[target] = given[target].to_numpy()
     return current
 
@@ -91,5 +85,5 @@ def resolved_config(run: CheckRun, batch_schema: list[dict], reference_schema: l
         if checked_as is not None:
             columns[name] = checked_as
     if not columns:
-        raise checks.CheckInputError("no column of the signature can be checked (none is in both data sets)")
+        raise CheckInputError("no column of the signature can be checked (none is in both data sets)")
     return {**config, "columns": columns}

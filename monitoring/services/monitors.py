@@ -8,18 +8,20 @@ import json
 import math
 from typing import Any
 
+from celery.schedules import crontab
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
+from controlplane.changes import changes
 from controlplane.exceptions import Conflict, DomainError
 from governance.accounts.access import Principal, require_in_project, require_role
 from governance.accounts.models import Project
 from governance.audit.chain import canonical, digest
-from governance.audit.services import audit_record, changes
+from governance.audit.services import audit_record
 from governance.promotion.models import Deployment
 from governance.registry.models import ModelVersion
-from monitoring import engine
-from monitoring import evidently_checks as checks
+from monitoring.checks import definitions, engine
 from monitoring.models import Monitor, MonitorKind, MonitorRevision
 
 from ._common import CHECKED_AS, WRITERS, _invalid, _signature_columns
@@ -70,7 +72,7 @@ def monitor_config_validate(kind: str, config: Any, *, version: ModelVersion | N
         problems.append(("config.per_column", "a mapping of column name to its settings"))
         per_column = {}
     if kind == MonitorKind.DATA_DRIFT:
-        for prefix, column_type in (("num", checks.NUMERICAL), ("cat", checks.CATEGORICAL)):
+        for prefix, column_type in (("num", definitions.NUMERICAL), ("cat", definitions.CATEGORICAL)):
             spec = {"method": config.get(f"{prefix}_method"), "threshold": config.get(f"{prefix}_threshold")}
             problems += _method_problems(spec, f"config.{prefix}_", column_type)
         for column, own in per_column.items():
@@ -147,8 +149,6 @@ def _schedule_problems(config: dict) -> list:
 
 
 def _crontab_fields(text: str) -> dict:
-    from celery.schedules import crontab
-
     minute, hour, day_of_month, month_of_year, day_of_week = text.split()
     fields = {"minute": minute, "hour": hour, "day_of_month": day_of_month, "month_of_year": month_of_year,
               "day_of_week": day_of_week}  # fmt: skip
@@ -161,7 +161,7 @@ def _model_quality_problems(config: dict, version: ModelVersion | None) -> list:
     pos_label, probas_threshold, thresholds ``{metric: {condition: bound}}``."""
     problems = []
     task = config.get("task")
-    if task not in (checks.CLASSIFICATION, checks.REGRESSION):
+    if task not in (definitions.CLASSIFICATION, definitions.REGRESSION):
         problems.append(("config.task", "classification or regression"))
     if not isinstance(config.get("target"), str) or not config.get("target"):
         problems.append(("config.target", "the name of the label column (in the labels or the batch)"))
@@ -177,7 +177,7 @@ def _model_quality_problems(config: dict, version: ModelVersion | None) -> list:
     if "pos_label" in config and not isinstance(config["pos_label"], str | int | bool):
         problems.append(("config.pos_label", "a label value (text, number or boolean)"))
     thresholds = config.get("thresholds", {})
-    known = checks.QUALITY_METRICS.get(task, {})
+    known = definitions.QUALITY_METRICS.get(task, {})
     if not isinstance(thresholds, dict):
         problems.append(("config.thresholds", "a mapping of metric to {condition: bound}"))
         thresholds = {}
@@ -185,9 +185,9 @@ def _model_quality_problems(config: dict, version: ModelVersion | None) -> list:
         path = f"config.thresholds.{name}"
         if known and name not in known:
             problems.append((path, f"one of {', '.join(known)} for {task}"))
-        elif not (isinstance(spec, dict) and len(spec) == 1 and set(spec) <= set(checks.CONDITIONS)
+        elif not (isinstance(spec, dict) and len(spec) == 1 and set(spec) <= set(definitions.CONDITIONS)
                   and all(map(_is_number, spec.values()))):  # fmt: skip
-            problems.append((path, f"one condition ({', '.join(checks.CONDITIONS)}) and its bound"))
+            problems.append((path, f"one condition ({', '.join(definitions.CONDITIONS)}) and its bound"))
     return problems
 
 
@@ -310,8 +310,6 @@ def schedule_task_name(monitor_id: int) -> str:
 def _schedule_sync(monitor: Monitor, config: dict) -> None:
     """The monitor's beat entry follows its configuration: created, changed, paused with it, or deleted. In
     the transaction that changes the monitor. Beat's database scheduler notices the change itself."""
-    from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
-
     name = schedule_task_name(monitor.pk)
     schedule = config.get("schedule")
     if not schedule:

@@ -11,8 +11,8 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 from governance.provenance.storage import delete_stored, project_prefix
-from monitoring import engine, stattests
-from monitoring import evidently_checks as checks
+from monitoring.checks import engine
+from monitoring.checks.definitions import CheckInputError
 from monitoring.models import CheckRun, MonitorKind, ReportState
 from monitoring.selectors import reference_of
 
@@ -30,6 +30,10 @@ def _report_paths(run: CheckRun) -> tuple[str, str]:
 def check_run_report_build(*, run_id: int) -> str | None:
     """Build the Evidently report (JSON snapshot and HTML) of a run with a verdict and store both under the
     project's prefix. Safe to run twice: only the first build that finds the report pending records it."""
+    # Deferred: the report builder loads Evidently (seconds, hundreds of MB) at import; a worker loads it on its first
+    # report, not at start-up (autodiscovery imports this module in every worker, whatever its queues).
+    from monitoring.checks.reports import report_model_quality
+
     run = (
         CheckRun.objects.select_related("project", "monitor_revision", "batch", "model_version__model")
         .filter(pk=run_id, report_state=ReportState.PENDING)
@@ -41,13 +45,13 @@ def check_run_report_build(*, run_id: int) -> str | None:
     samples: dict = {}
     try:
         if run.batch.purged_at is not None:
-            raise checks.CheckInputError("the batch's data was deleted under the project's retention")
+            raise CheckInputError("the batch's data was deleted under the project's retention")
         if run.kind == MonitorKind.MODEL_QUALITY:
-            snapshot, html = checks.report_model_quality(labelled_frame(run), quality_config(run))
+            snapshot, html = report_model_quality(labelled_frame(run), quality_config(run))
         else:
             reference = reference_of(run.model_version)
             if reference is None:
-                raise checks.CheckInputError("the version has no stored reference dataset version any more")
+                raise CheckInputError("the version has no stored reference dataset version any more")
             snapshot, html, samples = _data_report(run, reference)
     except TRANSIENT_ERRORS:
         raise
@@ -78,6 +82,10 @@ def _data_report(run: CheckRun, reference) -> tuple[str, str, dict]:
     """A data check's report, each side sampled above ``TOLLGATE_REPORT_MAX_ROWS`` rows -- and the page says which
     side was, and only that one; a drift report tests each column with the method and threshold of the engine's
     verdict, and shows the run's warnings (a window below the reliable size of its methods) at the top."""
+    # Deferred, as in check_run_report_build: these load Evidently.
+    from monitoring.checks import stattests
+    from monitoring.checks.reports import report, saved_drift_result
+
     batch_schema = run.batch.schema or _parquet_schema(run.batch.storage_path)
     reference_schema = reference.schema or _parquet_schema(reference.storage_path)
     config = resolved_config(run, batch_schema, reference_schema)
@@ -102,17 +110,10 @@ def _data_report(run: CheckRun, reference) -> tuple[str, str, dict]:
     options = None
     if run.kind == MonitorKind.DATA_DRIFT:
         stattests.register_with_evidently()
-        options = engine.preset_options(_drift_result(run.results))
-    snapshot, html = checks.report(run.kind, frames[0], frames[1], config, drift_options=options,
+        options = engine.preset_options(saved_drift_result(run.results))
+    snapshot, html = report(run.kind, frames[0], frames[1], config, drift_options=options,
                                    note="\n".join(notes))  # fmt: skip
     return snapshot, html, samples
-
-
-def _drift_result(results: list[dict]) -> engine.DriftResult:
-    """The saved per-column results of a data_drift run, as the engine's result (for ``preset_options``)."""
-    fields = set(engine.ColumnResult.__dataclass_fields__)
-    columns = tuple(engine.ColumnResult(**{k: v for k, v in r.items() if k in fields}) for r in results)
-    return engine.DriftResult(columns, any(c.flagged for c in columns), "", 0.0, False)
 
 
 def check_run_report_give_up(*, run_id: int, error: str) -> None:

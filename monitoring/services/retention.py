@@ -9,9 +9,12 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
+from controlplane.changes import changes
+from controlplane.exceptions import Forbidden
 from governance.accounts.access import Principal, require_role
 from governance.accounts.models import Project, Role
-from governance.audit.services import audit_record, changes
+from governance.audit.services import audit_record
+from governance.provenance.models import DatasetVersion
 from governance.provenance.storage import delete_stored
 from monitoring.models import Batch, CheckRun, DataPolicy, DatasetVersionPurge, ReportState
 
@@ -60,8 +63,6 @@ def raw_data_download_allow(*, actor: Principal, project: Project) -> None:
     """403 unless the caller holds one of the roles the project's data policy lets download raw data."""
     roles = data_policy_of(project).download_roles
     if not roles:
-        from controlplane.exceptions import Forbidden
-
         raise Forbidden("This project's data policy lets nobody download raw data.", code="permission_denied",
                         project=project)  # fmt: skip
     require_role(actor, project, roles, action="download raw data (the project's data policy)", write=False)
@@ -72,8 +73,6 @@ def raw_data_prune(*, now: datetime.datetime | None = None) -> dict:
     values) and of reference dataset versions older than their project's retention. Hashes, schemas, check
     runs with their results, and audit events stay; one ``raw_data.purged`` event per project says what went."""
     now = now or timezone.now()
-    from governance.provenance.models import DatasetVersion
-
     totals = {"batches": 0, "dataset_versions": 0}
     policies = {p.project_id: p for p in DataPolicy.objects.all()}
     for project in Project.objects.all():

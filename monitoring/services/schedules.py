@@ -8,6 +8,7 @@ import logging
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, Max, OuterRef
 from django.utils import timezone
 
 from governance.audit.services import audit_record
@@ -33,8 +34,6 @@ def monitor_scheduled(*, monitor_id: int, now: datetime.datetime | None = None) 
         return {"queued": 0, "deferred": 0, "alerted": False}
     revision = MonitorRevision.objects.get(monitor=monitor, revision=monitor.revision)
     covered = batches_covered(monitor)
-    from django.db.models import Exists, OuterRef
-
     runs = CheckRun.objects.filter(monitor_revision=revision, batch=OuterRef("pk"))
     if monitor.kind == MonitorKind.MODEL_QUALITY:
         runs = runs.filter(batch_revision=OuterRef("revision"))
@@ -58,8 +57,6 @@ def _freshness(monitor: Monitor, config: dict, covered, now: datetime.datetime) 
     hours = config.get("freshness_hours")
     if not hours:
         return False
-    from django.db.models import Max
-
     last = covered.aggregate(last=Max("created_at"))["last"] or monitor.created_at
     if now - last <= datetime.timedelta(hours=hours):
         return False

@@ -33,7 +33,7 @@ CHECKPOINT_TASK = "governance.tasks.audit_checkpoint_write"
 CHECKPOINT_MINUTES = 7  # not the default: the interval must come from the setting
 # Beat tasks that take an object's id run on that object's own django-celery-beat row, which its service
 # writes; where that is tested. A new one must be added here.
-PER_OBJECT = {"monitoring.tasks.monitor_scheduled": "tests/monitoring/test_schedules.py (one row per monitor)"}
+PER_OBJECT = {"monitoring.tasks.monitor_scheduled": "tests/monitoring/services/test_schedules.py (one row per monitor)"}
 
 
 def _our_tasks() -> dict:

@@ -14,7 +14,7 @@ from governance.accounts.access import Principal
 from governance.accounts.models import Project
 from governance.accounts.services import api_key_issue
 from governance.provenance.models import DatasetVersion
-from tests.governance.test_datasets import CSV, make_dataset
+from tests.governance.provenance.test_datasets import CSV, make_dataset
 from tests.servers import WebServer
 from tests.worker import _test_database_url
 

@@ -22,9 +22,9 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 PASSWORD = "correct horse battery staple"
 SEED = f"""
-from governance.access import Principal
-from governance.models import User
-from governance.services.api_keys import api_key_issue
+from governance.accounts.access import Principal
+from governance.accounts.models import User
+from governance.accounts.services import api_key_issue
 staff = User.objects.create_user("staff", password={PASSWORD!r}, is_staff=True)
 User.objects.create_user("admin")
 _, key = api_key_issue(actor=Principal(staff), owner=staff, project=None, name="t", read_only=False, expires_at=None)

@@ -93,7 +93,7 @@ def test_invalid_values_name_the_parameter(demo):  # noqa: F811
 
 @pytest.mark.postgres
 def test_model_filters_the_deployment_history(demo):  # noqa: F811
-    """(The alerts' filters: tests/monitoring/test_alert_filters.py.)"""
+    """(The alerts' filters: tests/monitoring/api/test_alert_filters.py.)"""
     client, _ = demo
     history = DeploymentHistory.objects.filter(deployment__model__name=MODEL).count()
     assert history

@@ -9,7 +9,7 @@ from governance.accounts.services import role_grant
 from governance.audit.models import AuditEvent, chain_of
 from governance.provenance.models import DatasetVersion
 from tests.factories import UserFactory
-from tests.governance.test_datasets import make_dataset, url
+from tests.governance.provenance.test_datasets import make_dataset, url
 
 SHA = "a" * 64
 

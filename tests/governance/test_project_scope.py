@@ -15,7 +15,7 @@ from governance.audit.models import AuditEvent
 from governance.promotion.models import Environment, PolicyException, PromotionRequest
 from governance.promotion.services import exception_grant, gates_evaluate, promotion_request_create
 from governance.registry.models import ModelVersion, RegisteredModel
-from tests.governance.test_registry import sha
+from tests.governance.registry.test_registry import sha
 
 
 def make_version(project, user) -> ModelVersion:

@@ -13,7 +13,7 @@ from governance.accounts.access import Principal
 from governance.provenance.services import dataset_create, dataset_version_upload
 from governance.registry.models import ModelVersion
 from governance.registry.services import model_version_datasets_link
-from tests.governance.test_promotion import ready_version, request_promotion, training_data, url  # noqa: F401
+from tests.governance.promotion.test_promotion import ready_version, request_promotion, training_data, url  # noqa: F401
 
 COUNTRIES = ["DE", "FR", "NL", "ES", "IT"]
 

@@ -20,7 +20,7 @@ from controlplane.tasks import outbox_sweep
 from governance.accounts.access import Principal
 from governance.audit.models import AuditEvent
 from governance.promotion.services import policy_publish
-from monitoring.api import REPORT_CSP
+from monitoring.api.views import REPORT_CSP
 from monitoring.models import CheckRun
 from monitoring.services.execution import check_runs_reap
 from tests.monitoring.conftest import create_monitor, drifted, same_as_reference, upload, url

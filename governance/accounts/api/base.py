@@ -28,6 +28,12 @@ class PrincipalMixin:
     def get_serializer_context(self):
         return {**super().get_serializer_context(), "principal": self.principal}
 
+    def validated(self, serializer_class, data=None) -> dict:
+        """The request's body (or ``data``) as ``serializer_class`` validates it; a 400 naming each bad field."""
+        serializer = serializer_class(data=self.request.data if data is None else data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
 
 class ProjectMixin(PrincipalMixin):
     """For views under ``projects/{project}/``: 404 unless the caller holds a role there."""

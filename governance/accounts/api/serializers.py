@@ -1,4 +1,5 @@
-"""Serializers translate; they hold no rules. State-carrying fields are read-only."""
+"""Serializers of the accounts API (projects, members, API keys, service accounts, users, the caller). Serializers
+translate; they hold no rules. State-carrying fields are read-only."""
 
 from django.contrib.auth.password_validation import validate_password
 from rest_framework import serializers

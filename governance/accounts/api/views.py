@@ -1,3 +1,5 @@
+"""Views of the accounts API: the caller, users, API keys, projects, members and service accounts."""
+
 import django_filters
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
@@ -41,7 +43,7 @@ class ProjectListView(ListApiView):
     def post(self, request):
         if not self.principal.is_staff:  # before any lookup, so non-staff learn nothing about usernames
             raise Forbidden("Only staff create projects.")
-        data = _validated(request, s.ProjectCreateSerializer)
+        data = self.validated(s.ProjectCreateSerializer)
         project = access_services.project_create(
             actor=self.principal,
             slug=data["slug"],
@@ -52,12 +54,6 @@ class ProjectListView(ListApiView):
         return _created(s.ProjectSerializer, project, principal=self.principal)
 
 
-def _validated(request, serializer_class):
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 class ProjectDetailView(ProjectApiView):
     serializer_class = s.ProjectSerializer
 
@@ -66,7 +62,7 @@ class ProjectDetailView(ProjectApiView):
 
     @extend_schema(request=s.ProjectUpdateSerializer, responses={200: s.ProjectSerializer})
     def patch(self, request, project):
-        data = _validated(request, s.ProjectUpdateSerializer)
+        data = self.validated(s.ProjectUpdateSerializer)
         updated = access_services.project_update(
             actor=self.principal, project=self.project, name=data.get("name"), description=data.get("description")
         )
@@ -91,7 +87,7 @@ class MemberListView(ProjectListApiView):
 
     @extend_schema(request=s.RoleGrantSerializer, responses={201: s.RoleBindingSerializer})
     def post(self, request, project):
-        data = _validated(request, s.RoleGrantSerializer)
+        data = self.validated(s.RoleGrantSerializer)
         binding = access_services.role_grant(
             actor=self.principal,
             project=self.project,
@@ -129,7 +125,7 @@ class ServiceAccountListView(ProjectListApiView):
 
     @extend_schema(request=s.ServiceAccountCreateSerializer, responses={201: s.ServiceAccountCreatedSerializer})
     def post(self, request, project):
-        data = _validated(request, s.ServiceAccountCreateSerializer)
+        data = self.validated(s.ServiceAccountCreateSerializer)
         account, key, raw_key = access_services.service_account_create(
             actor=self.principal,
             project=self.project,
@@ -160,7 +156,7 @@ class ServiceAccountKeyListView(ProjectListApiView):
 
     @extend_schema(request=s.ServiceAccountKeyCreateSerializer, responses={201: s.ApiKeyCreatedSerializer})
     def post(self, request, project, pk):
-        data = _validated(request, s.ServiceAccountKeyCreateSerializer)
+        data = self.validated(s.ServiceAccountKeyCreateSerializer)
         key, raw_key = key_services.service_account_key_create(
             actor=self.principal, service_account=self.account(), **data
         )
@@ -187,7 +183,7 @@ class ApiKeyListView(ListApiView):
 
     @extend_schema(request=s.ApiKeyCreateSerializer, responses={201: s.ApiKeyCreatedSerializer})
     def post(self, request):
-        data = _validated(request, s.ApiKeyCreateSerializer)
+        data = self.validated(s.ApiKeyCreateSerializer)
         project: Project | None = None
         if data["project"]:
             project = project_get(principal=self.principal, slug=data["project"])
@@ -226,7 +222,7 @@ class UserListView(ListApiView):
 
     @extend_schema(request=s.UserCreateSerializer, responses={201: s.UserSerializer})
     def post(self, request):
-        data = _validated(request, s.UserCreateSerializer)
+        data = self.validated(s.UserCreateSerializer)
         return _created(s.UserSerializer, access_services.user_create(actor=self.principal, **data))
 
 

@@ -19,8 +19,6 @@ from rest_framework import renderers, status
 from rest_framework.response import Response
 
 from controlplane.api.pagination import CursorPagination
-from controlplane.exceptions import NotFound
-from governance.accounts.access import require_role
 from governance.accounts.api.base import ProjectApiView
 from governance.audit import selectors
 from governance.audit.api.serializers import (
@@ -30,7 +28,6 @@ from governance.audit.api.serializers import (
     AuditVerificationSerializer,
 )
 from governance.audit.models import AccessLogEntry, AuditEvent, AuditVerification
-from governance.audit.selectors import AUDIT_READERS
 from governance.audit.services import audit_verification_start
 
 EXPORT_CHUNK_ROWS = 2000  # rows fetched per round trip (a server-side cursor on PostgreSQL)
@@ -414,8 +411,7 @@ class AuditVerificationDetailView(ProjectApiView):
     serializer_class = AuditVerificationSerializer
 
     def get(self, request, project, pk):
-        require_role(self.principal, self.project, AUDIT_READERS, action="see audit verifications", write=False)
-        verification = AuditVerification.objects.filter(project=self.project, pk=pk).select_related("requested_by")
-        if not verification:
-            raise NotFound("No such verification in this project.")
-        return Response(self.get_serializer(verification[0]).data)
+        verification = selectors.audit_verification_get(
+            principal=self.principal, project=self.project, verification_id=pk
+        )
+        return Response(self.get_serializer(verification).data)

@@ -17,6 +17,7 @@ import io
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.utils import timezone
@@ -38,8 +39,6 @@ TRUTH = "is_fraud"  # the training data's outcome: the labels that "arrive later
 
 
 def _reference_frame(reference: DatasetVersion, version: ModelVersion) -> pd.DataFrame:
-    import pyarrow.parquet as pq
-
     with default_storage.open(reference.storage_path, "rb") as handle:
         frame = pq.read_table(handle).to_pandas()
     wanted = [c["name"] for side in ("inputs", "outputs") for c in version.signature.get(side, [])] + [TRUTH]

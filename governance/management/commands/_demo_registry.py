@@ -8,10 +8,15 @@ import hashlib
 from governance.accounts.access import Principal
 from governance.accounts.models import Project, User
 from governance.promotion.models import Deployment, PromotionRequest
-from governance.promotion.services import decision_record, promotion_execute, promotion_request_create
+from governance.promotion.services import (
+    decision_record,
+    model_card_confirm_risk_tier,
+    promotion_execute,
+    promotion_request_create,
+)
 from governance.provenance.models import DatasetVersion
 from governance.registry.models import ModelVersion
-from governance.registry.services import model_card_confirm_risk_tier, model_card_edit, model_version_register
+from governance.registry.services import model_card_edit, model_version_register
 
 MODEL = "fraud-gbm"
 SECOND_MODEL = "fraud-mobile"

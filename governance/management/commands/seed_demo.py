@@ -32,6 +32,11 @@ from governance.accounts.services import (
 )
 from governance.audit.services import audit_record
 
+from ._demo_datasets import seed_datasets
+from ._demo_lineage import seed_lineage
+from ._demo_monitoring import seed_monitoring
+from ._demo_registry import MODEL, seed_registry, seed_second_model, seed_workflow
+
 PROJECT = "fraud-detection"
 PERSONAS = [
     ("mlengineer", Role.ML_ENGINEER),
@@ -119,11 +124,6 @@ class Command(BaseCommand):
     def _seed_data(self, project: Project, users: dict, account: User) -> None:
         """Datasets, a model with two versions (one in production and monitored, one blocked), a second model
         in production whose drifted batch suspends it, idempotent."""
-        from ._demo_datasets import seed_datasets
-        from ._demo_lineage import seed_lineage
-        from ._demo_monitoring import seed_monitoring
-        from ._demo_registry import MODEL, seed_registry, seed_second_model, seed_workflow
-
         raw, training = seed_datasets(project, users["mlengineer"])
         model = project.models.filter(name=MODEL).first()
         if model is None:

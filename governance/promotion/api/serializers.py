@@ -1,8 +1,10 @@
+"""Serializers of the promotion API: environments, policies, exceptions, requests, decisions, the queue,
+deployments and the enforcement point."""
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from controlplane.api.serializers import StrictSerializer
-from governance.promotion import services as services
+from controlplane.api.serializers import Sha256Field, StrictSerializer
 from governance.promotion.gates import FAILED, PASSED, PENDING, WAIVED
 from governance.promotion.models import (
     Decision,
@@ -228,8 +230,19 @@ class DeploymentDetailSerializer(DeploymentSerializer):
 
 
 class VerifySerializer(StrictSerializer):
-    artifact_sha256 = serializers.RegexField(r"^[0-9a-f]{64}$")
+    artifact_sha256 = Sha256Field()
 
 
 class SuspendSerializer(StrictSerializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+
+
+class RiskTierConfirmSerializer(StrictSerializer):
+    risk_tier = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="Default: the proposed tier."
+    )
+    comment = serializers.CharField(max_length=5000, help_text="Why this tier: required.")
+    revision = serializers.IntegerField(
+        required=False, default=None, allow_null=True, min_value=0,
+        help_text="The card revision you reviewed; 409 if the card changed since. Default: the current one.",
+    )  # fmt: skip

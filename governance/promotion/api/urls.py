@@ -11,6 +11,11 @@ from . import views
 deployment = f"{project}deployments/<str:model>/<slug:environment>/"
 
 urlpatterns = [
+    path(
+        f"{version}model-card/confirm-risk-tier/",
+        views.RiskTierConfirmView.as_view(),
+        name="model-card-confirm-risk-tier",
+    ),
     path(f"{version}gates/", views.GateEvaluationView.as_view(), name="gate-evaluation"),
     path(f"{project}environments/", views.EnvironmentListView.as_view(), name="environment-list"),
     path(f"{project}environments/<slug:name>/", views.EnvironmentDetailView.as_view(), name="environment-detail"),

@@ -1,4 +1,5 @@
-"""Environments, policies, exceptions, gates, promotion requests and deployments (DESIGN §5, §8)."""
+"""Environments, policies, exceptions, gates, the risk tier's confirmation, promotion requests and deployments
+(DESIGN §5, §8)."""
 
 from functools import cached_property
 
@@ -8,12 +9,12 @@ from rest_framework import status
 from rest_framework.response import Response
 
 from controlplane.api.filters import ZonedDateTimeFilter
-from controlplane.exceptions import DomainError, NotFound
+from controlplane.exceptions import NotFound
 from governance.accounts.access import require_role
 from governance.accounts.api.base import ListApiView, ProjectApiView, ProjectListApiView
 from governance.accounts.models import Role
 from governance.accounts.selectors import user_by_username
-from governance.promotion import services as services
+from governance.promotion import selectors, services
 from governance.promotion.api.serializers import (
     CommentSerializer,
     DeploymentDetailSerializer,
@@ -28,6 +29,7 @@ from governance.promotion.api.serializers import (
     PromotionRequestCreateSerializer,
     PromotionRequestSerializer,
     QueueEntrySerializer,
+    RiskTierConfirmSerializer,
     SuspendSerializer,
     VerifySerializer,
 )
@@ -40,25 +42,10 @@ from governance.promotion.models import (
     PolicyException,
     PromotionRequest,
 )
-from governance.promotion.selectors import promotion_request_queue
+from governance.registry.api.serializers import ModelCardSerializer
 from governance.registry.api.views import VersionMixin
 from governance.registry.models import ModelVersion
 from governance.registry.selectors import model_get, model_version_get
-
-# Serializers ----------------------------------------------------------------------------------------------
-
-
-def _validated(request, serializer_class):
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
-def _environment(project, name: str) -> Environment:
-    environment = Environment.objects.filter(project=project, name=name).first()
-    if environment is None:
-        raise DomainError(f"No environment '{name}' in this project.", details=[{"field": "environment"}])
-    return environment
 
 
 def _version(principal, project, model: str, version: int):
@@ -100,11 +87,11 @@ class EnvironmentListView(ProjectListApiView):
     pagination_class = None
 
     def scoped_queryset(self):
-        return Environment.objects.filter(project=self.project).order_by("name")
+        return selectors.environment_list(project=self.project)
 
     @extend_schema(request=EnvironmentCreateSerializer, responses={201: EnvironmentSerializer})
     def post(self, request, project):
-        data = _validated(request, EnvironmentCreateSerializer)
+        data = self.validated(EnvironmentCreateSerializer)
         environment = services.environment_create(actor=self.principal, project=self.project, **data)
         return Response(self.get_serializer(environment).data, status=status.HTTP_201_CREATED)
 
@@ -113,10 +100,7 @@ class EnvironmentDetailView(ProjectApiView):
     serializer_class = EnvironmentSerializer
 
     def environment(self):
-        found = Environment.objects.filter(project=self.project, name=self.kwargs["name"]).first()
-        if found is None:
-            raise NotFound("No such environment.")
-        return found
+        return selectors.environment_get(project=self.project, name=self.kwargs["name"])
 
     def get(self, request, project, name):
         return Response(self.get_serializer(self.environment()).data)
@@ -131,11 +115,11 @@ class PolicyListView(ProjectListApiView):
     queryset = Policy.objects.none()
 
     def scoped_queryset(self):
-        return Policy.objects.filter(project=self.project).select_related("published_by").order_by("-version")
+        return selectors.policy_list(project=self.project)
 
     @extend_schema(request=PolicyPublishSerializer, responses={201: PolicySerializer})
     def post(self, request, project):
-        data = _validated(request, PolicyPublishSerializer)
+        data = self.validated(PolicyPublishSerializer)
         policy = services.policy_publish(
             actor=self.principal, project=self.project, source=data.get("document", data.get("source")),
             comment=data["comment"],
@@ -147,15 +131,7 @@ class PolicyDetailView(ProjectApiView):
     serializer_class = PolicySerializer
 
     def get(self, request, project, version):
-        policies = Policy.objects.filter(project=self.project).select_related("published_by")
-        policy = (
-            policies.order_by("-version").first()
-            if version == "current"
-            else policies.filter(version=int(version) if version.isdigit() else -1).first()
-        )
-        if policy is None:
-            raise NotFound("No such policy version.")
-        return Response(self.get_serializer(policy).data)
+        return Response(self.get_serializer(selectors.policy_get(project=self.project, version=version)).data)
 
 
 class ExceptionListView(ProjectListApiView):
@@ -163,18 +139,16 @@ class ExceptionListView(ProjectListApiView):
     queryset = PolicyException.objects.none()
 
     def scoped_queryset(self):
-        return PolicyException.objects.filter(project=self.project).select_related(
-            "model_version__model", "environment", "requested_by", "granted_by"
-        )
+        return selectors.exception_list(project=self.project)
 
     @extend_schema(request=ExceptionGrantSerializer, responses={201: ExceptionSerializer})
     def post(self, request, project):
-        data = _validated(request, ExceptionGrantSerializer)
+        data = self.validated(ExceptionGrantSerializer)
         require_role(self.principal, self.project, [Role.GOVERNANCE_OFFICER], action="grant policy exceptions")
         exception = services.exception_grant(
             actor=self.principal,
             version=_version(self.principal, self.project, data["model"], data["version"]),
-            environment=_environment(self.project, data["environment"]),
+            environment=selectors.environment_get(project=self.project, name=data["environment"], field="environment"),
             gate=data["gate"], target=data["target"], name=data["name"], justification=data["justification"],
             requested_by=user_by_username(data["requested_by"], field="requested_by"),
             expires_at=data["expires_at"],
@@ -187,9 +161,7 @@ class ExceptionRevokeView(ProjectApiView):
 
     @extend_schema(request=None, responses={200: ExceptionSerializer})
     def post(self, request, project, pk):
-        exception = PolicyException.objects.filter(project=self.project, pk=pk).first()
-        if exception is None:
-            raise NotFound("No such exception.")
+        exception = selectors.exception_get(project=self.project, exception_id=pk)
         return Response(self.get_serializer(services.exception_revoke(actor=self.principal, exception=exception)).data)
 
 
@@ -203,14 +175,11 @@ class GateEvaluationView(VersionMixin, ProjectApiView):
     @extend_schema(responses={200: dict})
     def get(self, request, project, model, version):
         name = self.filters["environment"]
-        evaluation = services.gates_evaluate(version=self.version, environment=_environment(self.project, name))
+        evaluation = services.gates_evaluate(
+            version=self.version,
+            environment=selectors.environment_get(project=self.project, name=name, field="environment"),
+        )
         return Response(evaluation.as_dict())
-
-
-def _requests(queryset):
-    return queryset.select_related(
-        "project", "model_version__model", "environment", "requested_by", "closed_by"
-    ).prefetch_related("decisions__reviewer")
 
 
 class PromotionRequestListView(ProjectListApiView):
@@ -219,26 +188,18 @@ class PromotionRequestListView(ProjectListApiView):
     filterset_class = PromotionRequestFilter
 
     def scoped_queryset(self):
-        requests = PromotionRequest.objects.filter(project=self.project)
-        filters = self.filters
-        if filters.get("state"):
-            requests = requests.filter(state=filters["state"])
-        if filters.get("environment"):
-            requests = requests.filter(environment__name=filters["environment"])
-        if filters.get("model"):
-            requests = requests.filter(model_version__model__name=filters["model"])
-        return _requests(requests).order_by("-created_at", "-id")
+        return selectors.promotion_request_list(project=self.project, filters=self.filters)
 
     @extend_schema(request=PromotionRequestCreateSerializer, responses={201: PromotionRequestSerializer})
     def post(self, request, project):
-        data = _validated(request, PromotionRequestCreateSerializer)
+        data = self.validated(PromotionRequestCreateSerializer)
         created = services.promotion_request_create(
             actor=self.principal,
             version=_version(self.principal, self.project, data["model"], data["version"]),
-            environment=_environment(self.project, data["environment"]),
+            environment=selectors.environment_get(project=self.project, name=data["environment"], field="environment"),
             comment=data["comment"], emergency=data["emergency"],
         )  # fmt: skip
-        fresh = _requests(PromotionRequest.objects.filter(pk=created.pk)).get()
+        fresh = selectors.promotion_request_get(project=self.project, request_id=created.pk)
         return Response(self.get_serializer(fresh).data, status=status.HTTP_201_CREATED)
 
 
@@ -252,19 +213,16 @@ class OfficerQueueView(ListApiView):
     filterset_class = OfficerQueueFilter
 
     def scoped_queryset(self):
-        return promotion_request_queue(principal=self.principal, filters=self.filters)
+        return selectors.promotion_request_queue(principal=self.principal, filters=self.filters)
 
 
 class RequestMixin:
     @cached_property
     def promotion_request(self) -> PromotionRequest:
-        found = _requests(PromotionRequest.objects.filter(project=self.project, pk=self.kwargs["pk"])).first()
-        if found is None:
-            raise NotFound("No such promotion request in this project.")
-        return found
+        return selectors.promotion_request_get(project=self.project, request_id=self.kwargs["pk"])
 
     def respond(self):
-        fresh = _requests(PromotionRequest.objects.filter(pk=self.promotion_request.pk)).get()
+        fresh = selectors.promotion_request_get(project=self.project, request_id=self.promotion_request.pk)
         body = PromotionRequestSerializer(fresh, context=self.get_serializer_context()).data
         if fresh.state == PromotionRequest.State.OPEN:
             evaluation = services.gates_evaluate(
@@ -288,7 +246,7 @@ class DecisionView(RequestMixin, ProjectApiView):
 
     @extend_schema(request=CommentSerializer, responses={200: PromotionRequestSerializer})
     def post(self, request, project, pk):
-        data = _validated(request, CommentSerializer)
+        data = self.validated(CommentSerializer)
         services.decision_record(
             actor=self.principal, request=self.promotion_request, outcome=self.outcome, comment=data["comment"]
         )
@@ -318,12 +276,8 @@ class ExecuteView(RequestMixin, ProjectApiView):
     @extend_schema(request=None, responses={200: DeploymentDetailSerializer})
     def post(self, request, project, pk):
         deployment = services.promotion_execute(actor=self.principal, request=self.promotion_request)
-        fresh = Deployment.objects.select_related("model", "environment", "model_version").get(pk=deployment.pk)
+        fresh = selectors.deployment_get(project=self.project, deployment_id=deployment.pk)
         return Response(self.get_serializer(fresh).data)
-
-
-def _deployments(project):
-    return Deployment.objects.filter(project=project).select_related("model", "environment", "model_version")
 
 
 class DeploymentListView(ProjectListApiView):
@@ -332,12 +286,7 @@ class DeploymentListView(ProjectListApiView):
     filterset_class = DeploymentFilter
 
     def scoped_queryset(self):
-        deployments = _deployments(self.project)
-        if self.filters.get("environment"):
-            deployments = deployments.filter(environment__name=self.filters["environment"])
-        if self.filters.get("model"):
-            deployments = deployments.filter(model__name=self.filters["model"])
-        return deployments.order_by("model__name", "environment__name")
+        return selectors.deployment_list(project=self.project, filters=self.filters)
 
 
 class DeploymentHistoryView(ProjectListApiView):
@@ -348,27 +297,16 @@ class DeploymentHistoryView(ProjectListApiView):
     filterset_class = DeploymentHistoryFilter
 
     def scoped_queryset(self):
-        filters = self.filters
-        if filters.get("at") is not None:
-            rows = services.deployments_at(
-                project=self.project, at=filters["at"], environment=filters.get("environment")
-            )
-        else:
-            rows = DeploymentHistory.objects.filter(deployment__project=self.project).select_related(
-                "deployment__model", "deployment__environment", "model_version", "executed_by"
-            )
-            if filters.get("environment"):
-                rows = rows.filter(deployment__environment__name=filters["environment"])
-        if filters.get("model"):
-            rows = rows.filter(deployment__model__name=filters["model"])
-        return rows.order_by("-from_at", "-id")
+        return selectors.deployment_history_list(project=self.project, filters=self.filters)
 
 
 class DeploymentMixin:
     def deployment(self) -> Deployment | None:
-        environment = _environment(self.project, self.kwargs["environment"])
+        environment = selectors.environment_get(
+            project=self.project, name=self.kwargs["environment"], field="environment"
+        )
         model = model_get(principal=self.principal, project=self.project, name=self.kwargs["model"])
-        return _deployments(self.project).filter(model=model, environment=environment).first()
+        return selectors.deployment_find(project=self.project, model=model, environment=environment)
 
     def existing(self) -> Deployment:
         deployment = self.deployment()
@@ -393,7 +331,7 @@ class DeploymentVerifyView(DeploymentMixin, ProjectApiView):
 
     @extend_schema(request=VerifySerializer, responses={200: dict})
     def post(self, request, project, model, environment):
-        data = _validated(request, VerifySerializer)
+        data = self.validated(VerifySerializer)
         deployment = self.deployment()
         answer = services.deployment_verify(deployment=deployment, artifact_sha256=data["artifact_sha256"])
         answer["version"] = deployment.model_version.version if deployment else None
@@ -406,7 +344,7 @@ class DeploymentStateView(DeploymentMixin, ProjectApiView):
 
     @extend_schema(request=SuspendSerializer, responses={200: DeploymentDetailSerializer})
     def post(self, request, project, model, environment):
-        data = _validated(request, SuspendSerializer)
+        data = self.validated(SuspendSerializer)
         services.deployment_set_state(
             actor=self.principal, deployment=self.existing(), state=self.state, reason=data["reason"]
         )
@@ -419,3 +357,17 @@ class SuspendView(DeploymentStateView):
 
 class ResumeView(DeploymentStateView):
     state = Deployment.State.ACTIVE
+
+
+class RiskTierConfirmView(VersionMixin, ProjectApiView):
+    serializer_class = ModelCardSerializer
+
+    @extend_schema(request=RiskTierConfirmSerializer, responses={200: ModelCardSerializer})
+    def post(self, request, project, model, version):
+        data = self.validated(RiskTierConfirmSerializer)
+        card = services.model_card_confirm_risk_tier(
+            actor=self.principal, version=self.version, risk_tier=data["risk_tier"], comment=data["comment"],
+            revision=data["revision"],
+        )  # fmt: skip
+        card.model_version = self.version
+        return Response(self.get_serializer(card).data)

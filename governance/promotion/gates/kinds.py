@@ -7,11 +7,26 @@ import math
 from governance.accounts.models import Role
 from governance.promotion.gates.base import FAILED, PASSED, PENDING, Gate, register
 from governance.promotion.models import EnvironmentKind
-from governance.registry.models import RiskTier
+from governance.provenance.models import DatasetRole
+from governance.registry.models import MODEL_CARD_FIELDS, RiskTier
 
 
 def _is_number(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# The card fields the model_card gate requires unless its spec names others.
+REQUIRED_CARD_FIELDS = (
+    "intended_use",
+    "out_of_scope_uses",
+    "users_and_affected_persons",
+    "limitations",
+    "ethical_considerations",
+    "evaluation_data",
+    "human_oversight",
+    "proposed_risk_tier",
+    "risk_tier_rationale",
+)
 
 
 @register
@@ -91,8 +106,6 @@ class ModelCardGate(Gate):
 
     @classmethod
     def validate_spec(cls, spec, *, environment_kind):
-        from governance.registry.models import MODEL_CARD_FIELDS
-
         problems = super().validate_spec(spec, environment_kind=environment_kind)
         fields = spec.get("required_fields", [])
         if not isinstance(fields, list) or any(f not in MODEL_CARD_FIELDS for f in fields):
@@ -100,8 +113,6 @@ class ModelCardGate(Gate):
         return problems
 
     def evaluate(self, ctx):
-        from governance.promotion.policy import REQUIRED_CARD_FIELDS
-
         required = self.spec.get("required_fields", list(REQUIRED_CARD_FIELDS))
         content = ctx.card.content if ctx.card else {}
         missing = [name for name in required if content.get(name) in (None, "", [], {})]
@@ -132,8 +143,6 @@ class ProvenanceGate(Gate):
 
     @classmethod
     def validate_spec(cls, spec, *, environment_kind):
-        from governance.provenance.models import DatasetRole
-
         problems = super().validate_spec(spec, environment_kind=environment_kind)
         roles = spec.get("roles", ["trained_on"])
         if not isinstance(roles, list) or not roles or any(r not in DatasetRole.values for r in roles):
@@ -178,8 +187,6 @@ class MetricGate(Gate):
 
     @classmethod
     def validate_spec(cls, spec, *, environment_kind):
-        from governance.provenance.models import DatasetRole
-
         problems = super().validate_spec(spec, environment_kind=environment_kind)
         if not isinstance(spec.get("name"), str) or not spec.get("name"):
             problems.append(("name", "the metric's name is required"))

@@ -23,15 +23,12 @@ from django.conf import settings
 from rest_framework import serializers
 from rest_framework.exceptions import ParseError, UnsupportedMediaType
 
-from controlplane.api.serializers import NAME, StrictSerializer
+from controlplane.api.serializers import NAME, SHA256, Sha256Field, StrictSerializer
 from controlplane.exceptions import PayloadTooLarge
 from governance.provenance import ingest
 from governance.provenance.models import Classification, Dataset, DatasetVersion
 
 COLUMN_TYPES = ["integer", "float", "string", "boolean", "datetime", "category", "binary", "list", "struct", "other"]
-
-
-SHA256 = r"^[0-9a-fA-F]{64}$"
 
 
 LABEL = r"^[^\s/\\]{1,200}$"
@@ -440,7 +437,7 @@ def _array_items(text: str) -> list[tuple[str, object]]:
     return items
 
 
-# Views -----------------------------------------------------------------------------------------------------
+# Datasets and their versions ----------------------------------------------------------------------------------
 
 
 def _text_field(**kwargs):
@@ -514,7 +511,7 @@ class DatasetVersionRegisterSerializer(DatasheetSerializer):
     uri = serializers.CharField(
         max_length=2000, help_text="s3://, gs://, az://, abfs://, hdfs://, https://, storage://"
     )
-    sha256 = serializers.RegexField(SHA256, help_text="SHA-256 of the data's bytes, 64 hex characters.")
+    sha256 = Sha256Field(help_text="SHA-256 of the data's bytes, 64 hex characters.")
     version = serializers.RegexField(LABEL, required=False, help_text="Default: the next number (1, 2, ...).")
     row_count = serializers.IntegerField(required=False, min_value=0, allow_null=True)
     schema = ColumnSerializer(many=True, required=False, max_length=10000)
@@ -525,7 +522,7 @@ class DatasetVersionUploadSerializer(DatasheetSerializer):
 
     file = serializers.FileField(help_text="Parquet, or CSV (named .csv or sent as text/csv).")
     version = serializers.RegexField(LABEL, required=False, help_text="Default: the next number (1, 2, ...).")
-    sha256 = serializers.RegexField(SHA256, required=False, help_text="If given, the upload must hash to it.")
+    sha256 = Sha256Field(required=False, help_text="If given, the upload must hash to it.")
 
 
 class DatasetVersionUpdateSerializer(DatasheetSerializer):

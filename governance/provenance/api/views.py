@@ -1,4 +1,5 @@
-"""Datasets and their immutable versions under ``/api/v1/projects/{p}/datasets/`` (DESIGN §4, §8).
+"""Datasets and their immutable versions under ``/api/v1/projects/{p}/datasets/`` (DESIGN §4, §8), and
+OpenLineage ingest (``POST lineage``, ``POST lineage/batch/``) with the lineage graph (``GET lineage/``).
 
 A version is registered with a JSON body (by URI, with its sha256) or uploaded as ``multipart/form-data``
 with a ``file`` field (Parquet or CSV, streamed to disk and hashed on the way; stored as Parquet). Only the
@@ -35,15 +36,6 @@ from governance.provenance.api.serializers import (
 from governance.provenance.models import Classification, Dataset, DatasetVersion, LineageEvent
 from governance.provenance.selectors import dataset_get, dataset_list, dataset_version_get, dataset_version_list
 from governance.provenance.storage import HashingUploadHandler
-
-
-def _validated(serializer_class, data, **kwargs):
-    serializer = serializer_class(data=data, **kwargs)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
-# Serializers ----------------------------------------------------------------------------------------------
 
 
 class DatasetFilter(django_filters.FilterSet):
@@ -86,7 +78,7 @@ class DatasetListView(ProjectApiView):
     @extend_schema(request=DatasetCreateSerializer, responses={201: DatasetSerializer})
     def post(self, request, project):
         """Register a dataset (ML engineers and admins). An existing (namespace, name) answers 409."""
-        data = _validated(DatasetCreateSerializer, request.data)
+        data = self.validated(DatasetCreateSerializer)
         dataset = services.dataset_create(actor=self.principal, project=self.project, **data)
         dataset = dataset_get(principal=self.principal, project=self.project, dataset_id=dataset.pk)
         return Response(self.get_serializer(dataset).data, status=status.HTTP_201_CREATED)
@@ -104,7 +96,7 @@ class DatasetDetailView(DatasetMixin, ProjectApiView):
     @extend_schema(request=DatasetUpdateSerializer, responses={200: DatasetSerializer})
     def patch(self, request, project, pk):
         """Description, licence, classification and PII fields. Changing namespace or name answers 409."""
-        data = _validated(DatasetUpdateSerializer, request.data)
+        data = self.validated(DatasetUpdateSerializer)
         services.dataset_update(actor=self.principal, dataset=self.dataset, fields=data)
         fresh = dataset_get(principal=self.principal, project=self.project, dataset_id=self.dataset.pk)
         return Response(self.get_serializer(fresh).data)
@@ -142,7 +134,7 @@ class DatasetVersionListView(DatasetMixin, ProjectApiView):
         """Register a version by URI (JSON) or upload one (multipart). The same sha256 again answers 200
         with the existing version; a version label that exists with another hash answers 409."""
         if request.content_type.startswith("multipart/form-data"):
-            data = _validated(DatasetVersionUploadSerializer, request.data)
+            data = self.validated(DatasetVersionUploadSerializer)
             version, created = services.dataset_version_upload(
                 actor=self.principal,
                 dataset=self.dataset,
@@ -159,7 +151,7 @@ class DatasetVersionListView(DatasetMixin, ProjectApiView):
                     code="upload_not_multipart",
                     details=[{"field": "file", "message": "Send files as multipart/form-data.", "code": "invalid"}],
                 )
-            data = _validated(DatasetVersionRegisterSerializer, request.data)
+            data = self.validated(DatasetVersionRegisterSerializer)
             version, created = services.dataset_version_register(
                 actor=self.principal,
                 dataset=self.dataset,
@@ -191,7 +183,7 @@ class DatasetVersionDetailView(DatasetMixin, ProjectApiView):
     def patch(self, request, project, pk, version_id):
         """Datasheet fields only. Sending uri, sha256, version, schema or row_count with another value
         answers 409: a registered version is immutable."""
-        data = _validated(DatasetVersionUpdateSerializer, request.data)
+        data = self.validated(DatasetVersionUpdateSerializer)
         version = services.dataset_version_update(actor=self.principal, version=self.version(), fields=data)
         return Response(self.get_serializer(version).data)
 

@@ -1,15 +1,20 @@
+"""Serializers of the registry API: models, versions, signatures, metrics, dataset links and model cards."""
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from controlplane.api.serializers import NAME, StrictSerializer
+from controlplane.api.serializers import NAME, Sha256Field, StrictSerializer
 from governance.provenance.models import DatasetRole, ModelVersionDataset
-from governance.registry import services as services
-from governance.registry.models import MODEL_CARD_FIELDS, Metric, ModelCard, ModelVersion, RegisteredModel
+from governance.registry.models import (
+    MODEL_CARD_FIELDS,
+    Metric,
+    ModelCard,
+    ModelVersion,
+    RegisteredModel,
+    effective_risk_tier,
+)
 
 TAG_PATTERN = r"^[A-Za-z0-9._:=/-]{1,64}$"
-
-
-SHA256 = r"^[0-9a-f]{64}$"
 
 
 TYPES = ["integer", "float", "string", "boolean", "datetime", "category"]
@@ -122,12 +127,12 @@ class ModelVersionSerializer(serializers.ModelSerializer):
         card = getattr(version, "card", None)
         proposed = card.content.get("proposed_risk_tier", "") if card else ""
         confirmed = card.confirmed_risk_tier if card else ""
-        return {"proposed": proposed, "confirmed": confirmed, "effective": confirmed or "high"}
+        return {"proposed": proposed, "confirmed": confirmed, "effective": effective_risk_tier(confirmed)}
 
 
 class ModelVersionRegisterSerializer(StrictSerializer):
     artifact_uri = serializers.CharField(max_length=2000)
-    artifact_sha256 = serializers.RegexField(SHA256, help_text="Lowercase hex SHA-256 of the artifact.")
+    artifact_sha256 = Sha256Field(help_text="SHA-256 of the artifact, 64 hex characters (either case).")
     framework = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
     signature = SignatureSerializer()
     params = serializers.DictField(required=False, default=None, allow_null=True)
@@ -201,17 +206,6 @@ def _card_field(field: str) -> serializers.Field:
     if field == "proposed_risk_tier":
         return serializers.CharField(required=False, allow_blank=True, max_length=16)
     return serializers.CharField(required=False, allow_blank=True, max_length=20000)
-
-
-class RiskTierConfirmSerializer(StrictSerializer):
-    risk_tier = serializers.CharField(
-        required=False, allow_blank=True, default="", help_text="Default: the proposed tier."
-    )
-    comment = serializers.CharField(max_length=5000, help_text="Why this tier: required.")
-    revision = serializers.IntegerField(
-        required=False, default=None, allow_null=True, min_value=0,
-        help_text="The card revision you reviewed; 409 if the card changed since. Default: the current one.",
-    )  # fmt: skip
 
 
 class ModelCardRevisionSerializer(serializers.Serializer):

@@ -20,9 +20,4 @@ urlpatterns = [
     path(f"{version}model-card/", views.ModelCardView.as_view(), name="model-card"),
     path(f"{version}lineage.prov.json", views.ProvExportView.as_view(), name="model-version-prov"),
     path(f"{version}model-card/history/", views.ModelCardHistoryView.as_view(), name="model-card-history"),
-    path(
-        f"{version}model-card/confirm-risk-tier/",
-        views.RiskTierConfirmView.as_view(),
-        name="model-card-confirm-risk-tier",
-    ),
 ]

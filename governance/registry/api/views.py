@@ -1,4 +1,5 @@
-"""Models, versions, metrics, dataset links and model cards under ``/api/v1/projects/{p}/models/``."""
+"""Models, versions, metrics, dataset links, model cards and the PROV export under
+``/api/v1/projects/{p}/models/``."""
 
 import re
 from functools import cached_property
@@ -13,7 +14,7 @@ from controlplane.exceptions import Conflict
 from governance.accounts.api.base import ProjectApiView, ProjectListApiView
 from governance.provenance import graph as lineage
 from governance.provenance.models import ModelVersionDataset
-from governance.registry import services as services
+from governance.registry import services
 from governance.registry.api.serializers import (
     IMMUTABLE_VERSION_FIELDS,
     DatasetLinkInSerializer,
@@ -28,7 +29,6 @@ from governance.registry.api.serializers import (
     ModelVersionRegisterSerializer,
     ModelVersionSerializer,
     ModelVersionUpdateSerializer,
-    RiskTierConfirmSerializer,
     _card_field,
 )
 from governance.registry.models import (
@@ -39,17 +39,14 @@ from governance.registry.models import (
     ModelVersion,
     RegisteredModel,
 )
-from governance.registry.selectors import model_get, model_list, model_version_get, model_version_list
-
-
-def _validated(request, serializer_class, **kwargs):
-    serializer = serializer_class(data=request.data, **kwargs)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
-# Serializers ----------------------------------------------------------------------------------------------
-
+from governance.registry.selectors import (
+    model_card_get,
+    model_card_revision_list,
+    model_get,
+    model_list,
+    model_version_get,
+    model_version_list,
+)
 
 ModelCardEditSerializer = type(
     "ModelCardEditSerializer",
@@ -77,7 +74,7 @@ class ModelListView(ProjectListApiView):
 
     @extend_schema(request=ModelCreateSerializer, responses={201: ModelSerializer})
     def post(self, request, project):
-        data = _validated(request, ModelCreateSerializer)
+        data = self.validated(ModelCreateSerializer)
         model = services.model_create(actor=self.principal, project=self.project, **data)
         return Response(self.get_serializer(model).data, status=status.HTTP_201_CREATED)
 
@@ -96,7 +93,7 @@ class ModelDetailView(ModelMixin, ProjectApiView):
 
     @extend_schema(request=ModelUpdateSerializer, responses={200: ModelSerializer})
     def patch(self, request, project, model):
-        data = _validated(request, ModelUpdateSerializer)
+        data = self.validated(ModelUpdateSerializer)
         return Response(self.get_serializer(services.model_update(actor=self.principal, model=self.model, **data)).data)
 
 
@@ -127,7 +124,7 @@ class ModelVersionListView(ProjectListApiView):
         same artifact hash answers 200 with the existing version."""
         if not re.match(NAME, model):
             raise serializers.ValidationError({"model": "Model names are letters, digits, '.', '_' and '-'."})
-        data = _validated(request, ModelVersionRegisterSerializer)
+        data = self.validated(ModelVersionRegisterSerializer)
         version, created = services.model_version_register(
             actor=self.principal, project=self.project, model_name=model, **data
         )
@@ -220,21 +217,13 @@ class ModelCardView(VersionMixin, ProjectApiView):
     serializer_class = ModelCardSerializer
 
     def card(self) -> ModelCard:
-        card = (
-            ModelCard.objects.filter(model_version=self.version)
-            .select_related("confirmed_by", "confirmation_voided_by")
-            .first()
-        )
-        if card is None:  # not written yet: an empty card, so the client sees every field as missing
-            card = ModelCard(model_version=self.version, content={})
-        card.model_version = self.version
-        return card
+        return model_card_get(version=self.version)
 
     def get(self, request, project, model, version):
         return Response(self.get_serializer(self.card()).data)
 
     def _edit(self, request, replace: bool):
-        data = _validated(request, ModelCardEditSerializer)
+        data = self.validated(ModelCardEditSerializer)
         services.model_card_edit(actor=self.principal, version=self.version, fields=data, replace=replace)
         return Response(self.get_serializer(self.card()).data)
 
@@ -252,22 +241,7 @@ class ModelCardHistoryView(VersionMixin, ProjectListApiView):
     queryset = ModelCardRevision.objects.none()
 
     def scoped_queryset(self):
-        revisions = ModelCardRevision.objects.filter(card__model_version=self.version)
-        return revisions.select_related("author").order_by("revision")
-
-
-class RiskTierConfirmView(VersionMixin, ProjectApiView):
-    serializer_class = ModelCardSerializer
-
-    @extend_schema(request=RiskTierConfirmSerializer, responses={200: ModelCardSerializer})
-    def post(self, request, project, model, version):
-        data = _validated(request, RiskTierConfirmSerializer)
-        card = services.model_card_confirm_risk_tier(
-            actor=self.principal, version=self.version, risk_tier=data["risk_tier"], comment=data["comment"],
-            revision=data["revision"],
-        )  # fmt: skip
-        card.model_version = self.version
-        return Response(self.get_serializer(card).data)
+        return model_card_revision_list(version=self.version)
 
 
 class ProvExportView(VersionMixin, ProjectApiView):

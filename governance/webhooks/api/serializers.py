@@ -1,6 +1,7 @@
+"""Serializers of the webhooks API: subscriptions (the secret shown once) and deliveries."""
+
 from rest_framework import serializers
 
-from governance.webhooks import services as services
 from governance.webhooks.models import Webhook, WebhookDelivery
 
 

@@ -11,7 +11,7 @@ from rest_framework import status
 from rest_framework.response import Response
 
 from governance.accounts.api.base import ProjectApiView, ProjectListApiView
-from governance.webhooks import services as services
+from governance.webhooks import selectors, services
 from governance.webhooks.api.serializers import (
     WebhookCreatedSerializer,
     WebhookCreateSerializer,
@@ -23,16 +23,10 @@ from governance.webhooks.api.serializers import (
 from governance.webhooks.models import Webhook, WebhookDelivery
 
 
-def _validated(request, serializer_class):
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
-
-
 class WebhookMixin:
     @cached_property
     def webhook(self) -> Webhook:
-        return services.webhook_get(principal=self.principal, project=self.project, webhook_id=self.kwargs["pk"])
+        return selectors.webhook_get(principal=self.principal, project=self.project, webhook_id=self.kwargs["pk"])
 
 
 class WebhookListView(ProjectListApiView):
@@ -40,11 +34,11 @@ class WebhookListView(ProjectListApiView):
     queryset = Webhook.objects.none()
 
     def scoped_queryset(self):
-        return services.webhook_list(principal=self.principal, project=self.project)
+        return selectors.webhook_list(principal=self.principal, project=self.project)
 
     @extend_schema(request=WebhookCreateSerializer, responses={201: WebhookCreatedSerializer})
     def post(self, request, project):
-        data = _validated(request, WebhookCreateSerializer)
+        data = self.validated(WebhookCreateSerializer)
         webhook, secret = services.webhook_create(actor=self.principal, project=self.project, **data)
         return Response(WebhookCreatedSerializer(webhook, context={"secret": secret}).data, status=201)
 
@@ -57,7 +51,7 @@ class WebhookDetailView(WebhookMixin, ProjectApiView):
 
     @extend_schema(request=WebhookUpdateSerializer, responses={200: WebhookSerializer})
     def patch(self, request, project, pk):
-        data = _validated(request, WebhookUpdateSerializer)
+        data = self.validated(WebhookUpdateSerializer)
         webhook = services.webhook_update(actor=self.principal, webhook=self.webhook, **data)
         return Response(self.get_serializer(webhook).data)
 
@@ -87,12 +81,12 @@ class WebhookDeliveryListView(WebhookMixin, ProjectListApiView):
     filterset_class = WebhookDeliveryFilter
 
     def scoped_queryset(self):
-        return services.webhook_delivery_list(principal=self.principal, webhook=self.webhook, filters=self.filters)
+        return selectors.webhook_delivery_list(principal=self.principal, webhook=self.webhook, filters=self.filters)
 
 
 class DeliveryMixin(WebhookMixin):
     def delivery(self) -> WebhookDelivery:
-        return services.webhook_delivery_get(
+        return selectors.webhook_delivery_get(
             principal=self.principal, webhook=self.webhook, delivery_id=self.kwargs["delivery_id"]
         )
 
