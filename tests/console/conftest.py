@@ -9,7 +9,7 @@ from governance.accounts.access import Principal
 from governance.promotion.services import promotion_request_create
 from governance.provenance.models import Dataset, DatasetVersion
 from governance.registry.services import model_card_edit, model_version_register
-from tests.governance.test_promotion import CARD
+from tests.governance.promotion.test_promotion import CARD
 
 SIGNATURE = {"inputs": [{"name": "amount", "type": "float"}], "outputs": [{"name": "score", "type": "float"}]}
 
