@@ -76,10 +76,12 @@ def _hours(delta) -> float:
 def _age(delta) -> str:
     hours = _hours(delta)
     if hours < 1:
-        return f"{max(1, int(delta.total_seconds() // 60))} minutes"
-    if hours < 48:
-        return f"{hours:.0f} hours"
-    return f"{hours / 24:.0f} days"
+        amount, unit = max(1, int(delta.total_seconds() // 60)), "minute"
+    elif hours < 48:
+        amount, unit = round(hours), "hour"
+    else:
+        amount, unit = round(hours / 24), "day"
+    return f"{amount} {unit}{'' if amount == 1 else 's'}"
 
 
 @dataclass
@@ -111,10 +113,18 @@ def _chart(monitor, series: dict) -> dict | None:
         }[monitor.kind],
         "data": {
             "ytitle": "drift score" if drift else "value",
-            "traces": [{"name": name, "x": x, "y": scores} for name, scores in sorted(values.items())],
+            "traces": [
+                {"name": name, "x": x, "y": scores, "counts": _is_count(scores)}
+                for name, scores in sorted(values.items())
+            ],
             "states": [batch["state"] for batch in series["batches"]],
         },
     }
+
+
+def _is_count(values: list) -> bool:
+    """A measure beyond 0..1 (a row count) is drawn on its own axis, so the shares beside it stay readable."""
+    return any(v is not None and abs(v) > 1 for v in values)
 
 
 def _freshness_note(monitor, hours: float | None, last_batch, now) -> str:

@@ -7,14 +7,21 @@ document.addEventListener("DOMContentLoaded", function () {
     var source = document.getElementById(element.dataset.series2);
     if (!source) return;
     var data = JSON.parse(source.textContent);
+    // Shares and scores on the left axis; counts (e.g. row_count) on their own axis on the right.
+    var shares = data.traces.some(function (trace) { return !trace.counts; });
+    var counted = shares && data.traces.some(function (trace) { return trace.counts; });
     var traces = data.traces.map(function (trace) {
-      return { type: "scatter", mode: "lines+markers", name: trace.name, x: trace.x, y: trace.y, connectgaps: false };
+      return { type: "scatter", mode: "lines+markers", name: trace.name, x: trace.x, y: trace.y, connectgaps: false,
+               yaxis: trace.counts && shares ? "y2" : "y" };
     });
-    Plotly.newPlot(element, traces, {
-      height: 260, margin: { l: 48, r: 12, t: 8, b: 40 },
+    var layout = {
+      height: 300, margin: { l: 52, r: counted ? 60 : 12, t: 8, b: 56 },
       font: { family: "system-ui, sans-serif", size: 12 },
+      xaxis: { type: "category", title: { text: "batch (window end, UTC)" } },
       yaxis: { title: { text: data.ytitle }, rangemode: "tozero" },
-      legend: { orientation: "h", y: -0.25 },
-    }, { displaylogo: false, responsive: true });
+      legend: { orientation: "h", y: -0.3 },
+    };
+    if (counted) layout.yaxis2 = { title: { text: "count" }, overlaying: "y", side: "right", rangemode: "tozero" };
+    Plotly.newPlot(element, traces, layout, { displaylogo: false, responsive: true });
   });
 });
