@@ -157,7 +157,7 @@ def _monitor_panels(principal: Principal, project: Project, deployment: Deployme
         project=project,
         filters={"model": deployment.model.name, "environment": deployment.environment.name},
     )
-    last_batch = batches.first()
+    last_batch = batches.order_by("-created_at", "-id").first()  # the freshness rule goes by arrival
     now = timezone.now()
     panels = []
     for monitor in monitors:

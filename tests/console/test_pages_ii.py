@@ -327,3 +327,38 @@ def test_an_outsiders_post_is_a_404(login, outsider, deployment):
     assert post(client, f"{AUDIT}verify/").status_code == 404
     deployment.refresh_from_db()
     assert deployment.state == "active"
+
+
+def test_the_audit_log_filters_by_time_range(login, auditor, version):
+    client = login(auditor)
+    later = text(client.get(AUDIT, {"since": "2099-01-01T00:00"}))
+    assert "No event matches these filters." in later
+    page = html(
+        client.get(AUDIT, {"since": "2000-01-01T00:00", "until": "2099-01-01T00:00", "action": "project.created"})
+    )
+    table = page.split('id="audit-events"', 1)[1].split("</table>", 1)[0]
+    assert "project.created" in table and "model_version.registered" not in table
+    assert 'name="since" value="2000-01-01T00:00" type="datetime-local"' in page
+
+
+def test_the_logs_page_newest_first_with_a_link_to_older_rows(login, auditor, version, monkeypatch):
+    from governance.console import audit
+
+    monkeypatch.setattr(audit, "PAGE_ROWS", 2)
+    client = login(auditor)
+    page = html(client.get(AUDIT, {"model": "fraud-gbm"}))
+    shown = [int(n) for n in re.findall(r'<td class="num">(\d+)</td>', page.split('id="audit-events"', 1)[1])]
+    assert len(shown) == 2 and shown[0] > shown[1]
+    older = re.search(r'<a href="\?([^"]+)" rel="next">Older events</a>', page)[1].replace("&amp;", "&")
+    assert f"before={shown[1]}" in older and "model=fraud-gbm" in older
+    following = html(client.get(f"{AUDIT}?{older}"))
+    after = [int(n) for n in re.findall(r'<td class="num">(\d+)</td>', following.split('id="audit-events"', 1)[1])]
+    assert after and max(after) < shown[1]
+    client.get(ACCESS)  # a third request under the project: each is logged after its response
+    assert 'rel="next">Older requests</a>' in html(client.get(ACCESS))
+
+
+def test_lineage_from_an_unknown_run_is_a_404_with_the_form(login, auditor, version):
+    response = login(auditor).get(LINEAGE, {"node": "run:0d7f6b1e-0000-4000-8000-000000000000"})
+    assert response.status_code == 404
+    assert "No run &#x27;0d7f6b1e-0000-4000-8000-000000000000&#x27; in this project." in html(response)
