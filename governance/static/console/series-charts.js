@@ -15,11 +15,11 @@ document.addEventListener("DOMContentLoaded", function () {
                yaxis: trace.counts && shares ? "y2" : "y" };
     });
     var layout = {
-      height: 300, margin: { l: 52, r: counted ? 60 : 12, t: 8, b: 56 },
+      height: 360, margin: { l: 52, r: counted ? 60 : 12, t: 8, b: 100 },
       font: { family: "system-ui, sans-serif", size: 12 },
-      xaxis: { type: "category", title: { text: "batch (window end, UTC)" } },
+      xaxis: { type: "category", tickangle: -30, automargin: true },
       yaxis: { title: { text: data.ytitle }, rangemode: "tozero" },
-      legend: { orientation: "h", y: -0.3 },
+      legend: { orientation: "h", x: 0, y: -0.42, yanchor: "top" },
     };
     if (counted) layout.yaxis2 = { title: { text: "count" }, overlaying: "y", side: "right", rangemode: "tozero" };
     Plotly.newPlot(element, traces, layout, { displaylogo: false, responsive: true });
