@@ -362,3 +362,15 @@ def test_lineage_from_an_unknown_run_is_a_404_with_the_form(login, auditor, vers
     response = login(auditor).get(LINEAGE, {"node": "run:0d7f6b1e-0000-4000-8000-000000000000"})
     assert response.status_code == 404
     assert "No run &#x27;0d7f6b1e-0000-4000-8000-000000000000&#x27; in this project." in html(response)
+
+
+def test_lineage_from_a_run_draws_its_job_between_its_data_and_the_version(login, auditor, ml_engineer, version):
+    from tests.governance.provenance.lineage_events import dataset, ingest, model_facet, run_event
+
+    event = run_event("fraud.train", inputs=[dataset("raw-payments", namespace="s3://raw")],
+                      run_facets=model_facet("fraud-gbm", 1))  # fmt: skip
+    ingest(Principal(ml_engineer), version.model.project, event)
+    run_id = event["run"]["runId"]
+    page = text(login(auditor).get(LINEAGE, {"node": f"run:{run_id}", "direction": "both", "depth": "2"}))
+    assert f"Run {run_id} of job fraud.train: the graph is drawn per job." in page
+    assert "1 upstream dataset raw-payments" in page and "1 downstream model version fraud-gbm v1" in page
