@@ -14,6 +14,7 @@ import json
 import re
 
 import pytest
+from django.conf import settings
 
 from governance.management.commands.seed_demo import PROJECT
 from governance.promotion.models import Deployment
@@ -22,6 +23,14 @@ from tests.console.test_flows_browser import _private_storage, demo, open_as, sh
 
 P = f"/console/p/{PROJECT}/"
 MOBILE = f"{P}deployments/fraud-mobile/production/"
+
+
+@pytest.mark.django_db  # makes pytest-django create the test database first: the demo is seeded there, not in
+def test_the_console_serves_its_series_charts_itself(client):  # DATABASE_URL's, and emptied when it is done
+    response = client.get(f"/{settings.STATIC_URL.strip('/')}/console/series-charts.js")
+    assert response.status_code == 200
+    body = b"".join(response.streaming_content) if response.streaming else response.content
+    assert b"Plotly.newPlot" in body
 
 
 @pytest.mark.browser
