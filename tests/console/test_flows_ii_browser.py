@@ -25,6 +25,18 @@ P = f"/console/p/{PROJECT}/"
 MOBILE = f"{P}deployments/fraud-mobile/production/"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _never_the_real_database(django_db_setup):
+    """pytest-django creates the test database only when a selected test is marked django_db (it reads the
+    session's items); the demo fixture seeds and at the end flushes whatever database the connection names.
+    Refuse to run rather than seed, and empty, DATABASE_URL's database (e.g. under ``-m browser``)."""
+    from django.db import connection
+
+    name = connection.settings_dict["NAME"]
+    if not str(name).startswith("test_"):
+        pytest.fail(f"refusing to seed the demo into {name!r}: select this module's django_db test too", False)
+
+
 @pytest.mark.django_db  # makes pytest-django create the test database first: the demo is seeded there, not in
 def test_the_console_serves_its_series_charts_itself(client):  # DATABASE_URL's, and emptied when it is done
     response = client.get(f"/{settings.STATIC_URL.strip('/')}/console/series-charts.js")
