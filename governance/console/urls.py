@@ -1,12 +1,13 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from . import views
+from . import audit, deployments, lineage, views
 
 app_name = "console"
 
 P = "console/p/<slug:project>/"
 VERSION = P + "models/<str:model>/versions/<int:version>/"
+DEPLOYMENT = P + "deployments/<str:model>/<slug:environment>/"
 
 urlpatterns = [
     path("", views.root, name="root"),
@@ -27,6 +28,20 @@ urlpatterns = [
     path(P + "policy/publish/", views.policy_publish, name="policy-publish"),
     path(P + "exceptions/grant/", views.exception_grant, name="exception-grant"),
     path(P + "exceptions/<int:pk>/revoke/", views.exception_revoke, name="exception-revoke"),
+    path(P + "deployments/", deployments.deployments, name="deployments"),
+    path(DEPLOYMENT, deployments.deployment, name="deployment"),
+    path(DEPLOYMENT + "suspend/", deployments.deployment_suspend, name="deployment-suspend"),
+    path(DEPLOYMENT + "resume/", deployments.deployment_resume, name="deployment-resume"),
+    path(DEPLOYMENT + "run-check/", deployments.deployment_run_check, name="deployment-run-check"),
+    path(
+        DEPLOYMENT + "alerts/<int:pk>/acknowledge/",
+        deployments.deployment_alert_acknowledge,
+        name="deployment-alert-acknowledge",
+    ),  # fmt: skip
+    path(P + "lineage/", lineage.lineage_page, name="lineage"),
+    path(P + "audit/", audit.audit, name="audit"),
+    path(P + "audit/verify/", audit.audit_verify, name="audit-verify"),
+    path(P + "audit/access-log/", audit.access_log, name="access-log"),
     # Last: any other console path is the console's own 404 page (for a person, not JSON).
     path("console/<path:rest>", views.not_found, name="not-found"),
 ]

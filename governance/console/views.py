@@ -39,7 +39,6 @@ from governance.console.forms import (
 )
 from governance.promotion import services as promotion
 from governance.promotion.models import Decision, PolicyException
-from governance.promotion.services import model_card_confirm_risk_tier
 from governance.registry.models import MODEL_CARD_FIELDS, RiskTier
 
 # Rendering and errors -----------------------------------------------------------------------------------------
@@ -299,7 +298,7 @@ def version_confirm_tier(request, project, model, version):
         messages.error(request, first_error(form))
         return redirect(_version_url(page_version) + "#card")
     data = form.cleaned_data
-    card = model_card_confirm_risk_tier(
+    card = promotion.model_card_confirm_risk_tier(
         actor=principal, version=page_version, risk_tier=data["risk_tier"], comment=data["comment"],
         revision=data["revision"],
     )  # fmt: skip
