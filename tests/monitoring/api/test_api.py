@@ -2,6 +2,7 @@
 their signature check, check runs and reports, alerts, the check gate, voided decisions and suspension."""
 
 import datetime
+import hashlib
 
 import pytest
 from django.core.files.base import ContentFile
@@ -177,6 +178,19 @@ def test_parquet_uploads_and_storage_uris(api, project, ml_engineer, reference, 
 
     settings.TOLLGATE_MAX_BATCH_BYTES = 1024
     assert upload(engineer, project, same_as_reference(5), version=1).status_code == 413
+
+
+@pytest.mark.django_db
+def test_an_uppercase_hash_is_accepted_and_stored_lowercase(api, project, ml_engineer, version):
+    data = parquet_bytes(same_as_reference())
+    path = default_storage.save("projects/fraud/incoming/upper.parquet", _file(data))
+    sha256 = hashlib.sha256(data).hexdigest()
+    registered = api(ml_engineer).post(url(project, "batches/"), {"model": "fraud-gbm", "version": 1,
+                                       "uri": f"storage://{path}", "sha256": sha256.upper()},
+                                       format="json")  # fmt: skip
+    assert registered.status_code == 201, registered.json()
+    assert registered.json()["sha256"] == sha256
+    assert Batch.objects.get(pk=registered.json()["id"]).sha256 == sha256
 
 
 def _file(data: bytes):
@@ -373,8 +387,6 @@ def test_a_transient_storage_error_is_retried(api, project, ml_engineer, referen
 
 @flow
 def test_a_permanent_error_is_not_retried(api, project, ml_engineer, reference):
-    import hashlib
-
     engineer = api(ml_engineer)
     create_monitor(engineer, project)
     data = parquet_bytes(same_as_reference().drop(columns=["country"]))  # the web process reads a URI batch not
