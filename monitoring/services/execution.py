@@ -105,8 +105,8 @@ def _compute(run: CheckRun) -> Outcome:
     reference_frame = _read_parquet(reference.storage_path, names)
     if current.empty:
         raise _no_rows(batch)
-    results = quality.compute(run.kind, reference_frame, current, config)
-    passed, verdict = quality.verdict(run.kind, results, config)
+    results = quality.compute_quality(reference_frame, current, config)
+    passed, verdict = quality.quality_verdict(results)
     return Outcome(passed, verdict, [r.as_dict() for r in results])
 
 
