@@ -41,12 +41,8 @@ TRANSIENT_ERRORS = (OSError, OperationalError, InterfaceError)
 
 
 class RetryLater(Exception):
-    """A transient error; the run is queued again and the task should retry after ``countdown`` seconds."""
-
-    def __init__(self, cause: BaseException, countdown: float):
-        super().__init__(str(cause))
-        self.cause = cause
-        self.countdown = countdown
+    """A transient error (or the soft time limit) ended this attempt and the run is queued again: the task retries
+    (Celery's backoff), and the next attempt claims it. Its cause is chained (``__cause__``)."""
 
 
 def describe_error(exc: BaseException) -> str:
@@ -169,7 +165,6 @@ def check_run_execute(*, run_id: int, worker: str, time_limit: int | None = None
         return None
     started = time.monotonic()
     try:
-        _test_delay(soft_timeout)
         run = CheckRun.objects.select_related("monitor_revision", "batch", "model_version__model").get(pk=run_id)
         outcome = _compute(run)
     except (CheckInputError, engine.DriftError) as exc:
@@ -177,32 +172,19 @@ def check_run_execute(*, run_id: int, worker: str, time_limit: int | None = None
     except TRANSIENT_ERRORS as exc:
         log.warning("check run %s attempt %s: transient error %r", run_id, attempt, exc)
         if attempt < settings.TOLLGATE_CHECK_MAX_ATTEMPTS and _requeue(run_id, attempt, error=describe_error(exc)):
-            raise RetryLater(exc, countdown=min(2**attempt, 60)) from exc
+            raise RetryLater(describe_error(exc)) from exc
         return _finish(run_id, attempt, state=CheckState.ERROR, error=describe_error(exc), started=started)
     except Exception as exc:
         if soft_timeout is not None and isinstance(exc, soft_timeout):
             message = f"attempt {attempt} exceeded the soft time limit of {settings.TOLLGATE_CHECK_SOFT_TIME_LIMIT}s"
             if attempt < settings.TOLLGATE_CHECK_MAX_ATTEMPTS and _requeue(run_id, attempt, error=message):
-                raise RetryLater(exc, countdown=0) from exc
+                raise RetryLater(message) from exc
             return _finish(run_id, attempt, state=CheckState.TIMED_OUT, error=message, started=started)
         log.exception("check run %s attempt %s failed", run_id, attempt)
         return _finish(run_id, attempt, state=CheckState.ERROR, error=describe_error(exc), started=started)
     state = CheckState.PASSED if outcome.passed else CheckState.FAILED
     return _finish(run_id, attempt, state=state, verdict=outcome.verdict, results=outcome.results,
                    warnings=outcome.warnings, started=started)  # fmt: skip
-
-
-def _test_delay(soft_timeout) -> None:
-    """Test-only (``TOLLGATE_TEST_CHECK_DELAY_SECONDS``): a check that takes this long, so a test can kill its
-    worker mid-run. Like a computation stuck in native code, it does not notice the soft time limit."""
-    delay = getattr(settings, "TOLLGATE_TEST_CHECK_DELAY_SECONDS", 0)
-    deadline = time.monotonic() + delay
-    while time.monotonic() < deadline:
-        try:
-            time.sleep(max(deadline - time.monotonic(), 0))
-        except Exception as exc:
-            if soft_timeout is None or not isinstance(exc, soft_timeout):
-                raise
 
 
 def _requeue(run_id: int, attempt: int, *, error: str) -> bool:
