@@ -4,7 +4,7 @@ run twice (the outbox may deliver a message twice, and acks_late redelivers afte
 - ``run_check`` (checks queue): claim the run, compute it, write the verdict if this attempt still holds it.
 - ``build_report`` (reports queue): the Evidently report of a run with a verdict.
 - ``check_runs_reap`` (beat, every 30 s): runs past the hard time limit their worker recorded are re-queued or
-  timed out.
+  timed out (runs that never reached a worker are the outbox sweeper's).
 - ``monitor_scheduled`` (beat, on each monitor's own schedule -- a django-celery-beat row the monitor's services
   create, change and delete): runs for unchecked batches, and the freshness alert.
 - ``raw_data_prune`` (beat, daily): raw files past their project's retention are deleted.
@@ -70,7 +70,7 @@ def build_report(self, run_id: int):
 
 @shared_task(ignore_result=True)
 def check_runs_reap() -> dict:
-    """Beat: re-queue (or time out) check runs whose worker was lost, and re-queue orphaned queued runs."""
+    """Beat: re-queue (or time out) check runs whose worker was lost; release deferred runs."""
     return execution.check_runs_reap()
 
 
