@@ -6,13 +6,15 @@ from __future__ import annotations
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
-from controlplane.exceptions import NotFound
+from controlplane.exceptions import Conflict, NotFound
 from governance.accounts.access import Principal
 from governance.accounts.models import Project
-from governance.provenance.models import DatasetRole, ModelVersionDataset
-from governance.registry.models import ModelVersion
+from governance.promotion.models import Deployment
+from governance.promotion.selectors import deployment_find, environment_get
+from governance.provenance.models import DatasetRole, DatasetVersion, ModelVersionDataset
+from governance.registry.models import ModelVersion, RegisteredModel
 
-from .models import Alert, Batch, CheckRun, CheckState, Monitor, MonitorKind
+from .models import Alert, Batch, CheckRun, CheckState, DatasetVersionPurge, Monitor, MonitorKind
 
 
 def _scoped(queryset: QuerySet, principal: Principal, project: Project) -> QuerySet:
@@ -72,6 +74,35 @@ def reference_missing(version: ModelVersion, kind: str, *, linked: bool | None =
     )
 
 
+def dataset_version_purged(version: DatasetVersion) -> bool:
+    """The version's file was deleted under the project's retention (its hash stays)."""
+    return DatasetVersionPurge.objects.filter(dataset_version=version).exists()
+
+
+# --- What a monitor or a batch names: a deployment --------------------------------------------------------------
+
+
+def monitored_deployment(*, project: Project, model: RegisteredModel, environment: str) -> Deployment:
+    """The deployment of ``model`` in the environment named in a body (a 400 naming ``environment`` when there is
+    no such environment; a 409 ``not_deployed`` with the version to give instead when nothing runs there)."""
+    deployment = deployment_find(
+        project=project, model=model, environment=environment_get(project=project, name=environment,
+                                                                  field="environment"),
+    )  # fmt: skip
+    if deployment is None:
+        latest = model.versions.order_by("-version").values_list("version", flat=True).first()
+        example = f'"version": {latest}' if latest else '"version": <n>'
+        raise Conflict(
+            f"Nothing of '{model.name}' is deployed in {environment} yet. To check a version before it is "
+            f"deployed, give the version instead of the environment ({example}): a version's monitors and "
+            "batches are checked the same way, and its check gate reads their runs when it is promoted.",
+            code="not_deployed",
+            details=[{"field": "environment", "environment": environment,
+                      "hint": {"model": model.name, "version": latest}}],
+        )  # fmt: skip
+    return deployment
+
+
 # --- Monitors, batches, runs, alerts ---------------------------------------------------------------------------
 
 
@@ -87,7 +118,7 @@ def monitor_list(*, principal: Principal, project: Project, filters: dict | None
         monitors = monitors.filter(model__name=filters["model"])
     if filters.get("active") is not None:
         monitors = monitors.filter(active=filters["active"])
-    return monitors.order_by("name", "id")
+    return monitors.prefetch_related("revisions").order_by("name", "id")  # the serializers show the current one
 
 
 def _with_reference(monitors: QuerySet[Monitor]) -> QuerySet[Monitor]:

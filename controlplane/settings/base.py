@@ -144,7 +144,9 @@ CELERY_TASK_SOFT_TIME_LIMIT, CELERY_TASK_TIME_LIMIT = env.time_limits(
 )
 CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"  # a host: kombu warns when it has none
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
-CELERY_TASK_EAGER_PROPAGATES = True
+# In process (eager), a task's failure is recorded on its outbox row rather than raised into the request, and a
+# task's retry (autoretry_for) runs at once: Celery applies a retry eagerly only when failures do not propagate.
+CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

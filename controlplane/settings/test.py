@@ -21,5 +21,6 @@ TOLLGATE_WEBHOOK_BACKOFF_MAX_SECONDS = env.integer("TOLLGATE_WEBHOOK_BACKOFF_MAX
 TOLLGATE_WEBHOOK_MAX_ATTEMPTS = env.integer("TOLLGATE_WEBHOOK_MAX_ATTEMPTS", 3, minimum=1)
 
 # Monitoring: a check may be slowed down so a test can kill its worker mid-run (0: no delay; tests set it
-# through the environment of the worker they start).
+# through the environment of the worker they start). The test app tests/monitoring/slow_checks.py applies it.
 TOLLGATE_TEST_CHECK_DELAY_SECONDS = env.integer("TOLLGATE_TEST_CHECK_DELAY_SECONDS", 0, minimum=0)
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.monitoring.slow_checks.SlowChecks"]  # noqa: F405

@@ -6,7 +6,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from controlplane.api.serializers import StrictSerializer
+from controlplane.api.serializers import Sha256Field, StrictSerializer
 from governance.accounts.models import Role
 from monitoring.models import (
     REFERENCE_KINDS,
@@ -23,8 +23,6 @@ from monitoring.models import (
 from monitoring.selectors import reference_link_hint, reference_missing, reference_of
 from monitoring.services.batches import monitors_covering
 from monitoring.vocabulary import WINDOW_BELOW_RELIABLE_SIZE
-
-SHA256 = r"^[0-9a-fA-F]{64}$"
 
 
 def _url(project, path: str) -> str:
@@ -229,7 +227,7 @@ class LabelsUploadSerializer(StrictSerializer):
         help_text="A column of both the batch and the labels to join on; without it, the labels are the batch's "
         "rows in its order (same row count).",
     )  # fmt: skip
-    sha256 = serializers.RegexField(SHA256, required=False, help_text="If given, the upload must hash to it.")
+    sha256 = Sha256Field(required=False, help_text="If given, the upload must hash to it.")
 
 
 WINDOW_HELP = (
@@ -258,14 +256,14 @@ class BatchUploadSerializer(_BatchTarget):
     """multipart/form-data: production data as a Parquet or CSV ``file``."""
 
     file = serializers.FileField(help_text="Parquet, or CSV (named .csv or sent as text/csv).")
-    sha256 = serializers.RegexField(SHA256, required=False, help_text="If given, the upload must hash to it.")
+    sha256 = Sha256Field(required=False, help_text="If given, the upload must hash to it.")
 
 
 class BatchRegisterSerializer(_BatchTarget):
     """JSON: a Parquet file already under the project's storage prefix."""
 
     uri = serializers.CharField(max_length=2000, help_text="storage://projects/<project>/...")
-    sha256 = serializers.RegexField(SHA256, help_text="SHA-256 of the file's bytes.")
+    sha256 = Sha256Field(help_text="SHA-256 of the file's bytes.")
 
 
 class RunWarningSerializer(serializers.Serializer):

@@ -14,10 +14,10 @@ from rest_framework import parsers, status
 from rest_framework.response import Response
 
 from controlplane.api.filters import BooleanFilter, IntegerFilter
-from controlplane.exceptions import Conflict, DomainError, Gone, NotFound
+from controlplane.exceptions import Conflict, Gone, NotFound
 from governance.accounts.api.base import ProjectApiView
 from governance.audit.middleware import access_log_mark
-from governance.promotion.models import Deployment, Environment
+from governance.promotion.models import Deployment
 from governance.provenance import selectors as provenance_selectors
 from governance.provenance.models import DatasetVersion
 from governance.provenance.storage import HashingUploadHandler
@@ -48,7 +48,6 @@ from monitoring.models import (
     CheckRun,
     CheckState,
     DataPolicy,
-    DatasetVersionPurge,
     Monitor,
     MonitorKind,
     ReportState,
@@ -107,32 +106,12 @@ class MonitoringView(ProjectApiView):
     def _model(self, name: str):
         return registry_selectors.model_get(principal=self.principal, project=self.project, name=name)
 
-    def _deployment(self, model, environment_name: str) -> Deployment:
-        environment = Environment.objects.filter(project=self.project, name=environment_name).first()
-        if environment is None:
-            raise DomainError(f"No environment '{environment_name}' in this project.",
-                              details=[{"field": "environment"}])  # fmt: skip
-        deployment = (
-            Deployment.objects.filter(model=model, environment=environment)
-            .select_related("model", "environment", "model_version__model")
-            .first()
-        )
-        if deployment is None:
-            latest = model.versions.order_by("-version").values_list("version", flat=True).first()
-            example = f'"version": {latest}' if latest else '"version": <n>'
-            raise Conflict(
-                f"Nothing of '{model.name}' is deployed in {environment_name} yet. To check a version before it is "
-                f"deployed, give the version instead of the environment ({example}): a version's monitors and "
-                "batches are checked the same way, and its check gate reads their runs when it is promoted.",
-                code="not_deployed",
-                details=[{"field": "environment", "environment": environment_name,
-                          "hint": {"model": model.name, "version": latest}}],
-            )  # fmt: skip
-        return deployment
-
     def _target(self, data) -> tuple[Deployment | None, object | None]:
         model = self._model(data["model"])
-        deployment = self._deployment(model, data["environment"]) if data.get("environment") else None
+        deployment = None
+        if data.get("environment"):
+            deployment = selectors.monitored_deployment(project=self.project, model=model,
+                                                        environment=data["environment"])  # fmt: skip
         version = None
         if data.get("version"):
             version = registry_selectors.model_version_get(principal=self.principal, model=model,
@@ -150,7 +129,7 @@ class MonitorListView(MonitoringView):
     @extend_schema(responses={200: MonitorSerializer(many=True)})
     def get(self, request, project):
         monitors = selectors.monitor_list(principal=self.principal, project=self.project, filters=self.filters)
-        page = self.paginate_queryset(monitors.prefetch_related("revisions"))
+        page = self.paginate_queryset(monitors)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     @extend_schema(request=MonitorCreateSerializer, responses={201: MonitorDetailSerializer})
@@ -437,7 +416,7 @@ class DatasetVersionDownloadView(RawDownloadView):
         dataset = provenance_selectors.dataset_get(principal=self.principal, project=self.project, dataset_id=pk)
         version = provenance_selectors.dataset_version_get(principal=self.principal, dataset=dataset,
                                                            version_id=version_id)  # fmt: skip
-        purged = DatasetVersionPurge.objects.filter(dataset_version=version).exists()
+        purged = selectors.dataset_version_purged(version)
         filename = f"dataset-{dataset.pk}-version-{version.pk}.parquet"
         return self._stream(request, storage_path=version.storage_path, purged=purged, filename=filename,
                             what="dataset version")  # fmt: skip

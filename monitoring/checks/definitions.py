@@ -42,11 +42,6 @@ METHODS = {
     CATEGORICAL: CATEGORICAL_METHODS,
     None: NUMERICAL_METHODS | CATEGORICAL_METHODS,
 }
-# Methods whose score is a p-value (drift when it is below the threshold); the others are distances.
-P_VALUE_METHODS = frozenset(
-    {"anderson", "chi2_contingency", "chisquare", "cramer_von_mises", "es", "fisher_exact", "g_test", "ks", "mannw",
-     "empirical_mmd", "t_test", "TVD", "z"}
-)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,7 @@
-"""The checks computed with Evidently 0.7 -- data_quality and model_quality, and Evidently's own reading of
-data_drift (``compute_drift``; a data_drift run's verdict comes from ``monitoring.checks.engine``) -- a pure
-module: DataFrames and a config in, plain results out; no ORM, no storage, no settings. Tested and benchmarked
-without a database; a faster engine can replace ``compute_drift`` / ``compute_quality`` as long as it keeps this
-input and output shape. Only the workers import it (it loads Evidently at import).
+"""The checks computed with Evidently 0.7 -- data_quality and model_quality -- a pure module: DataFrames and a
+config in, plain results out; no ORM, no storage, no settings. Tested and benchmarked without a database. Only the
+workers import it (it loads Evidently at import). A data_drift verdict comes from ``monitoring.checks.engine``
+(proven equal to Evidently's own statistical tests); its report is ``monitoring.checks.reports``'s.
 
 The config is a plain dict, already resolved by the caller (``monitoring.services.inputs.resolved_config``):
 
@@ -10,20 +9,14 @@ The config is a plain dict, already resolved by the caller (``monitoring.service
     ``{name: "numerical" | "categorical"}`` -- the columns to check and how Evidently treats them (declared
     explicitly: Evidently's inference takes low-cardinality integers for categories).
 
-data_drift keys (all optional)
-    ``num_method``, ``num_threshold``, ``cat_method``, ``cat_threshold``: for every numerical / categorical
-    column; ``per_column``: ``{name: {"method": ..., "threshold": ...}}``; None everywhere means
-    Evidently's defaults (K-S / chi-square up to 1000 reference rows, Wasserstein / Jensen-Shannon above).
-    ``max_drifted_columns`` (default 0): the check fails when more columns than this drifted.
-
 data_quality keys (all optional)
     ``max_missing_share`` (0.05), ``max_out_of_range_share`` (0.01: share of values outside the reference's
     [min, max] or the column's ``range``), ``max_unseen_share`` (0.01: share of categories the reference
     never had), ``min_rows`` (1), ``max_rows`` (None); ``per_column``: ``{name: {"max_missing_share": ...,
     "range": [lo, hi], "max_out_of_range_share": ..., "max_unseen_share": ...}}``.
 
-Every check yields a list of ``ColumnResult`` (``monitoring.checks.definitions``); ``verdict`` turns it into
-passed / failed with a reason.
+Every check yields a list of ``ColumnResult`` (``monitoring.checks.definitions``); ``quality_verdict`` and
+``model_quality_verdict`` turn it into passed / failed with a reason.
 For data_quality a result's ``drifted`` means "out of bounds", its ``method`` names the measure
 (``missing_share``, ``out_of_range_share``, ``unseen_share``, ``row_count``), and row count has the column
 ``*``.
@@ -39,16 +32,13 @@ import evidently.tests as ev_tests
 import pandas as pd
 from evidently import BinaryClassification, DataDefinition, Dataset, Regression, Report
 from evidently.legacy.calculations.stattests.registry import _registered_stat_tests
-from evidently.metrics import MissingValueCount, OutListValueCount, OutRangeValueCount, RowCount, ValueDrift
+from evidently.metrics import MissingValueCount, OutListValueCount, OutRangeValueCount, RowCount
 from evidently.tests import gte, lte
 
 from monitoring.checks.definitions import (
     CATEGORICAL,
     CLASSIFICATION,
-    DATA_DRIFT,
-    DATA_QUALITY,
     NUMERICAL,
-    P_VALUE_METHODS,
     QUALITY_DEFAULTS,
     QUALITY_METRICS,
     REGRESSION,
@@ -85,17 +75,6 @@ def drift_methods(column_type: str | None = None) -> list[str]:
     )
 
 
-def _method_names() -> dict[str, str]:
-    """Evidently reports a resolved method by its display name ("K-S p_value"); map it back to the key."""
-    _registered_stat_tests = _registry()
-
-    names = {}
-    for name, by_type in _registered_stat_tests.items():
-        for stat_test in by_type.values():
-            names[stat_test.display_name] = name
-    return names
-
-
 def _check_frames(reference: pd.DataFrame, current: pd.DataFrame, columns: dict[str, str]) -> None:
     for label, frame in (("reference", reference), ("current", current)):
         missing = [c for c in columns if c not in frame.columns]
@@ -117,50 +96,10 @@ def _datasets(reference: pd.DataFrame, current: pd.DataFrame, columns: dict[str,
     )
 
 
-# --- data_drift ---
-
-
-def _drift_metric(column: str, column_type: str, config: dict):
-    prefix = "num" if column_type == NUMERICAL else "cat"
-    own = (config.get("per_column") or {}).get(column) or {}
-    method = own.get("method") or config.get(f"{prefix}_method")
-    threshold = own.get("threshold", config.get(f"{prefix}_threshold"))
-    return ValueDrift(column=column, method=method, threshold=threshold)
-
-
-def _drift_metrics(config: dict) -> list:
-    return [_drift_metric(column, column_type, config) for column, column_type in config["columns"].items()]
-
-
 def _run(reference: pd.DataFrame, current: pd.DataFrame, columns: dict[str, str], metrics: list):
     _registry()
     current_ds, reference_ds = _datasets(reference, current, columns)
     return Report(metrics, include_tests=True).run(current_ds, reference_ds)  # current first, reference second
-
-
-def compute_drift(reference: pd.DataFrame, current: pd.DataFrame, config: dict) -> list[ColumnResult]:
-    """One ``ColumnResult`` per configured column: Evidently's drift score with the method and threshold it
-    used (the p-value, for statistical tests), and whether the column drifted."""
-    columns = config["columns"]
-    _check_frames(reference, current, columns)
-    snapshot = _run(reference, current, columns, _drift_metrics(config)).dict()
-    statuses = {t["metric_config"]["metric_id"]: str(t["status"]).upper() for t in snapshot["tests"]}
-    names = _method_names()
-    results = []
-    for metric in snapshot["metrics"]:
-        method = names.get(metric["config"]["method"], metric["config"]["method"])
-        score = _number(metric["value"])
-        results.append(
-            ColumnResult(
-                column=metric["config"]["column"],
-                method=method,
-                score=score,
-                threshold=_number(metric["config"]["threshold"]),
-                drifted=statuses.get(metric["id"], "").endswith("FAIL"),
-                p_value=score if method in P_VALUE_METHODS else None,
-            )
-        )
-    return results
 
 
 # --- data_quality ---
@@ -233,25 +172,12 @@ def compute_quality(reference: pd.DataFrame, current: pd.DataFrame, config: dict
     return results
 
 
-# --- dispatch and verdicts ---
+# --- verdicts ---
 
 
-def compute(kind: str, reference: pd.DataFrame, current: pd.DataFrame, config: dict) -> list[ColumnResult]:
-    if kind == DATA_DRIFT:
-        return compute_drift(reference, current, config)
-    if kind == DATA_QUALITY:
-        return compute_quality(reference, current, config)
-    raise CheckInputError(f"unknown check kind {kind!r}")
-
-
-def verdict(kind: str, results: list[ColumnResult], config: dict) -> tuple[bool, str]:
-    """``(passed, reason)`` for a list of results."""
+def quality_verdict(results: list[ColumnResult]) -> tuple[bool, str]:
+    """``(passed, reason)`` for the results of a data_quality check."""
     flagged = [r for r in results if r.drifted]
-    if kind == DATA_DRIFT:
-        allowed = int(config.get("max_drifted_columns", 0) or 0)
-        names = ", ".join(r.column for r in flagged)
-        summary = f"{len(flagged)} of {len(results)} column(s) drifted" + (f": {names}" if flagged else "")
-        return len(flagged) <= allowed, summary + (f" (at most {allowed} allowed)" if allowed else "")
     if not flagged:
         return True, f"{len(results)} measure(s) within bounds"
     described = "; ".join(

@@ -16,12 +16,12 @@ from html import escape
 
 import pandas as pd
 from evidently import Report
+from evidently.metrics import ValueDrift
 
 from monitoring.checks import engine
-from monitoring.checks.definitions import DATA_DRIFT
+from monitoring.checks.definitions import DATA_DRIFT, NUMERICAL
 from monitoring.checks.quality import (
     _check_frames,
-    _drift_metrics,
     _model_quality_metrics,
     _quality_frame,
     _quality_metrics,
@@ -58,6 +58,18 @@ def report(
         metrics = _quality_metrics(_quality_plan(reference, config), config)
     snapshot = _run(reference, current, columns, metrics)
     return snapshot.json(), _html(snapshot, note)
+
+
+def _drift_metric(column: str, column_type: str, config: dict):
+    prefix = "num" if column_type == NUMERICAL else "cat"
+    own = (config.get("per_column") or {}).get(column) or {}
+    method = own.get("method") or config.get(f"{prefix}_method")
+    threshold = own.get("threshold", config.get(f"{prefix}_threshold"))
+    return ValueDrift(column=column, method=method, threshold=threshold)
+
+
+def _drift_metrics(config: dict) -> list:
+    return [_drift_metric(column, column_type, config) for column, column_type in config["columns"].items()]
 
 
 def _html(snapshot, note: str) -> str:

@@ -1,6 +1,7 @@
 """The worker side of a check run (DESIGN §7): claimed with attempt fencing, computed outside transactions,
 and finished -- with its consequences (audit, voided decisions, alerts, automatic suspension) -- only while its
-attempt still holds the run. The reaper recovers runs whose worker was lost."""
+attempt still holds the run. The reaper recovers runs that started and whose worker was lost; the outbox, runs
+that never reached a worker."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from controlplane.models import OutboxMessage
 from controlplane.outbox import outbox_enqueue
 from governance.audit.services import audit_record
 from governance.promotion.services import promotion_on_check_finished
@@ -41,12 +41,8 @@ TRANSIENT_ERRORS = (OSError, OperationalError, InterfaceError)
 
 
 class RetryLater(Exception):
-    """A transient error; the run is queued again and the task should retry after ``countdown`` seconds."""
-
-    def __init__(self, cause: BaseException, countdown: float):
-        super().__init__(str(cause))
-        self.cause = cause
-        self.countdown = countdown
+    """A transient error (or the soft time limit) ended this attempt and the run is queued again: the task retries
+    (Celery's backoff), and the next attempt claims it. Its cause is chained (``__cause__``)."""
 
 
 def describe_error(exc: BaseException) -> str:
@@ -105,8 +101,8 @@ def _compute(run: CheckRun) -> Outcome:
     reference_frame = _read_parquet(reference.storage_path, names)
     if current.empty:
         raise _no_rows(batch)
-    results = quality.compute(run.kind, reference_frame, current, config)
-    passed, verdict = quality.verdict(run.kind, results, config)
+    results = quality.compute_quality(reference_frame, current, config)
+    passed, verdict = quality.quality_verdict(results)
     return Outcome(passed, verdict, [r.as_dict() for r in results])
 
 
@@ -169,7 +165,6 @@ def check_run_execute(*, run_id: int, worker: str, time_limit: int | None = None
         return None
     started = time.monotonic()
     try:
-        _test_delay(soft_timeout)
         run = CheckRun.objects.select_related("monitor_revision", "batch", "model_version__model").get(pk=run_id)
         outcome = _compute(run)
     except (CheckInputError, engine.DriftError) as exc:
@@ -177,32 +172,19 @@ def check_run_execute(*, run_id: int, worker: str, time_limit: int | None = None
     except TRANSIENT_ERRORS as exc:
         log.warning("check run %s attempt %s: transient error %r", run_id, attempt, exc)
         if attempt < settings.TOLLGATE_CHECK_MAX_ATTEMPTS and _requeue(run_id, attempt, error=describe_error(exc)):
-            raise RetryLater(exc, countdown=min(2**attempt, 60)) from exc
+            raise RetryLater(describe_error(exc)) from exc
         return _finish(run_id, attempt, state=CheckState.ERROR, error=describe_error(exc), started=started)
     except Exception as exc:
         if soft_timeout is not None and isinstance(exc, soft_timeout):
             message = f"attempt {attempt} exceeded the soft time limit of {settings.TOLLGATE_CHECK_SOFT_TIME_LIMIT}s"
             if attempt < settings.TOLLGATE_CHECK_MAX_ATTEMPTS and _requeue(run_id, attempt, error=message):
-                raise RetryLater(exc, countdown=0) from exc
+                raise RetryLater(message) from exc
             return _finish(run_id, attempt, state=CheckState.TIMED_OUT, error=message, started=started)
         log.exception("check run %s attempt %s failed", run_id, attempt)
         return _finish(run_id, attempt, state=CheckState.ERROR, error=describe_error(exc), started=started)
     state = CheckState.PASSED if outcome.passed else CheckState.FAILED
     return _finish(run_id, attempt, state=state, verdict=outcome.verdict, results=outcome.results,
                    warnings=outcome.warnings, started=started)  # fmt: skip
-
-
-def _test_delay(soft_timeout) -> None:
-    """Test-only (``TOLLGATE_TEST_CHECK_DELAY_SECONDS``): a check that takes this long, so a test can kill its
-    worker mid-run. Like a computation stuck in native code, it does not notice the soft time limit."""
-    delay = getattr(settings, "TOLLGATE_TEST_CHECK_DELAY_SECONDS", 0)
-    deadline = time.monotonic() + delay
-    while time.monotonic() < deadline:
-        try:
-            time.sleep(max(deadline - time.monotonic(), 0))
-        except Exception as exc:
-            if soft_timeout is None or not isinstance(exc, soft_timeout):
-                raise
 
 
 def _requeue(run_id: int, attempt: int, *, error: str) -> bool:
@@ -296,9 +278,13 @@ def run_below_reliable_size(run: CheckRun) -> bool:
 
 
 def check_runs_reap(*, now: datetime.datetime | None = None) -> dict:
-    """Runs still ``running`` past the hard time limit plus the margin: queued again while attempts remain
-    (through the outbox), else ``timed_out``. Queued runs whose outbox message is gone are queued again, and
-    deferred runs are released where the queue bounds have room.
+    """Runs that started and are still ``running`` past the hard time limit plus the margin (their worker was lost,
+    or the check is stuck in native code): queued again while attempts remain (through the outbox), else
+    ``timed_out``. On the same beat, deferred runs are released where the queue bounds have room.
+
+    Work that never reached a worker is the outbox's to recover: a queued run keeps a pending outbox row until a
+    worker has run its task (the task's retries, and a task that gives up on a transient error, keep it pending),
+    and the sweeper publishes a pending row again (``controlplane.outbox``).
 
     The hard limit is the one the claiming worker recorded on the run: the reaper runs wherever beat sends it,
     under settings that need not be that worker's. (A run claimed without one falls back to this process's.)"""
@@ -307,7 +293,7 @@ def check_runs_reap(*, now: datetime.datetime | None = None) -> dict:
     running = CheckRun.objects.filter(state=CheckState.RUNNING).values_list(
         "pk", "attempts", "claimed_at", "time_limit_seconds"
     )
-    requeued = timed_out = orphans = 0
+    requeued = timed_out = 0
     for run_id, attempt, claimed_at, time_limit in running:
         hard = time_limit or settings.TOLLGATE_CHECK_TIME_LIMIT
         if claimed_at is not None and claimed_at >= now - datetime.timedelta(seconds=hard + margin):
@@ -320,19 +306,8 @@ def check_runs_reap(*, now: datetime.datetime | None = None) -> dict:
                     requeued += 1
         elif _finish(run_id, attempt, state=CheckState.TIMED_OUT, error=message):
             timed_out += 1
-    cutoff = now - datetime.timedelta(seconds=settings.TOLLGATE_OUTBOX_REPUBLISH_SECONDS)
-    for run_id in CheckRun.objects.filter(state=CheckState.QUEUED, queued_at__lt=cutoff).values_list("pk", flat=True):
-        pending = OutboxMessage.objects.filter(
-            task_name=RUN_TASK, state=OutboxMessage.State.PENDING, kwargs__run_id=run_id
-        ).exists()
-        if not pending:
-            with transaction.atomic():
-                if CheckRun.objects.filter(pk=run_id, state=CheckState.QUEUED).update(queued_at=now):
-                    outbox_enqueue(RUN_TASK, kwargs={"run_id": run_id})
-                    orphans += 1
     deferred = CheckRun.objects.filter(state=CheckState.DEFERRED).order_by().values_list("project_id", flat=True)
     released = sum(check_runs_release(project_id=project_id) for project_id in deferred.distinct())
-    if requeued or timed_out or orphans or released:
-        log.info("check runs reaped: %s re-queued, %s timed out, %s orphans re-queued, %s deferred released",
-                 requeued, timed_out, orphans, released)  # fmt: skip
-    return {"requeued": requeued, "timed_out": timed_out, "orphans": orphans, "released": released}
+    if requeued or timed_out or released:
+        log.info("check runs reaped: %s re-queued, %s timed out, %s deferred released", requeued, timed_out, released)
+    return {"requeued": requeued, "timed_out": timed_out, "released": released}

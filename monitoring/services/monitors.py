@@ -5,204 +5,23 @@ transaction."""
 from __future__ import annotations
 
 import json
-import math
-from typing import Any
 
-from celery.schedules import crontab
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 from controlplane.changes import changes
-from controlplane.exceptions import Conflict, DomainError
+from controlplane.exceptions import Conflict
 from governance.accounts.access import Principal, require_in_project, require_role
 from governance.accounts.models import Project
 from governance.audit.chain import canonical, digest
 from governance.audit.services import audit_record
 from governance.promotion.models import Deployment
 from governance.registry.models import ModelVersion
-from monitoring.checks import definitions, engine
 from monitoring.models import Monitor, MonitorKind, MonitorRevision
 
-from ._common import CHECKED_AS, WRITERS, _invalid, _signature_columns
-
-# --- Monitor configuration ---------------------------------------------------------------------------------
-
-DRIFT_KEYS = {"columns", "num_method", "num_threshold", "cat_method", "cat_threshold", "per_column",
-              "max_drifted_columns", "fdr", "drift_share"}  # fmt: skip
-QUALITY_SHARES = ("max_missing_share", "max_out_of_range_share", "max_unseen_share")
-QUALITY_KEYS = {"columns", *QUALITY_SHARES, "min_rows", "max_rows", "per_column"}
-MODEL_QUALITY_KEYS = {"task", "target", "prediction", "pos_label", "probas_threshold", "thresholds"}
-SCHEDULE_KEYS = {"schedule", "freshness_hours"}  # every kind: when the monitor runs, and when silence alerts
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def monitor_config_validate(kind: str, config: Any, *, version: ModelVersion | None) -> dict:
-    """The configuration, checked key by key; a DomainError lists every problem with its path."""
-    problems: list[tuple[str, str]] = []
-    if not isinstance(config, dict):
-        raise _invalid("config", "a mapping")
-    allowed = {MonitorKind.DATA_DRIFT: DRIFT_KEYS, MonitorKind.DATA_QUALITY: QUALITY_KEYS,
-               MonitorKind.MODEL_QUALITY: MODEL_QUALITY_KEYS}.get(kind, set()) | SCHEDULE_KEYS  # fmt: skip
-    problems += [(f"config.{key}", "unknown key") for key in sorted(set(config) - allowed)]
-    problems += _schedule_problems(config)
-    signature = _signature_columns(version) if version is not None else {}
-    if kind == MonitorKind.MODEL_QUALITY:
-        problems += _model_quality_problems(config, version)
-        if problems:
-            raise DomainError(
-                "The monitor's configuration is not valid.",
-                code="invalid_config",
-                details=[{"field": path, "message": message} for path, message in problems],
-            )
-        return config
-    columns = config.get("columns")
-    if columns is not None:
-        if not isinstance(columns, list) or not columns or not all(isinstance(c, str) for c in columns):
-            problems.append(("config.columns", "a non-empty list of column names"))
-        elif signature:
-            unknown = [c for c in columns if c not in signature]
-            if unknown:
-                problems.append(("config.columns", f"not in the model's signature: {', '.join(unknown)}"))
-    per_column = config.get("per_column", {})
-    if not isinstance(per_column, dict) or not all(isinstance(v, dict) for v in per_column.values()):
-        problems.append(("config.per_column", "a mapping of column name to its settings"))
-        per_column = {}
-    if kind == MonitorKind.DATA_DRIFT:
-        for prefix, column_type in (("num", definitions.NUMERICAL), ("cat", definitions.CATEGORICAL)):
-            spec = {"method": config.get(f"{prefix}_method"), "threshold": config.get(f"{prefix}_threshold")}
-            problems += _method_problems(spec, f"config.{prefix}_", column_type)
-        for column, own in per_column.items():
-            unknown = sorted(set(own) - {"method", "threshold"})
-            problems += [(f"config.per_column.{column}.{key}", "unknown key") for key in unknown]
-            column_type = CHECKED_AS.get(signature.get(column, ""), None)
-            problems += _method_problems(own, f"config.per_column.{column}.", column_type)
-        limit = config.get("max_drifted_columns", 0)
-        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
-            problems.append(("config.max_drifted_columns", "a whole number, 0 or more"))
-        fdr = config.get("fdr", 0.05)
-        if fdr is not None and not (_is_number(fdr) and 0 < fdr < 1):
-            problems.append(("config.fdr", "a false discovery rate between 0 and 1, or null (no correction)"))
-        share = config.get("drift_share")
-        if share is not None and not (_is_number(share) and 0 < share <= 1):
-            problems.append(("config.drift_share", "a share above 0, at most 1"))
-    else:
-        for key in QUALITY_SHARES:
-            if key in config and not (_is_number(config[key]) and 0 <= config[key] <= 1):
-                problems.append((f"config.{key}", "a share from 0 to 1"))
-        for key in ("min_rows", "max_rows"):
-            value = config.get(key)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-                problems.append((f"config.{key}", "a whole number, 0 or more"))
-        for column, own in per_column.items():
-            path = f"config.per_column.{column}"
-            problems += [(f"{path}.{key}", "unknown key") for key in sorted(set(own) - {*QUALITY_SHARES, "range"})]
-            for key in QUALITY_SHARES:
-                if key in own and not (_is_number(own[key]) and 0 <= own[key] <= 1):
-                    problems.append((f"{path}.{key}", "a share from 0 to 1"))
-            bounds = own.get("range")
-            if bounds is not None and not (
-                isinstance(bounds, list)
-                and len(bounds) == 2
-                and all(map(_is_number, bounds))
-                and bounds[0] <= bounds[1]
-            ):
-                problems.append((f"{path}.range", "[low, high], two numbers, low <= high"))
-    if signature:
-        problems += [
-            (f"config.per_column.{c}", "not in the model's signature") for c in per_column if c not in signature
-        ]
-    if problems:
-        raise DomainError(
-            "The monitor's configuration is not valid.",
-            code="invalid_config",
-            details=[{"field": path, "message": message} for path, message in problems],
-        )
-    return config
-
-
-def _schedule_problems(config: dict) -> list:
-    problems = []
-    schedule = config.get("schedule")
-    if schedule is not None:
-        if not isinstance(schedule, dict) or len(schedule) != 1 or not set(schedule) <= {"every_minutes", "crontab"}:
-            problems.append(("config.schedule", '{"every_minutes": N} or {"crontab": "m h dom mon dow"}'))
-        elif "every_minutes" in schedule:
-            every = schedule["every_minutes"]
-            if not isinstance(every, int) or isinstance(every, bool) or not 1 <= every <= 7 * 24 * 60:
-                problems.append(("config.schedule.every_minutes", "a whole number of minutes, 1 to 10080"))
-        else:
-            try:
-                _crontab_fields(schedule["crontab"])
-            except (ValueError, TypeError, AttributeError):
-                problems.append(("config.schedule.crontab", 'five crontab fields, e.g. "0 * * * *" (UTC)'))
-    hours = config.get("freshness_hours")
-    if hours is not None:
-        if not (_is_number(hours) and 0 < hours <= 24 * 366):
-            problems.append(("config.freshness_hours", "a number of hours above 0"))
-        elif schedule is None:
-            problems.append(("config.freshness_hours", "needs a schedule: freshness is evaluated when it runs"))
-    return problems
-
-
-def _crontab_fields(text: str) -> dict:
-    minute, hour, day_of_month, month_of_year, day_of_week = text.split()
-    fields = {"minute": minute, "hour": hour, "day_of_month": day_of_month, "month_of_year": month_of_year,
-              "day_of_week": day_of_week}  # fmt: skip
-    crontab(**fields)  # parses every field; ValueError when one is not valid
-    return fields
-
-
-def _model_quality_problems(config: dict, version: ModelVersion | None) -> list:
-    """task, target (a column of the labels), prediction (an output of the signature; default its first),
-    pos_label, probas_threshold, thresholds ``{metric: {condition: bound}}``."""
-    problems = []
-    task = config.get("task")
-    if task not in (definitions.CLASSIFICATION, definitions.REGRESSION):
-        problems.append(("config.task", "classification or regression"))
-    if not isinstance(config.get("target"), str) or not config.get("target"):
-        problems.append(("config.target", "the name of the label column (in the labels or the batch)"))
-    outputs = [c["name"] for c in ((version.signature or {}).get("outputs") or [])] if version else []
-    prediction = config.get("prediction")
-    if prediction is not None and (not isinstance(prediction, str) or (outputs and prediction not in outputs)):
-        problems.append(("config.prediction", f"one of the signature's outputs: {', '.join(outputs) or 'none'}"))
-    if prediction is None and version is not None and not outputs:
-        problems.append(("config.prediction", "the signature has no output: name the prediction column"))
-    threshold = config.get("probas_threshold")
-    if threshold is not None and not (_is_number(threshold) and 0 < threshold < 1):
-        problems.append(("config.probas_threshold", "a probability between 0 and 1"))
-    if "pos_label" in config and not isinstance(config["pos_label"], str | int | bool):
-        problems.append(("config.pos_label", "a label value (text, number or boolean)"))
-    thresholds = config.get("thresholds", {})
-    known = definitions.QUALITY_METRICS.get(task, {})
-    if not isinstance(thresholds, dict):
-        problems.append(("config.thresholds", "a mapping of metric to {condition: bound}"))
-        thresholds = {}
-    for name, spec in thresholds.items():
-        path = f"config.thresholds.{name}"
-        if known and name not in known:
-            problems.append((path, f"one of {', '.join(known)} for {task}"))
-        elif not (isinstance(spec, dict) and len(spec) == 1 and set(spec) <= set(definitions.CONDITIONS)
-                  and all(map(_is_number, spec.values()))):  # fmt: skip
-            problems.append((path, f"one condition ({', '.join(definitions.CONDITIONS)}) and its bound"))
-    return problems
-
-
-def _method_problems(spec: dict, path: str, column_type: str | None) -> list:
-    """``<path>method`` and ``<path>threshold`` of ``spec``: a method the drift engine computes for the column
-    type (Evidently's names; its report tests the column the same way)."""
-    method, threshold = spec.get("method"), spec.get("threshold")
-    problems = []
-    if method is not None:
-        known = sorted(name for name, m in engine.METHODS.items() if column_type is None or column_type in m.kinds)
-        if method not in known:
-            problems.append((f"{path}method", f"one of {', '.join(known)}"))
-    if threshold is not None and not (_is_number(threshold) and threshold > 0):
-        problems.append((f"{path}threshold", "a positive number"))
-    return problems
+from ._common import WRITERS, _invalid
+from .monitor_configs import crontab_fields, monitor_config_validate
 
 
 def _config_hash(config: dict) -> str:
@@ -320,7 +139,7 @@ def _schedule_sync(monitor: Monitor, config: dict) -> None:
                                                              period=IntervalSchedule.MINUTES)  # fmt: skip
         when = {"interval": interval, "crontab": None}
     else:
-        crontab, _ = CrontabSchedule.objects.get_or_create(**_crontab_fields(schedule["crontab"]), timezone="UTC")
+        crontab, _ = CrontabSchedule.objects.get_or_create(**crontab_fields(schedule["crontab"]), timezone="UTC")
         when = {"crontab": crontab, "interval": None}
     PeriodicTask.objects.update_or_create(
         name=name,

@@ -2,12 +2,14 @@
 their signature check, check runs and reports, alerts, the check gate, voided decisions and suspension."""
 
 import datetime
+import hashlib
 
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
+from controlplane.models import OutboxMessage
 from governance.accounts.access import Principal
 from governance.audit.models import AuditEvent
 from governance.promotion.models import Decision, Deployment
@@ -16,6 +18,7 @@ from governance.registry.models import ModelVersion
 from monitoring.api.views import REPORT_CSP
 from monitoring.models import Batch, CheckRun, MonitorRevision
 from monitoring.services.execution import check_runs_reap
+from monitoring.tasks import run_check
 from tests.governance.registry.test_registry import body, versions_url
 from tests.monitoring.conftest import (
     CARD_HIGH,
@@ -177,6 +180,19 @@ def test_parquet_uploads_and_storage_uris(api, project, ml_engineer, reference, 
 
     settings.TOLLGATE_MAX_BATCH_BYTES = 1024
     assert upload(engineer, project, same_as_reference(5), version=1).status_code == 413
+
+
+@pytest.mark.django_db
+def test_an_uppercase_hash_is_accepted_and_stored_lowercase(api, project, ml_engineer, version):
+    data = parquet_bytes(same_as_reference())
+    path = default_storage.save("projects/fraud/incoming/upper.parquet", _file(data))
+    sha256 = hashlib.sha256(data).hexdigest()
+    registered = api(ml_engineer).post(url(project, "batches/"), {"model": "fraud-gbm", "version": 1,
+                                       "uri": f"storage://{path}", "sha256": sha256.upper()},
+                                       format="json")  # fmt: skip
+    assert registered.status_code == 201, registered.json()
+    assert registered.json()["sha256"] == sha256
+    assert Batch.objects.get(pk=registered.json()["id"]).sha256 == sha256
 
 
 def _file(data: bytes):
@@ -372,9 +388,36 @@ def test_a_transient_storage_error_is_retried(api, project, ml_engineer, referen
 
 
 @flow
-def test_a_permanent_error_is_not_retried(api, project, ml_engineer, reference):
-    import hashlib
+def test_a_run_whose_task_gives_up_on_the_database_is_published_again_by_the_outbox(
+    api, project, ml_engineer, reference, monkeypatch
+):
+    from django.db import OperationalError
 
+    from controlplane.outbox import outbox_republish_due
+    from monitoring.services import execution
+
+    real, calls = execution._claim, []
+
+    def database_down(*args, **kwargs):
+        calls.append(args)
+        raise OperationalError("the database is down")
+
+    monkeypatch.setattr(execution, "_claim", database_down)
+    engineer = api(ml_engineer)
+    create_monitor(engineer, project)
+    run_id = upload(engineer, project, same_as_reference(), environment="production").json()["runs"][0]["id"]
+    message = OutboxMessage.objects.get(task_name=execution.RUN_TASK, kwargs__run_id=run_id)
+    assert len(calls) == run_check.max_retries + 1  # Celery's retries, in process at once
+    assert (CheckRun.objects.get(pk=run_id).state, message.state) == ("queued", "pending")  # not lost
+
+    monkeypatch.setattr(execution, "_claim", real)
+    assert outbox_republish_due(now=timezone.now() + datetime.timedelta(hours=2)) == 1  # the sweeper's beat
+    run = CheckRun.objects.get(pk=run_id)
+    assert (run.state, run.attempts) == ("passed", 1)
+
+
+@flow
+def test_a_permanent_error_is_not_retried(api, project, ml_engineer, reference):
     engineer = api(ml_engineer)
     create_monitor(engineer, project)
     data = parquet_bytes(same_as_reference().drop(columns=["country"]))  # the web process reads a URI batch not
@@ -402,7 +445,7 @@ def test_the_reaper_requeues_lost_runs_then_times_them_out(api, project, ml_engi
     assert (run.state, run.attempts) == ("passed", 2)
 
     CheckRun.objects.filter(pk=run.pk).update(state="running", claimed_at=timezone.now() - datetime.timedelta(hours=1))
-    assert check_runs_reap() == {"requeued": 0, "timed_out": 1, "orphans": 0, "released": 0}
+    assert check_runs_reap() == {"requeued": 0, "timed_out": 1, "released": 0}
     run.refresh_from_db()
     assert run.state == "timed_out" and "hard time limit" in run.error
     gates = dict((k, s) for k, s, _ in check_gates(engineer, project))
