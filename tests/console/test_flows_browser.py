@@ -40,9 +40,14 @@ def _private_storage():
 def demo(django_db_setup, django_db_blocker, tmp_path_factory):
     """The demo seeded once (checks and reports in process), a live server, a Chromium; yields
     ``(base_url, browser, passwords)``."""
+    from django.db import connection
     from playwright.sync_api import sync_playwright
     from pytest_django.live_server_helper import LiveServer
 
+    # pytest-django creates the test database only when a selected test is marked django_db; the seed below and
+    # the flush at the end must never reach DATABASE_URL's own database (e.g. under ``-m browser``).
+    if not str(connection.settings_dict["NAME"]).startswith("test_"):
+        pytest.fail(f"refusing to seed the demo into {connection.settings_dict['NAME']!r}", False)
     storage = tmp_path_factory.mktemp("demo-storage")
     default_storage = {**settings.STORAGES["default"], "OPTIONS": {"location": str(storage)}}
     overrides = override_settings(
