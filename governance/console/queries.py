@@ -252,7 +252,7 @@ def version_page(principal: Principal, project: Project, model_name: str, number
     )
     history = list(
         DeploymentHistory.objects.filter(model_version=version)
-        .select_related("deployment__environment", "executed_by", "request")
+        .select_related("deployment__environment", "deployment__model", "executed_by", "request")
         .order_by("-from_at")
     )
     return VersionPage(
