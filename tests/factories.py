@@ -377,3 +377,203 @@ class AlertFactory(factory.django.DjangoModelFactory):
     deployment = factory.SelfAttribute("check_run.batch.deployment")
     model_version = factory.SelfAttribute("check_run.model_version")
     message = factory.LazyAttribute(lambda o: f"{o.check_run.kind} failed: {o.check_run.verdict}")
+
+
+# --- Rows, for lists: what the services above write, made in bulk (no audit events) ---------------------------
+
+
+def bulk(factory_class, n: int, **fields) -> list:
+    """``n`` rows of a model factory in one INSERT (PostgreSQL returns their keys). Related rows must exist:
+    pass them, one for all or ``factory.Iterator(rows)`` for one each."""
+    return factory_class._meta.model.objects.bulk_create(factory_class.build_batch(n, **fields))
+
+
+def _card_hash(content: dict) -> str:
+    from governance.registry.services import card_content_hash
+
+    return card_content_hash(content)
+
+
+class RegisteredModelFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "governance.RegisteredModel"
+
+    project = None
+    name = factory.Sequence(lambda n: f"model-{n}")
+    owner = None
+
+
+class ModelVersionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "governance.ModelVersion"
+
+    model = None
+    version = 1
+    artifact_uri = factory.LazyAttribute(lambda o: f"s3://models/{o.model.name}/{o.version}/model.onnx")
+    artifact_sha256 = factory.LazyAttribute(lambda o: sha(f"{o.model.name} artifact {o.version}"))
+    framework = "sklearn"
+    signature = SIGNATURE
+    created_by = factory.LazyAttribute(lambda o: o.model.owner)
+
+
+class MetricFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "governance.Metric"
+
+    model_version = None
+    name = "auc"
+    value = 0.91
+
+
+class DatasetLinkFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "governance.ModelVersionDataset"
+
+    model_version = None
+    dataset_version = None
+    role = "trained_on"
+    created_by = factory.LazyAttribute(lambda o: o.model_version.created_by)
+
+
+class ModelCardFactory(factory.django.DjangoModelFactory):
+    """``CARD`` at revision 1, its tier confirmed by ``confirmed_by`` (when given)."""
+
+    class Meta:
+        model = "governance.ModelCard"
+
+    model_version = None
+    content = CARD
+    revision = 1
+    content_hash = factory.LazyAttribute(lambda o: _card_hash(o.content))
+    confirmed_by = None
+    confirmed_risk_tier = factory.LazyAttribute(lambda o: o.content["proposed_risk_tier"] if o.confirmed_by else "")
+    confirmed_revision = factory.LazyAttribute(lambda o: o.revision if o.confirmed_by else None)
+    confirmed_at = factory.LazyAttribute(lambda o: timezone.now() if o.confirmed_by else None)
+    confirmation_comment = factory.LazyAttribute(lambda o: "agreed" if o.confirmed_by else "")
+
+
+class ModelCardRevisionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "governance.ModelCardRevision"
+
+    card = None
+    revision = factory.SelfAttribute("card.revision")
+    content = factory.SelfAttribute("card.content")
+    content_hash = factory.SelfAttribute("card.content_hash")
+    author = factory.LazyAttribute(lambda o: o.card.model_version.created_by)
+
+
+class PromotionRequestRowFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "governance.PromotionRequest"
+
+    model_version = None
+    environment = None
+    project = factory.SelfAttribute("environment.project")
+    requested_by = factory.LazyAttribute(lambda o: o.model_version.created_by)
+    state = "open"
+
+
+class DecisionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "governance.Decision"
+
+    request = None
+    reviewer = None
+    outcome = "approve"
+    evidence = {}
+    evidence_digest = factory.LazyAttribute(lambda o: sha(f"evidence {o.request.pk}"))
+
+
+class DeploymentRowFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "governance.Deployment"
+
+    model_version = None
+    environment = None
+    project = factory.SelfAttribute("environment.project")
+    model = factory.SelfAttribute("model_version.model")
+
+
+class DeploymentHistoryFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "governance.DeploymentHistory"
+
+    deployment = None
+    request = None
+    model_version = factory.SelfAttribute("request.model_version")
+    approvers = factory.LazyAttribute(lambda o: [])
+    policy_version = 1
+    executed_by = factory.SelfAttribute("request.requested_by")
+    from_at = factory.LazyFunction(timezone.now)
+
+
+class ExceptionRowFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "governance.PolicyException"
+
+    model_version = None
+    environment = None
+    project = factory.SelfAttribute("environment.project")
+    gate = "metric"
+    target = "auc"
+    name = "AUC waiver"
+    justification = "Holiday traffic"
+    requested_by = factory.LazyAttribute(lambda o: o.model_version.created_by)
+    granted_by = None
+    expires_at = factory.LazyFunction(lambda: timezone.now() + timedelta(days=7))
+
+
+def promoted_in_bulk(project, *, engineer, officer, n: int, prefix: str = "bulk") -> list:
+    """``n`` models of ``project`` as the promotion services leave them (without their audit events), in a few
+    INSERTs: each v1 registered by ``engineer`` with an AUC, linked ``trained_on`` to one dataset version, its
+    card complete and its tier confirmed by ``officer``; deployed to production (executed, with its history
+    row) and with an open request for staging approved by ``officer``, whose metric gate there is waived.
+    Returns the versions."""
+    from governance.promotion.models import Environment
+
+    production = Environment.objects.get(project=project, name="production")
+    staging = Environment.objects.get(project=project, name="staging")
+    data = DatasetVersionFactory(
+        project=project, created_by=engineer, dataset__name=f"{prefix}-train", sha256=sha(f"{prefix} train")
+    )
+    models = bulk(RegisteredModelFactory, n, project=project, owner=engineer,
+                  name=factory.Iterator([f"{prefix}-{i}" for i in range(n)]))  # fmt: skip
+    versions = bulk(ModelVersionFactory, n, model=factory.Iterator(models))
+    each = factory.Iterator(versions)
+    bulk(MetricFactory, n, model_version=each)
+    bulk(DatasetLinkFactory, n, model_version=factory.Iterator(versions), dataset_version=data)
+    cards = bulk(ModelCardFactory, n, model_version=factory.Iterator(versions), confirmed_by=officer)
+    bulk(ModelCardRevisionFactory, n, card=factory.Iterator(cards))
+    executed = bulk(PromotionRequestRowFactory, n, model_version=factory.Iterator(versions), environment=production,
+                    state="executed", closed_at=timezone.now(), closed_by=engineer)  # fmt: skip
+    waiting = bulk(PromotionRequestRowFactory, n, model_version=factory.Iterator(versions), environment=staging)
+    bulk(DecisionFactory, 2 * n, request=factory.Iterator(executed + waiting), reviewer=officer)
+    deployments = bulk(DeploymentRowFactory, n, model_version=factory.Iterator(versions), environment=production)
+    bulk(DeploymentHistoryFactory, n, deployment=factory.Iterator(deployments), request=factory.Iterator(executed),
+         approvers=[officer.username])  # fmt: skip
+    bulk(ExceptionRowFactory, n, model_version=factory.Iterator(versions), environment=staging, granted_by=officer)
+    return versions
+
+
+class EnvironmentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "governance.Environment"
+
+    project = None
+    name = factory.Sequence(lambda n: f"region-{n}")
+    kind = "staging"
+
+
+class PolicyFactory(factory.django.DjangoModelFactory):
+    """A published version: ``document`` as the project's current one by default, published by ``published_by``."""
+
+    class Meta:
+        model = "governance.Policy"
+
+    project = None
+    version = factory.Sequence(lambda n: n + 2)
+    document = factory.LazyAttribute(lambda o: o.project.policies.order_by("-version").first().document)
+    source = ""
+    document_hash = factory.LazyAttribute(lambda o: sha(f"{o.document} {o.version}"))
+    published_by = None
