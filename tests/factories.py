@@ -280,7 +280,7 @@ class WebhookFactory(factory.Factory):
 
     project = None
     created_by = None
-    url = factory.Sequence(lambda n: f"https://hooks.example.org/{n}")
+    url = factory.Sequence(lambda n: f"https://hooks.example.com/{n}")
     actions = ["deployment.promoted"]
 
     @classmethod
@@ -577,3 +577,17 @@ class PolicyFactory(factory.django.DjangoModelFactory):
     source = ""
     document_hash = factory.LazyAttribute(lambda o: sha(f"{o.document} {o.version}"))
     published_by = None
+
+
+class AccessLogEntryFactory(factory.django.DjangoModelFactory):
+    """A GET of the project's page answered 200, as the access log middleware writes it."""
+
+    class Meta:
+        model = "governance.AccessLogEntry"
+
+    principal = None
+    principal_name = factory.LazyAttribute(lambda o: o.principal.username if o.principal else "")
+    method = "GET"
+    project_slug = "fraud"
+    path = factory.LazyAttribute(lambda o: f"/api/v1/projects/{o.project_slug}/")
+    status = 200
