@@ -338,7 +338,8 @@ class BatchFactory(factory.django.DjangoModelFactory):
     project = factory.LazyAttribute(lambda o: o.model_version.model.project)
     deployment = None
     kind = "uri"
-    uri = factory.Sequence(lambda n: f"s3://fraud/batches/{n}.parquet")
+    uri = factory.Sequence(lambda n: f"storage://projects/fraud/batches/{n}.parquet")
+    storage_path = factory.LazyAttribute(lambda o: o.uri.removeprefix("storage://"))
     sha256 = factory.LazyAttribute(lambda o: sha(o.uri))
     window_end = factory.LazyFunction(timezone.now)
     window_start = factory.LazyAttribute(lambda o: o.window_end - timedelta(hours=1))
