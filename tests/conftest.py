@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from governance.accounts.access import Principal
 from governance.accounts.models import Role
 from governance.accounts.services import api_key_issue, project_create, role_grant
-from tests.factories import UserFactory
+from tests.factories import CARD, DatasetVersionFactory, RegisteredVersionFactory, UserFactory
 
 pytest_plugins = ["tests.worker", "tests.schema_statuses"]
 
@@ -124,6 +124,21 @@ def outsider(other_project):
     user = UserFactory(username="outsider")
     role_grant(actor=Principal.system(), project=other_project, principal=user, role=Role.ML_ENGINEER)
     return user
+
+
+@pytest.fixture
+def training_data(project, ml_engineer):
+    """Version 1 of the project's dataset ``train`` (``s3://fraud/train.parquet``), owned by the engineer."""
+    return DatasetVersionFactory(project=project, created_by=ml_engineer)
+
+
+@pytest.fixture
+def ready_version(project, ml_engineer, officer, training_data):
+    """fraud-gbm v1, registered by the engineer with the training data and an AUC of 0.91, a complete card
+    (``CARD``, limited risk), its tier confirmed by the officer: its production gates pass but the approvals."""
+    return RegisteredVersionFactory(
+        project=project, created_by=ml_engineer, trained_on=training_data, card=CARD, confirmed_by=officer
+    )
 
 
 @pytest.fixture

@@ -79,12 +79,12 @@ def service_account_get(*, principal: Principal, project: Project, account_id: i
 
 
 def service_account_key_list(*, principal: Principal, account: User) -> QuerySet[ApiKey]:
-    return ApiKey.objects.filter(owner=account).select_related("project")
+    return ApiKey.objects.filter(owner=account).select_related("project", "owner")
 
 
 def api_key_list(*, principal: Principal) -> QuerySet[ApiKey]:
     """The caller's own keys; a caller on a pinned key sees only the keys pinned to that project."""
-    keys = ApiKey.objects.filter(owner=principal.user).select_related("project")
+    keys = ApiKey.objects.filter(owner=principal.user).select_related("project", "owner")
     if principal.pinned_project_id:
         keys = keys.filter(project_id=principal.pinned_project_id)
     return keys

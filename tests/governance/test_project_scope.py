@@ -14,16 +14,15 @@ from governance.accounts.services import api_key_issue, role_grant, service_acco
 from governance.audit.models import AuditEvent
 from governance.promotion.models import Environment, PolicyException, PromotionRequest
 from governance.promotion.services import exception_grant, gates_evaluate, promotion_request_create
-from governance.registry.models import ModelVersion, RegisteredModel
-from tests.governance.registry.test_registry import sha
+from governance.registry.models import ModelVersion
+from tests.factories import ModelVersionFactory, RegisteredModelFactory, sha
 
 
 def make_version(project, user) -> ModelVersion:
-    model = RegisteredModel.objects.create(project=project, name="fraud-gbm", owner=user)
-    return ModelVersion.objects.create(
-        model=model, version=1, artifact_uri=f"s3://models/{project.slug}/1", artifact_sha256=sha(project.slug),
-        signature={}, created_by=user,
-    )  # fmt: skip
+    model = RegisteredModelFactory(project=project, name="fraud-gbm", owner=user)
+    return ModelVersionFactory(
+        model=model, artifact_uri=f"s3://models/{project.slug}/1", artifact_sha256=sha(project.slug), signature={}
+    )
 
 
 @pytest.fixture

@@ -13,7 +13,8 @@ from governance.accounts.access import Principal
 from governance.provenance.services import dataset_create, dataset_version_upload
 from governance.registry.models import ModelVersion
 from governance.registry.services import model_version_datasets_link
-from tests.governance.promotion.test_promotion import ready_version, request_promotion, training_data, url  # noqa: F401
+from tests.factories import CARD_HIGH, DeploymentFactory, RegisteredVersionFactory
+from tests.governance.promotion.test_promotion import url
 
 COUNTRIES = ["DE", "FR", "NL", "ES", "IT"]
 
@@ -89,40 +90,29 @@ def create_monitor(client, project, kind="data_drift", name=None, **fields):
 
 
 @pytest.fixture
-def version(project, ready_version):  # noqa: F811
-    return ModelVersion.objects.get(model__project=project, model__name="fraud-gbm", version=ready_version)
+def version(ready_version):
+    return ready_version
 
 
 @pytest.fixture
-def deployed(api, project, ml_engineer, officer, version):
-    """Version 1 of fraud-gbm runs in production (limited risk, approved by ``officer``)."""
-    engineer = api(ml_engineer)
-    request_id = request_promotion(engineer, project).json()["id"]
-    assert (
-        api(officer).post(url(project, f"promotion-requests/{request_id}/approve/"), {}, format="json").status_code
-        == 200
-    )
-    executed = engineer.post(url(project, f"promotion-requests/{request_id}/execute/"))
-    assert executed.status_code == 200, executed.json()
+def deployed(officer, version):
+    """Version 1 of fraud-gbm runs in production (limited risk, approved by ``officer``, executed by its
+    requester, the engineer)."""
+    DeploymentFactory(version=version, officer=officer)
     return version
+
+
+@pytest.fixture
+def high_risk_version(project, ml_engineer, officer, training_data):
+    """Version 1 of fraud-gbm, high risk (its check gates apply), trained on the training data, its tier
+    confirmed; not deployed, no reference data, no metrics."""
+    return RegisteredVersionFactory(project=project, created_by=ml_engineer, trained_on=training_data,
+                                    card=CARD_HIGH, confirmed_by=officer, metrics=[])  # fmt: skip
 
 
 @pytest.fixture
 def reference(project, ml_engineer, deployed):
     return link_reference(project, ml_engineer, deployed)
-
-
-CARD_HIGH = {
-    "intended_use": "Score card payments for fraud",
-    "out_of_scope_uses": "Wire transfers",
-    "users_and_affected_persons": "Fraud analysts; card holders",
-    "limitations": "Trained on EU data only",
-    "ethical_considerations": "False positives block legitimate payments",
-    "evaluation_data": "October 2026 hold-out",
-    "human_oversight": "Analysts review every block",
-    "proposed_risk_tier": "high",
-    "risk_tier_rationale": "Blocks payments automatically",
-}
 
 
 @pytest.fixture

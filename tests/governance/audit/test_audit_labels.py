@@ -20,16 +20,24 @@ from governance.provenance.services import dataset_create, dataset_version_regis
 from governance.registry.models import ModelVersion
 from governance.registry.services import model_version_register
 from monitoring.services.monitors import monitor_create
-from tests.governance.promotion.test_promotion import ready_version, request_promotion, training_data, url  # noqa: F401
+from tests.factories import CARD
+from tests.governance.promotion.test_promotion import request_promotion, url
 from tests.governance.registry.test_registry import SIGNATURE, body, sha, versions_url
 
 
 @pytest.fixture
-def story(api, project, ml_engineer, officer, ready_version, outsider, other_project):  # noqa: F811
+def story(api, project, ml_engineer, officer, training_data, outsider, other_project):
     """fraud-gbm 1 (with its card) promoted to production, then suspended; fraud-gbm 2 registered; monitors on
     the deployment and on version 2; a model whose name starts like it; datasets named alike. The other project
-    has a fraud-gbm 1 and a customers dataset of its own."""
+    has a fraud-gbm 1 and a customers dataset of its own. Version 1 is registered, described and confirmed over
+    HTTP (not with the ``ready_version`` factory): the access log's entries of those requests are asserted."""
     engineer, reviewer = api(ml_engineer), api(officer)
+    first = body(1, metrics=[{"name": "auc", "value": 0.91}],
+                 datasets=[{"dataset_version": training_data.pk, "role": "trained_on"}])  # fmt: skip
+    assert engineer.post(versions_url(project), first, format="json").status_code == 201
+    card_url = f"{versions_url(project)}1/model-card/"
+    assert engineer.put(card_url, CARD, format="json").status_code == 200
+    assert reviewer.post(f"{card_url}confirm-risk-tier/", {"comment": "agreed"}, format="json").status_code == 200
     assert engineer.post(versions_url(project), body(2), format="json").status_code == 201
     assert engineer.post(versions_url(project, "fraud-gbm-v2"), body(3), format="json").status_code == 201
     request_id = request_promotion(engineer, project).json()["id"]

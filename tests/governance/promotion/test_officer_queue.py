@@ -7,27 +7,22 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from governance.accounts.access import Principal
-from tests.governance.promotion import test_promotion
-from tests.governance.promotion.test_promotion import CARD, request_promotion, url
+from tests.factories import CARD, PromotionRequestFactory, RegisteredVersionFactory
+from tests.governance.promotion.test_promotion import request_promotion, url
 from tests.governance.provenance.lineage_events import dataset, ingest, model_facet, run_event
-from tests.governance.registry.test_registry import body, versions_url
+from tests.governance.registry.test_registry import versions_url
 
-training_data = test_promotion.training_data  # the promotion tests' fixtures
-ready_version = test_promotion.ready_version
 QUEUE = "/api/v1/promotion-requests/"
 UNCONFIRMED = "unconfirmed — counts as high"
 QUEUE_QUERIES = 29
 
 
-def register(client, project, n, training_data, *, card=True):
-    created = client.post(
-        versions_url(project),
-        body(n, datasets=[{"dataset_version": training_data.pk, "role": "trained_on"}]),
-        format="json",
+def register(project, ml_engineer, training_data, *, card=True):
+    """The next version of fraud-gbm, trained on ``training_data``, with ``CARD`` unless ``card`` is False; its
+    tier unconfirmed."""
+    return RegisteredVersionFactory(
+        project=project, created_by=ml_engineer, trained_on=training_data, card=CARD if card else None, metrics=[]
     )
-    assert created.status_code == 201, created.json()
-    if card:
-        assert client.put(f"{versions_url(project)}{n}/model-card/", CARD, format="json").status_code == 200
 
 
 def counts_on_the_request_page(client, project, request_id):
@@ -41,7 +36,7 @@ def test_the_queue_carries_the_risk_tier_and_a_gate_summary(
 ):
     engineer, reviewer = api(ml_engineer), api(officer)
     confirmed = request_promotion(engineer, project, version=1).json()["id"]
-    register(engineer, project, 2, training_data, card=False)
+    register(project, ml_engineer, training_data, card=False)
     unconfirmed = request_promotion(engineer, project, version=2).json()["id"]
     withdrawn = request_promotion(engineer, project, version=2, environment="staging").json()["id"]
     assert engineer.post(url(project, f"promotion-requests/{withdrawn}/withdraw/")).status_code == 200
@@ -106,18 +101,13 @@ def test_the_queue_costs_the_same_queries_for_one_request_and_for_many(
     from governance.promotion.services import exception_grant
     from governance.registry.models import ModelVersion
 
-    engineer, reviewer = api(ml_engineer), api(officer)
+    reviewer = api(officer)
 
     def requested(n, environment="production"):
-        register(engineer, project, n, training_data)
+        version = register(project, ml_engineer, training_data)
         ingest(Principal(ml_engineer), project, run_event(
             "train", inputs=[dataset("train", version="1")], run_facets=model_facet("fraud-gbm", n)))  # fmt: skip
-        request_id = request_promotion(engineer, project, version=n, environment=environment).json()["id"]
-        assert (
-            reviewer.post(url(project, f"promotion-requests/{request_id}/approve/"), {}, format="json").status_code
-            == 200
-        )
-        return request_id
+        return PromotionRequestFactory(version=version, environment=environment, approved_by=[officer]).pk
 
     ids = [requested(1)]
     queue_reader = api(officer2)

@@ -9,50 +9,8 @@ from django.utils import timezone
 
 from governance.audit.models import AuditEvent
 from governance.promotion.models import Decision, Deployment, DeploymentHistory, PromotionRequest
-from governance.provenance.models import Dataset, DatasetVersion
-from tests.factories import UserFactory
+from tests.factories import CARD, UserFactory
 from tests.governance.registry.test_registry import body, sha, versions_url
-
-CARD = {
-    "intended_use": "Score card payments for fraud",
-    "out_of_scope_uses": "Wire transfers",
-    "users_and_affected_persons": "Fraud analysts; card holders",
-    "limitations": "Trained on EU data only",
-    "ethical_considerations": "False positives block legitimate payments",
-    "evaluation_data": "October 2026 hold-out",
-    "human_oversight": "Analysts review every block",
-    "proposed_risk_tier": "limited",
-    "risk_tier_rationale": "Decisions are reviewed by people",
-}
-
-
-@pytest.fixture
-def training_data(project, ml_engineer):
-    dataset = Dataset.objects.create(
-        project=project, namespace="s3://fraud", name="train", owner=ml_engineer, license="CC-BY-4.0",
-        classification="internal",
-    )  # fmt: skip
-    return DatasetVersion.objects.create(
-        dataset=dataset, version="1", kind="uri", uri="s3://fraud/train.parquet", sha256=sha("train"),
-        created_by=ml_engineer,
-    )  # fmt: skip
-
-
-@pytest.fixture
-def ready_version(api, project, ml_engineer, officer, training_data):
-    """Version 1: registered with training data and an AUC, a complete card, its tier confirmed."""
-    engineer = api(ml_engineer)
-    response = engineer.post(
-        versions_url(project),
-        body(1, metrics=[{"name": "auc", "value": 0.91}],
-             datasets=[{"dataset_version": training_data.pk, "role": "trained_on"}]),
-        format="json",
-    )  # fmt: skip
-    assert response.status_code == 201
-    card_url = f"{versions_url(project)}1/model-card/"
-    assert engineer.put(card_url, CARD, format="json").status_code == 200
-    assert api(officer).post(f"{card_url}confirm-risk-tier/", {"comment": "agreed"}, format="json").status_code == 200
-    return 1
 
 
 def request_promotion(client, project, version=1, environment="production", **extra):

@@ -38,7 +38,7 @@ from governance.provenance.models import (
     LineageRun,
     LineageRunDataset,
 )
-from governance.registry.models import ModelVersion, RegisteredModel
+from tests.factories import ModelVersionFactory, RegisteredModelFactory
 from tests.governance.provenance.lineage_events import dataset, facet, ingest, model_facet, run_event
 from tests.worker import wait_for
 
@@ -64,11 +64,13 @@ def pipeline(project, admin_user):
 
 @pytest.fixture
 def model_version(project, ml_engineer):
-    model = RegisteredModel.objects.create(project=project, name="fraud-gbm", owner=ml_engineer)
-    return ModelVersion.objects.create(
-        model=model, version=1, artifact_uri="s3://models/fraud/1/model.onnx",
-        artifact_sha256=hashlib.sha256(b"model").hexdigest(), signature={}, created_by=ml_engineer,
-    )  # fmt: skip
+    model = RegisteredModelFactory(project=project, name="fraud-gbm", owner=ml_engineer)
+    return ModelVersionFactory(
+        model=model,
+        artifact_uri="s3://models/fraud/1/model.onnx",
+        artifact_sha256=hashlib.sha256(b"model").hexdigest(),
+        signature={},
+    )
 
 
 def post(client, event, url=URL, **extra):

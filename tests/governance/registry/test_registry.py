@@ -9,6 +9,7 @@ from django.db import connections
 from governance.audit.models import AuditEvent
 from governance.provenance.models import Dataset, DatasetVersion
 from governance.registry.models import Metric, ModelVersion, RegisteredModel
+from tests.factories import DatasetVersionFactory
 
 SIGNATURE = {
     "inputs": [{"name": "amount", "type": "float"}, {"name": "country", "type": "string"}],
@@ -34,11 +35,10 @@ def body(n=1, **extra):
 
 @pytest.fixture
 def dataset_version(project, ml_engineer):
-    dataset = Dataset.objects.create(project=project, namespace="s3://fraud", name="train", owner=ml_engineer)
-    return DatasetVersion.objects.create(
-        dataset=dataset, version="1", kind="uri", uri="s3://fraud/train.parquet", sha256=sha("train"),
-        created_by=ml_engineer,
-    )  # fmt: skip
+    """The training data, without a licence or a classification."""
+    return DatasetVersionFactory(
+        project=project, created_by=ml_engineer, dataset__license="", dataset__classification=""
+    )
 
 
 @pytest.fixture

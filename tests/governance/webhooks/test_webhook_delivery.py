@@ -10,10 +10,9 @@ import uuid
 import pytest
 
 from governance.audit.models import AuditEvent
-from governance.provenance.models import Dataset, DatasetVersion
 from governance.webhooks.models import Webhook, WebhookDelivery
 from tests.governance.promotion.test_promotion import CARD, request_promotion, url
-from tests.governance.registry.test_registry import body, sha, versions_url
+from tests.governance.registry.test_registry import body, versions_url
 from tests.governance.webhooks.webhook_receiver import Receiver, verify_signature
 from tests.worker import wait_for
 
@@ -33,18 +32,6 @@ def receiver():
     server = Receiver().start()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def training_data(project, ml_engineer):
-    dataset = Dataset.objects.create(
-        project=project, namespace="s3://fraud", name="train", owner=ml_engineer, license="CC-BY-4.0",
-        classification="internal",
-    )  # fmt: skip
-    return DatasetVersion.objects.create(
-        dataset=dataset, version="1", kind="uri", uri="s3://fraud/train.parquet", sha256=sha("train"),
-        created_by=ml_engineer,
-    )  # fmt: skip
 
 
 def _subscribe(client, project, target, actions):

@@ -14,20 +14,18 @@ from governance.accounts.access import Principal
 from governance.audit.models import AuditEvent
 from governance.promotion.models import Decision, Deployment
 from governance.promotion.services import policy_publish
-from governance.registry.models import ModelVersion
 from monitoring.api.views import REPORT_CSP
 from monitoring.models import Batch, CheckRun, MonitorRevision
 from monitoring.services.execution import check_runs_reap
 from monitoring.tasks import run_check
-from tests.governance.registry.test_registry import body, versions_url
+from tests.governance.promotion.test_promotion import request_promotion
+from tests.governance.registry.test_registry import versions_url
 from tests.monitoring.conftest import (
-    CARD_HIGH,
     create_monitor,
     csv_bytes,
     drifted,
     link_reference,
     parquet_bytes,
-    request_promotion,
     same_as_reference,
     upload,
     url,
@@ -285,16 +283,9 @@ def test_a_policy_may_turn_automatic_suspension_off(api, project, ml_engineer, o
 
 
 @pytest.fixture
-def high_risk(api, project, ml_engineer, officer, training_data):
+def high_risk(api, project, ml_engineer, high_risk_version):
     """Version 1, a high-risk model not deployed anywhere, with reference data and both monitors."""
-    engineer = api(ml_engineer)
-    engineer.post(versions_url(project), body(1, datasets=[{"dataset_version": training_data.pk,
-                                                             "role": "trained_on"}]), format="json")  # fmt: skip
-    card_url = f"{versions_url(project)}1/model-card/"
-    assert engineer.put(card_url, CARD_HIGH, format="json").status_code == 200
-    assert api(officer).post(f"{card_url}confirm-risk-tier/", {"comment": "agreed"}, format="json").status_code == 200
-
-    version = ModelVersion.objects.get(model__project=project, version=1)
+    engineer, version = api(ml_engineer), high_risk_version
     link_reference(project, ml_engineer, version)
     create_monitor(engineer, project, version=1)
     create_monitor(engineer, project, kind="data_quality", version=1)

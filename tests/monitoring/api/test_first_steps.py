@@ -15,9 +15,8 @@ from governance.provenance.models import DatasetVersion
 from monitoring.models import Batch, CheckRun, Monitor
 from monitoring.services.retention import raw_data_prune
 from monitoring.services.runs import RUN_TASK
-from tests.governance.registry.test_registry import body, versions_url
+from tests.governance.registry.test_registry import versions_url
 from tests.monitoring.conftest import (
-    CARD_HIGH,
     create_monitor,
     drifted,
     link_reference,
@@ -109,19 +108,8 @@ def link_reference_through_the_api(engineer, project) -> DatasetVersion:
     return DatasetVersion.objects.get(pk=version.json()["id"])
 
 
-@pytest.fixture
-def high_risk_without_reference(api, project, ml_engineer, officer, training_data):
-    """Version 1 of fraud-gbm, high risk (its check gates apply), not deployed, no reference data."""
-    engineer = api(ml_engineer)
-    engineer.post(versions_url(project), body(1, datasets=[{"dataset_version": training_data.pk,
-                                                             "role": "trained_on"}]), format="json")  # fmt: skip
-    card_url = f"{versions_url(project)}1/model-card/"
-    assert engineer.put(card_url, CARD_HIGH, format="json").status_code == 200
-    assert api(officer).post(f"{card_url}confirm-risk-tier/", {"comment": "agreed"}, format="json").status_code == 200
-
-
 @flow
-def test_the_check_gate_reads_no_reference_data_linked(api, project, ml_engineer, high_risk_without_reference):
+def test_the_check_gate_reads_no_reference_data_linked(api, project, ml_engineer, high_risk_version):
     engineer = api(ml_engineer)
     create_monitor(engineer, project, version=1)
     upload(engineer, project, same_as_reference(), version=1)

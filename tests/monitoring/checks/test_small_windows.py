@@ -169,19 +169,11 @@ def test_a_window_of_reliable_size_that_fails_suspends_as_the_policy_says(api, p
 
 
 @flow
-def test_the_check_gate_carries_the_small_window_warning(api, project, ml_engineer, officer, training_data):
-    from tests.governance.registry.test_registry import body, versions_url
-    from tests.monitoring.conftest import CARD_HIGH
+def test_the_check_gate_carries_the_small_window_warning(api, project, ml_engineer, high_risk_version):
+    from tests.governance.registry.test_registry import versions_url
 
     engineer = api(ml_engineer)
-    engineer.post(versions_url(project), body(1, datasets=[{"dataset_version": training_data.pk,
-                                                             "role": "trained_on"}]), format="json")  # fmt: skip
-    card_url = f"{versions_url(project)}1/model-card/"
-    assert engineer.put(card_url, CARD_HIGH, format="json").status_code == 200
-    assert api(officer).post(f"{card_url}confirm-risk-tier/", {"comment": "agreed"}, format="json").status_code == 200
-    from governance.registry.models import ModelVersion
-
-    link_reference(project, ml_engineer, ModelVersion.objects.get(version=1), frame=reference_frame(5_000))
+    link_reference(project, ml_engineer, high_risk_version, frame=reference_frame(5_000))
     create_monitor(engineer, project, version=1)
     upload(engineer, project, drifted(rows=50), version=1)
     dry = engineer.get(f"{versions_url(project)}1/gates/", {"environment": "production"}).json()
