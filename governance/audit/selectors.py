@@ -40,3 +40,9 @@ def audit_verification_get(*, principal: Principal, project, verification_id: in
     if verification is None:
         raise NotFound("No such verification in this project.")
     return verification
+
+
+def audit_verification_latest(*, principal: Principal, project) -> AuditVerification | None:
+    """The project's most recent verification run, if any; auditors and admins only."""
+    require_role(principal, project, AUDIT_READERS, action="see audit verifications", write=False)
+    return AuditVerification.objects.filter(project=project).select_related("requested_by").first()

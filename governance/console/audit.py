@@ -93,8 +93,8 @@ def audit(request, project):
         verification = audit_selectors.audit_verification_get(
             principal=principal, project=project, verification_id=int(wanted)
         )
-    else:  # the latest one, read after the selector's role check above
-        verification = AuditVerification.objects.filter(project=project).select_related("requested_by").first()
+    else:
+        verification = audit_selectors.audit_verification_latest(principal=principal, project=project)
     bindings = list(member_list(principal=principal, project=project, filters={"state": "all"}))
     context = {
         "rows": page,

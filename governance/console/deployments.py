@@ -161,7 +161,8 @@ def _monitor_panels(principal: Principal, project: Project, deployment: Deployme
     now = timezone.now()
     panels = []
     for monitor in monitors:
-        config = monitor.revisions.filter(revision=monitor.revision).values_list("config", flat=True).first() or {}
+        # monitor_list prefetches the revisions: the current one's config without a query of its own
+        config = next((r.config for r in monitor.revisions.all() if r.revision == monitor.revision), {})
         hours = config.get("freshness_hours")
         runs = list(
             monitoring_selectors.check_run_list(principal=principal, project=project, filters={"monitor": monitor.pk})[

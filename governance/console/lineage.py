@@ -15,8 +15,7 @@ from controlplane.exceptions import DomainError, NotFound
 from governance.console import queries
 from governance.console.views import _page, _principal, console_page
 from governance.provenance import graph as lineage
-from governance.provenance.models import LineageRun
-from governance.provenance.selectors import dataset_list, dataset_version_list
+from governance.provenance.selectors import dataset_list, dataset_version_list, lineage_run_get
 from governance.registry.selectors import model_list, model_version_list
 
 DEFAULT_DEPTH = 5
@@ -40,9 +39,7 @@ def _start(principal, project, node: str) -> tuple[str, str]:
             run_id = uuid.UUID(rest)
         except ValueError:
             raise NotFound(f"No run '{rest}' in this project.") from None
-        run = LineageRun.objects.filter(project=project, run_id=run_id).select_related("job").first()
-        if run is None:
-            raise NotFound(f"No run '{rest}' in this project.")
+        run = lineage_run_get(principal=principal, project=project, run_id=run_id)
         key = lineage.job_key(run.job.namespace, run.job.name)
         return key, f"Run {run.run_id} of job {run.job.name}: the graph is drawn per job."
     return node, ""

@@ -6,7 +6,7 @@ from controlplane.exceptions import NotFound
 from governance.accounts.access import Principal
 from governance.accounts.models import Project
 from governance.accounts.selectors import project_list
-from governance.provenance.models import Dataset, DatasetVersion
+from governance.provenance.models import Dataset, DatasetVersion, LineageRun
 
 
 def dataset_list(*, principal: Principal, project: Project, filters: dict | None = None) -> QuerySet:
@@ -54,3 +54,12 @@ def dataset_version_get(*, principal: Principal, dataset, version_id: int):
     if version is None:
         raise NotFound("No such version of this dataset.")
     return version
+
+
+def lineage_run_get(*, principal: Principal, project: Project, run_id) -> LineageRun:
+    """An OpenLineage run of the project by its run id (a UUID), with its job; 404 otherwise."""
+    run = LineageRun.objects.filter(project=project, project__in=principal.project_ids(), run_id=run_id)
+    found = run.select_related("job").first()
+    if found is None:
+        raise NotFound(f"No run '{run_id}' in this project.")
+    return found
