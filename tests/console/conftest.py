@@ -1,7 +1,5 @@
 """Console fixtures: a logged-in browser-like client per persona, and a version with an open production request."""
 
-import hashlib
-
 import pytest
 from django.test import Client
 
@@ -9,25 +7,9 @@ from governance.accounts.access import Principal
 from governance.promotion.services import promotion_request_create
 from governance.provenance.models import Dataset, DatasetVersion
 from governance.registry.services import model_card_edit, model_version_register
+from tests.factories import CARD, sha
 
 SIGNATURE = {"inputs": [{"name": "amount", "type": "float"}], "outputs": [{"name": "score", "type": "float"}]}
-
-
-CARD = {  # complete, as the default policy's model_card gate requires; the tier proposed, not confirmed
-    "intended_use": "Score card payments for fraud",
-    "out_of_scope_uses": "Wire transfers",
-    "users_and_affected_persons": "Fraud analysts; card holders",
-    "limitations": "Trained on EU data only",
-    "ethical_considerations": "False positives block legitimate payments",
-    "evaluation_data": "October 2026 hold-out",
-    "human_oversight": "Analysts review every block",
-    "proposed_risk_tier": "limited",
-    "risk_tier_rationale": "Decisions are reviewed by people",
-}
-
-
-def sha(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @pytest.fixture
