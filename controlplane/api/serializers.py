@@ -1,10 +1,28 @@
+import copy
 from collections.abc import Mapping
 
 from rest_framework import serializers
 
 from controlplane.patterns import NAME, SHA256
 
-__all__ = ["NAME", "SHA256", "Sha256Field", "StrictSerializer"]
+__all__ = ["NAME", "SHA256", "CachedFieldsModelSerializer", "Sha256Field", "StrictSerializer"]
+
+
+class CachedFieldsModelSerializer(serializers.ModelSerializer):
+    """DRF's ``ModelSerializer``, with the fields it derives from the model's ``Meta`` built once per class.
+
+    DRF derives them again for every instance -- for a version's representation that was a fifth of the request's
+    CPU (bench/README.md, issue 19). They depend only on the class, so each instance gets a copy of the first
+    one's (unbound, as DRF's own declared fields are copied). A subclass whose fields depend on the instance or its
+    context must not derive from this one."""
+
+    def get_fields(self):
+        cls = type(self)
+        fields = cls.__dict__.get("_tollgate_fields")
+        if fields is None:
+            fields = super().get_fields()
+            cls._tollgate_fields = fields
+        return copy.deepcopy(fields)
 
 
 class StrictSerializer(serializers.Serializer):

@@ -76,6 +76,13 @@ TEMPLATES = [
 DATABASE_URL = env.string("DATABASE_URL", "")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.boolean(
+        "TOLLGATE_DB_PREPARED_STATEMENTS", True
+    ):
+        # Parameters bound by the server, and a statement run 5 times on a connection prepared there (psycopg):
+        # PostgreSQL then skips parsing and planning it, which was most of its CPU per request (issue 19). Turn
+        # off behind a pooler that cannot keep prepared statements (PgBouncer in transaction mode before 1.21).
+        DATABASES["default"].setdefault("OPTIONS", {}).update({"server_side_binding": True, "prepare_threshold": 5})
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {

@@ -44,14 +44,20 @@ def model_list(*, principal: Principal, project: Project, filters: dict | None =
 
 
 def model_get(*, principal: Principal, project: Project, name: str):
-    model = (
-        RegisteredModel.objects.filter(project=project, project__in=principal.project_ids(), name=name)
-        .select_related("owner", "project")
-        .first()
-    )
+    model = _model_in.first(project=project.pk, name=name, **principal.scope())
     if model is None:
         raise NotFound(f"No model '{name}' in this project.")
     return model
+
+
+_model_in = Prepared(
+    lambda project, name, **scope: RegisteredModel.objects.filter(
+        project_id=project, project__in=project_ids_of(**scope), name=name
+    )
+    .select_related("owner", "project")
+    .order_by(),
+    project=0, name="", user=0, at=timezone.now(), pinned=0,
+)  # fmt: skip
 
 
 def _with_tag(queryset: QuerySet, tag: str) -> QuerySet:

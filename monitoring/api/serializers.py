@@ -6,7 +6,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from controlplane.api.serializers import Sha256Field, StrictSerializer
+from controlplane.api.serializers import CachedFieldsModelSerializer, Sha256Field, StrictSerializer
 from governance.accounts.models import Role
 from monitoring.models import (
     REFERENCE_KINDS,
@@ -50,7 +50,7 @@ def _needs_reference(monitor) -> bool:
     return monitor.kind in REFERENCE_KINDS and monitor.reference_id is None
 
 
-class MonitorSerializer(serializers.ModelSerializer):
+class MonitorSerializer(CachedFieldsModelSerializer):
     model = serializers.CharField(source="model.name")
     environment = serializers.SerializerMethodField()
     version = serializers.SerializerMethodField()
@@ -152,7 +152,7 @@ class MonitorUpdateSerializer(StrictSerializer):
     active = serializers.BooleanField(required=False)
 
 
-class RunSummarySerializer(serializers.ModelSerializer):
+class RunSummarySerializer(CachedFieldsModelSerializer):
     monitor = serializers.CharField(source="monitor.name")
 
     class Meta:
@@ -161,7 +161,7 @@ class RunSummarySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class BatchSerializer(serializers.ModelSerializer):
+class BatchSerializer(CachedFieldsModelSerializer):
     model = serializers.CharField(source="model_version.model.name")
     version = serializers.IntegerField(source="model_version.version")
     environment = serializers.SerializerMethodField()
@@ -296,7 +296,7 @@ class ReportSerializer(serializers.Serializer):
     )
 
 
-class CheckRunSerializer(serializers.ModelSerializer):
+class CheckRunSerializer(CachedFieldsModelSerializer):
     monitor = serializers.CharField(source="monitor.name")
     monitor_id = serializers.IntegerField()
     revision = serializers.IntegerField(source="monitor_revision.revision")
@@ -366,7 +366,7 @@ class CheckRunRequestSerializer(StrictSerializer):
     batch = serializers.IntegerField(required=False, help_text="Default: the latest batch the monitor covers.")
 
 
-class AlertSerializer(serializers.ModelSerializer):
+class AlertSerializer(CachedFieldsModelSerializer):
     model = serializers.CharField(source="model_version.model.name")
     environment = serializers.CharField(source="deployment.environment.name", default=None)
     version = serializers.IntegerField(source="model_version.version")
@@ -402,7 +402,7 @@ class SeriesSerializer(serializers.Serializer):
     )
 
 
-class DataPolicySerializer(serializers.ModelSerializer):
+class DataPolicySerializer(CachedFieldsModelSerializer):
     updated_by = serializers.CharField(source="updated_by.username", default=None)
 
     class Meta:

@@ -12,11 +12,12 @@ from controlplane.prepared import Prepared
 from governance.accounts.access import Principal
 from governance.accounts.models import ApiKey
 from governance.accounts.services import _key_by_prefix, api_key_issue, api_key_revoke, role_revoke
+from governance.promotion.services import deployment_set_state
 from governance.provenance.models import LineageJob, LineageRun
 from governance.registry.api.serializers import ModelVersionSerializer
 from governance.registry.models import ModelVersion
 from governance.registry.selectors import _version_at, model_version_at, model_version_get, model_version_list
-from tests.factories import MetricFactory, RegisteredVersionFactory
+from tests.factories import DeploymentFactory, MetricFactory, RegisteredVersionFactory
 
 
 def _fields(obj, *relations):
@@ -126,3 +127,15 @@ def test_revocation_takes_effect_on_the_next_request(api, project, ml_engineer, 
     binding = ml_engineer.role_bindings.get(project=project)
     role_revoke(actor=Principal(admin_user), binding=binding)
     assert client.get(path).status_code == 404
+
+
+def test_a_suspension_takes_effect_on_the_next_verify(api, project, officer, ready_version):
+    deployment = DeploymentFactory(version=ready_version, officer=officer)
+    client = api(officer)
+    path = f"/api/v1/projects/{project.slug}/deployments/{ready_version.model.name}/production/verify/"
+    body = {"artifact_sha256": ready_version.artifact_sha256}
+    assert client.post(path, body, format="json").json()["allowed"] is True
+
+    deployment_set_state(actor=Principal(officer), deployment=deployment, state="suspended", reason="drift")
+    answer = client.post(path, body, format="json").json()
+    assert answer["allowed"] is False and "suspended: drift" in answer["reason"]

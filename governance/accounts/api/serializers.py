@@ -4,10 +4,11 @@ translate; they hold no rules. State-carrying fields are read-only."""
 from django.contrib.auth.password_validation import validate_password
 from rest_framework import serializers
 
+from controlplane.api.serializers import CachedFieldsModelSerializer
 from governance.accounts.models import SERVICE_ACCOUNT_ROLES, ApiKey, Project, Role, RoleBinding, User
 
 
-class ProjectSerializer(serializers.ModelSerializer):
+class ProjectSerializer(CachedFieldsModelSerializer):
     roles = serializers.SerializerMethodField()
 
     class Meta:
@@ -32,7 +33,7 @@ class ProjectUpdateSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True)
 
 
-class RoleBindingSerializer(serializers.ModelSerializer):
+class RoleBindingSerializer(CachedFieldsModelSerializer):
     principal = serializers.CharField(source="principal.username")
     service_account = serializers.BooleanField(source="principal.is_service_account")
     granted_by = serializers.CharField(source="granted_by.username", default=None)
@@ -61,7 +62,7 @@ class RoleGrantSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
 
 
-class ApiKeySerializer(serializers.ModelSerializer):
+class ApiKeySerializer(CachedFieldsModelSerializer):
     project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     owner = serializers.CharField(source="owner.username", read_only=True)
 
@@ -107,7 +108,7 @@ class ServiceAccountKeyCreateSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
 
 
-class ServiceAccountSerializer(serializers.ModelSerializer):
+class ServiceAccountSerializer(CachedFieldsModelSerializer):
     name = serializers.SerializerMethodField()
     roles = serializers.SerializerMethodField()
 
@@ -144,7 +145,7 @@ class ServiceAccountCreatedSerializer(ServiceAccountSerializer):
         return self.context["key"].prefix
 
 
-class UserSerializer(serializers.ModelSerializer):
+class UserSerializer(CachedFieldsModelSerializer):
     class Meta:
         model = User
         fields = ["id", "username", "email", "is_active", "is_staff", "date_joined"]

@@ -2,10 +2,11 @@
 
 from rest_framework import serializers
 
+from controlplane.api.serializers import CachedFieldsModelSerializer
 from governance.audit.models import AccessLogEntry, AuditEvent, AuditVerification
 
 
-class AuditEventSerializer(serializers.ModelSerializer):
+class AuditEventSerializer(CachedFieldsModelSerializer):
     actor = serializers.CharField(source="actor_name", read_only=True)
 
     class Meta:
@@ -32,7 +33,7 @@ class AuditEventDetailSerializer(AuditEventSerializer):
         read_only_fields = fields
 
 
-class AccessLogEntrySerializer(serializers.ModelSerializer):
+class AccessLogEntrySerializer(CachedFieldsModelSerializer):
     principal = serializers.CharField(source="principal_name", read_only=True)
     project = serializers.CharField(source="project_slug", read_only=True)
 
@@ -55,7 +56,7 @@ class AccessLogEntrySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class AuditVerificationSerializer(serializers.ModelSerializer):
+class AuditVerificationSerializer(CachedFieldsModelSerializer):
     requested_by = serializers.CharField(source="requested_by.username", default=None)
     progress = serializers.SerializerMethodField()
 

@@ -4,7 +4,7 @@ deployments and the enforcement point."""
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from controlplane.api.serializers import Sha256Field, StrictSerializer
+from controlplane.api.serializers import CachedFieldsModelSerializer, Sha256Field, StrictSerializer
 from governance.promotion.gates import FAILED, PASSED, PENDING, WAIVED
 from governance.promotion.models import (
     Decision,
@@ -19,7 +19,7 @@ from governance.promotion.models import (
 from governance.registry.models import RiskTier
 
 
-class EnvironmentSerializer(serializers.ModelSerializer):
+class EnvironmentSerializer(CachedFieldsModelSerializer):
     default = serializers.BooleanField(source="is_default", read_only=True)
 
     class Meta:
@@ -34,7 +34,7 @@ class EnvironmentCreateSerializer(StrictSerializer):
     description = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-class PolicySerializer(serializers.ModelSerializer):
+class PolicySerializer(CachedFieldsModelSerializer):
     published_by = serializers.CharField(source="published_by.username", default=None)
 
     class Meta:
@@ -54,7 +54,7 @@ class PolicyPublishSerializer(StrictSerializer):
         return data
 
 
-class ExceptionSerializer(serializers.ModelSerializer):
+class ExceptionSerializer(CachedFieldsModelSerializer):
     model = serializers.CharField(source="model_version.model.name")
     version = serializers.IntegerField(source="model_version.version")
     environment = serializers.CharField(source="environment.name")
@@ -86,7 +86,7 @@ class ExceptionGrantSerializer(StrictSerializer):
     expires_at = serializers.DateTimeField()
 
 
-class DecisionSerializer(serializers.ModelSerializer):
+class DecisionSerializer(CachedFieldsModelSerializer):
     reviewer = serializers.CharField(source="reviewer.username")
     valid = serializers.BooleanField(source="is_valid")
 
@@ -97,7 +97,7 @@ class DecisionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class PromotionRequestSerializer(serializers.ModelSerializer):
+class PromotionRequestSerializer(CachedFieldsModelSerializer):
     project = serializers.CharField(source="project.slug")
     model = serializers.CharField(source="model_version.model.name")
     version = serializers.IntegerField(source="model_version.version")
@@ -188,7 +188,7 @@ class CommentSerializer(StrictSerializer):
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=10000)
 
 
-class DeploymentSerializer(serializers.ModelSerializer):
+class DeploymentSerializer(CachedFieldsModelSerializer):
     model = serializers.CharField(source="model.name")
     environment = serializers.CharField(source="environment.name")
     version = serializers.IntegerField(source="model_version.version")
@@ -202,7 +202,7 @@ class DeploymentSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class HistorySerializer(serializers.ModelSerializer):
+class HistorySerializer(CachedFieldsModelSerializer):
     model = serializers.CharField(source="deployment.model.name")
     environment = serializers.CharField(source="deployment.environment.name")
     version = serializers.IntegerField(source="model_version.version")

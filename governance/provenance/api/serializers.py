@@ -23,7 +23,7 @@ from django.conf import settings
 from rest_framework import serializers
 from rest_framework.exceptions import ParseError, UnsupportedMediaType
 
-from controlplane.api.serializers import NAME, SHA256, Sha256Field, StrictSerializer
+from controlplane.api.serializers import NAME, SHA256, CachedFieldsModelSerializer, Sha256Field, StrictSerializer
 from controlplane.exceptions import PayloadTooLarge
 from governance.provenance import ingest
 from governance.provenance.models import Classification, Dataset, DatasetVersion
@@ -444,7 +444,7 @@ def _text_field(**kwargs):
     return serializers.CharField(required=False, allow_blank=True, max_length=20000, **kwargs)
 
 
-class DatasetSerializer(serializers.ModelSerializer):
+class DatasetSerializer(CachedFieldsModelSerializer):
     owner = serializers.CharField(source="owner.username", default=None, read_only=True)
     version_count = serializers.IntegerField(read_only=True, default=0)
 
@@ -484,7 +484,7 @@ class ColumnSerializer(StrictSerializer):
     type = serializers.ChoiceField(choices=COLUMN_TYPES)
 
 
-class DatasetVersionSerializer(serializers.ModelSerializer):
+class DatasetVersionSerializer(CachedFieldsModelSerializer):
     dataset = serializers.IntegerField(source="dataset_id", read_only=True)
     created_by = serializers.CharField(source="created_by.username", default=None, read_only=True)
     schema = ColumnSerializer(many=True, read_only=True)

@@ -3,7 +3,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from controlplane.api.serializers import NAME, Sha256Field, StrictSerializer
+from controlplane.api.serializers import NAME, CachedFieldsModelSerializer, Sha256Field, StrictSerializer
 from governance.provenance.models import DatasetRole, ModelVersionDataset
 from governance.registry.models import (
     MODEL_CARD_FIELDS,
@@ -49,14 +49,14 @@ class DatasetLinkInSerializer(StrictSerializer):
     role = serializers.ChoiceField(choices=DatasetRole.choices)
 
 
-class MetricSerializer(serializers.ModelSerializer):
+class MetricSerializer(CachedFieldsModelSerializer):
     class Meta:
         model = Metric
         fields = ["name", "value", "dataset_version", "subgroup", "created_at"]
         read_only_fields = fields
 
 
-class DatasetLinkSerializer(serializers.ModelSerializer):
+class DatasetLinkSerializer(CachedFieldsModelSerializer):
     dataset = serializers.SerializerMethodField()
     version = serializers.CharField(source="dataset_version.version")
     sha256 = serializers.CharField(source="dataset_version.sha256")
@@ -86,7 +86,7 @@ class LineageRunLinkSerializer(serializers.Serializer):
         return {"namespace": run.job.namespace, "name": run.job.name}
 
 
-class ModelSerializer(serializers.ModelSerializer):
+class ModelSerializer(CachedFieldsModelSerializer):
     owner = serializers.CharField(source="owner.username", default=None, read_only=True)
     version_count = serializers.IntegerField(read_only=True, default=None)
 
@@ -107,7 +107,7 @@ class ModelUpdateSerializer(StrictSerializer):
     tags = serializers.ListField(child=serializers.RegexField(TAG_PATTERN), required=False, max_length=50)
 
 
-class ModelVersionSerializer(serializers.ModelSerializer):
+class ModelVersionSerializer(CachedFieldsModelSerializer):
     model = serializers.CharField(source="model.name")
     created_by = serializers.CharField(source="created_by.username")
     metrics = MetricSerializer(many=True)
@@ -157,7 +157,7 @@ class ConfirmationVoidedSerializer(serializers.Serializer):
     reason = serializers.CharField(source="confirmation_void_reason")
 
 
-class ModelCardSerializer(serializers.ModelSerializer):
+class ModelCardSerializer(CachedFieldsModelSerializer):
     model_version = serializers.SerializerMethodField()
     content = serializers.SerializerMethodField()
     filled = serializers.SerializerMethodField()

@@ -2,10 +2,11 @@
 
 from rest_framework import serializers
 
+from controlplane.api.serializers import CachedFieldsModelSerializer
 from governance.webhooks.models import Webhook, WebhookDelivery
 
 
-class WebhookSerializer(serializers.ModelSerializer):
+class WebhookSerializer(CachedFieldsModelSerializer):
     created_by = serializers.CharField(source="created_by.username", default=None)
 
     class Meta:
@@ -58,7 +59,7 @@ class WebhookUpdateSerializer(serializers.Serializer):
     active = serializers.BooleanField(required=False, help_text="true switches a disabled webhook back on.")
 
 
-class WebhookDeliverySerializer(serializers.ModelSerializer):
+class WebhookDeliverySerializer(CachedFieldsModelSerializer):
     class Meta:
         model = WebhookDelivery
         fields = [
