@@ -123,6 +123,31 @@ def _head_locked(chain: str) -> AuditChainHead:
     return head
 
 
+def _append(event: AuditEvent, head: AuditChainHead) -> None:
+    """Insert ``event`` and move the locked ``head`` to it: on PostgreSQL in one statement (the insert in a
+    data-modifying CTE, the head's update joined to what it returned, so neither happens without the other)."""
+    if connection.vendor != "postgresql":
+        event.save(force_insert=True)
+        head.sequence, head.hash = event.sequence, event.hash
+        head.save(update_fields=["sequence", "hash"])
+        return
+    fields = [field for field in AuditEvent._meta.concrete_fields if not field.primary_key]
+    values = [field.get_db_prep_save(field.pre_save(event, True), connection) for field in fields]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    events, heads = quote(AuditEvent._meta.db_table), quote(AuditChainHead._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH event AS (INSERT INTO {events} ({columns}) VALUES ({placeholders}) RETURNING id) "
+            f"UPDATE {heads} SET sequence = %s, hash = %s FROM event WHERE {heads}.chain = %s RETURNING event.id",
+            [*values, event.sequence, event.hash, head.chain],
+        )
+        (event.pk,) = cursor.fetchone()
+    event._state.adding, event._state.db = False, connection.alias
+    head.sequence, head.hash = event.sequence, event.hash
+
+
 def audit_record(
     *,
     action: str,
@@ -160,7 +185,7 @@ def audit_record(
             "prev_hash": head.hash,
         }
         payload = canonical(body)
-        event = AuditEvent.objects.create(
+        event = AuditEvent(
             chain=chain,
             sequence=body["sequence"],
             occurred_at=occurred_at,
@@ -179,8 +204,7 @@ def audit_record(
             hash=digest(payload),
             payload=payload,
         )
-        head.sequence, head.hash = event.sequence, event.hash
-        head.save(update_fields=["sequence", "hash"])
+        _append(event, head)
         if project is not None:
             event_recorded.send(sender=AuditEvent, event=event)  # webhooks: their deliveries commit with it
     return event
