@@ -95,18 +95,44 @@ def artifact_uris(namespace: str, name: str) -> list[str]:
     return list(dict.fromkeys(uris))
 
 
-def artifact_dataset_candidates(project: Project, uri: str) -> QuerySet[Dataset]:
-    """The project's datasets that may name ``uri``: every way of cutting the URI at a ``/`` into a namespace and
-    a name, looked up by the datasets' identity index. ``artifact_datasets`` checks each candidate; an
-    ``Exists`` of this says, inside another query, whether any needs checking."""
-    wanted = Q(name=uri)
+def _artifact_cuts(uri: str) -> tuple[list[tuple[str, str]], str | None]:
+    """Every (namespace, name) that may name ``uri`` when cut at a ``/``, and the local file path it names."""
+    pairs = []
     scheme_end = uri.find("://")
+    local = None
     if scheme_end > 0:
         for index in (i for i, ch in enumerate(uri) if ch == "/" and i > scheme_end + 1):
-            wanted |= Q(namespace__in=[uri[:index], uri[: index + 1]], name__in=[uri[index + 1 :], uri[index:]])
+            pairs += [(ns, name) for ns in (uri[:index], uri[: index + 1]) for name in (uri[index + 1 :], uri[index:])]
         if uri[:scheme_end].lower() == LOCAL_FILE_NAMESPACE:
-            wanted |= Q(namespace=LOCAL_FILE_NAMESPACE, name=uri[scheme_end + 3 :])
+            local = uri[scheme_end + 3 :]
+    return pairs, local
+
+
+def artifact_dataset_candidates(project: Project, uri: str) -> QuerySet[Dataset]:
+    """The project's datasets that may name ``uri``: its name is the URI, or a cut of the URI at a ``/`` is
+    its namespace and name (``_artifact_cuts``), looked up by the datasets' identity index. ``artifact_datasets``
+    checks each candidate."""
+    pairs, local = _artifact_cuts(uri)
+    wanted = Q(name=uri)
+    for namespace, name in pairs:
+        wanted |= Q(namespace=namespace, name=name)
+    if local is not None:
+        wanted |= Q(namespace=LOCAL_FILE_NAMESPACE, name=local)
     return Dataset.objects.filter(project=project).filter(wanted)
+
+
+def artifact_dataset_candidates_sql(project: Project, uri: str) -> tuple[str, list]:
+    """``artifact_dataset_candidates`` as a PostgreSQL query (and its parameters) of the candidates' ids, for
+    an ``EXISTS`` inside another statement, without building it through the ORM."""
+    pairs, local = _artifact_cuts(uri)
+    if local is not None:
+        pairs.append((LOCAL_FILE_NAMESPACE, local))
+    table = connection.ops.quote_name(Dataset._meta.db_table)
+    sql = (
+        f"SELECT id FROM {table} WHERE project_id = %s AND (name = %s OR (namespace, name) IN "
+        "(SELECT * FROM unnest(%s::text[], %s::text[])))"
+    )
+    return sql, [project.pk, uri, [ns for ns, _ in pairs], [name for _, name in pairs]]
 
 
 def artifact_datasets(project: Project, uri: str) -> list[Dataset]:
@@ -670,6 +696,7 @@ def prov_document(model_version: ModelVersion, *, base_uri: str) -> dict:
 __all__ = [
     "GRAPH_NODE_CAP",
     "artifact_dataset_candidates",
+    "artifact_dataset_candidates_sql",
     "artifact_datasets",
     "artifact_uris",
     "dataset_key",

@@ -14,7 +14,7 @@ from governance.accounts.access import Principal, require_role
 from governance.accounts.models import Project, Role
 from governance.audit.chain import canonical, digest
 from governance.audit.services import audit_record, audited_update
-from governance.provenance.graph import artifact_dataset_candidates, lineage_link_model_version
+from governance.provenance.graph import artifact_dataset_candidates_sql, lineage_link_model_version
 from governance.provenance.ingest import artifact_link_lock, lineage_runs_link_artifact
 from governance.provenance.models import DatasetRole, DatasetVersion, LineageRun, ModelVersionDataset
 from governance.provenance.uris import check_uri
@@ -203,7 +203,7 @@ def _version_insert(
     *, project: Project, model_name: str, values: dict
 ) -> tuple[RegisteredModel | None, ModelVersion | None, bool]:
     """One statement: find the model, insert its next version unless one has the artifact hash already, and say
-    whether any dataset of the project may name the artifact (``artifact_dataset_candidates``). Returns (the
+    whether any dataset of the project may name the artifact (``artifact_dataset_candidates_sql``). Returns (the
     model or None if there is none, the new version or None, whether there are candidates). The caller holds
     the artifact link lock, which every registration in the project takes first and keeps to its commit: the
     number read here is taken by no other, and no model row lock is needed. The version's JSON columns are
@@ -221,8 +221,7 @@ def _version_insert(
         else:
             selected.append("%s")
             params.append(field.get_db_prep_save(field.pre_save(template, True), connection))
-    candidates = artifact_dataset_candidates(project, values["artifact_uri"]).values("pk")
-    candidates_sql, candidates_params = candidates.query.sql_with_params()
+    candidates_sql, candidates_params = artifact_dataset_candidates_sql(project, values["artifact_uri"])
     sql = (
         f"WITH m AS (SELECT {', '.join(quote(f.column) for f in model_fields)} "
         f"FROM {quote(RegisteredModel._meta.db_table)} WHERE project_id = %s AND name = %s), "
