@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from controlplane.changes import changes
@@ -14,7 +15,11 @@ from governance.accounts.access import Principal, require_role
 from governance.accounts.models import Project, Role
 from governance.audit.chain import canonical, digest
 from governance.audit.services import audit_record, audited_update
-from governance.provenance.graph import artifact_dataset_candidates_sql, lineage_link_model_version
+from governance.provenance.graph import (
+    artifact_dataset_candidates,
+    artifact_dataset_candidates_sql,
+    lineage_link_model_version,
+)
 from governance.provenance.ingest import artifact_link_lock, lineage_runs_link_artifact
 from governance.provenance.models import DatasetRole, DatasetVersion, LineageRun, ModelVersionDataset
 from governance.provenance.uris import check_uri
@@ -199,6 +204,23 @@ def _from_row(model_class, fields, values):
     return model_class.from_db(connection.alias, [field.attname for field in fields], converted)
 
 
+def _version_insert_orm(
+    *, project: Project, model_name: str, values: dict
+) -> tuple[RegisteredModel | None, ModelVersion | None, bool]:
+    """``_version_insert`` in several statements, for databases other than PostgreSQL."""
+    model = RegisteredModel.objects.filter(project=project, name=model_name).first()
+    if model is None:
+        return None, None, False
+    model.project = project
+    candidates = artifact_dataset_candidates(project, values["artifact_uri"]).exists()
+    if model.versions.filter(artifact_sha256=values["artifact_sha256"]).exists():
+        return model, None, candidates
+    number = (model.versions.aggregate(last=Max("version"))["last"] or 0) + 1
+    version = ModelVersion.objects.create(model=model, version=number, **values)
+    version.refresh_from_db(fields=["signature", "params", "tags"])  # the JSON as stored
+    return model, version, candidates
+
+
 def _version_insert(
     *, project: Project, model_name: str, values: dict
 ) -> tuple[RegisteredModel | None, ModelVersion | None, bool]:
@@ -208,6 +230,8 @@ def _version_insert(
     the artifact link lock, which every registration in the project takes first and keeps to its commit: the
     number read here is taken by no other, and no model row lock is needed. The version's JSON columns are
     returned as stored, so the answer shows them exactly as a later read does."""
+    if connection.vendor != "postgresql":
+        return _version_insert_orm(project=project, model_name=model_name, values=values)
     quote = connection.ops.quote_name
     model_fields = RegisteredModel._meta.concrete_fields
     version_fields = ModelVersion._meta.concrete_fields
