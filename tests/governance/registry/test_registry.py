@@ -321,15 +321,15 @@ def test_registering_a_version_takes_a_handful_of_statements(
     api, project, ml_engineer, dataset_version, django_assert_max_num_queries
 ):
     """Pinned: authentication (key, project, roles), the artifact link lock, one statement that numbers and
-    inserts the version, the lineage node, two of the audit chain (head, event), the webhooks and the access
+    inserts the version, the lineage node, the audit event with its chain head, the webhooks and the access
     log; in a test, savepoints (two pairs) stand for the transaction's BEGIN and COMMIT. Datasets and metrics
     add four: one read of their dataset versions, one insert each, and the dataset nodes' edges. Nothing is
     read back after the commit."""
     client = api(ml_engineer)
     assert client.post(versions_url(project), body(1), format="json").status_code == 201
-    with django_assert_max_num_queries(14):
+    with django_assert_max_num_queries(13):
         assert client.post(versions_url(project), body(2), format="json").status_code == 201
-    with django_assert_max_num_queries(18):
+    with django_assert_max_num_queries(17):
         response = client.post(
             versions_url(project),
             body(
