@@ -11,15 +11,17 @@ import math
 import secrets
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import DEFAULT_CACHE_ALIAS, caches
 from django.core.cache.backends.redis import RedisCache
 from rest_framework import throttling
 
 log = logging.getLogger(__name__)
 
 # KEYS[1]: the window; ARGV: now, duration (s), the allowed number, a unique member. Returns -1 when the request
-# is allowed (and recorded), else the oldest recorded time, from which the caller tells how long to wait.
+# is allowed (and recorded), else the oldest recorded time, from which the caller tells how long to wait. A window
+# that DRF's implementation left (a pickled list, written before Redis was configured) is dropped.
 _WINDOW = """
+if redis.call('TYPE', KEYS[1]).ok == 'string' then redis.call('DEL', KEYS[1]) end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1] - ARGV[2])
 if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[3]) then
   redis.call('ZADD', KEYS[1], ARGV[1], ARGV[4])
@@ -28,7 +30,7 @@ if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[3]) then
 end
 return redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]
 """
-_scripts: dict = {}
+_SCRIPT_ATTRIBUTE = "_tollgate_throttle_window"
 
 
 class _Throttle(throttling.SimpleRateThrottle):
@@ -36,22 +38,26 @@ class _Throttle(throttling.SimpleRateThrottle):
 
     def allow_request(self, request, view):
         try:
-            if not isinstance(cache, RedisCache):
+            backend = caches[DEFAULT_CACHE_ALIAS]  # the backend itself: ``cache`` is a proxy of it
+            if not isinstance(backend, RedisCache):
                 return super().allow_request(request, view)
-            return self._allow_on_redis(request, view)
+            return self._allow_on_redis(request, view, backend)
         except Exception:  # noqa: BLE001 - a cache outage must not refuse requests
             log.warning("throttle cache unavailable; request allowed", exc_info=True)
             return True
 
-    def _allow_on_redis(self, request, view) -> bool:
+    def _allow_on_redis(self, request, view, backend: RedisCache) -> bool:
         if self.rate is None:
             return True
         self.key = self.get_cache_key(request, view)
         if self.key is None:
             return True
-        key = cache.make_and_validate_key(self.key)
-        client = cache._cache.get_client(key, write=True)
-        script = _scripts.get(id(client)) or _scripts.setdefault(id(client), client.register_script(_WINDOW))
+        key = backend.make_key(self.key)
+        script = backend.__dict__.get(_SCRIPT_ATTRIBUTE)
+        if script is None:
+            # Registered once per backend (one per thread): its client and connection pool are reused.
+            client = backend._cache.get_client(write=True)
+            script = backend.__dict__[_SCRIPT_ATTRIBUTE] = client.register_script(_WINDOW)
         now = self.timer()
         oldest = script(keys=[key], args=[now, self.duration, self.num_requests, f"{now}:{secrets.token_hex(4)}"])
         if int(float(oldest)) == -1:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from controlplane.exceptions import Forbidden, NotFound
 from governance.accounts.models import ApiKey, Project, RoleBinding, User
@@ -61,14 +62,19 @@ class Principal:
         return bool(self.user.is_staff and self.pinned_project_id is None and not self.read_only)
 
     def bindings(self) -> QuerySet[RoleBinding]:
-        bindings = RoleBinding.objects.active().filter(principal=self.user)
-        if self.pinned_project_id:
-            bindings = bindings.filter(project_id=self.pinned_project_id)
-        return bindings
+        return active_bindings(user=self.user.pk, at=timezone.now(), pinned=self.pinned_project_id)
 
     def project_ids(self) -> QuerySet:
         """A subquery of the projects where the caller holds a role: for ``filter(project__in=...)``."""
         return self.bindings().values("project_id")
+
+    def scope(self) -> dict:
+        """The values that ``project_ids_of`` takes, for a prepared query (controlplane.prepared) scoped to the
+        caller: the user, the moment (bindings expire) and the project a key is pinned to, if any."""
+        values = {"user": self.user.pk, "at": timezone.now()}
+        if self.pinned_project_id:
+            values["pinned"] = self.pinned_project_id
+        return values
 
     def roles(self, project: Project | int) -> frozenset[str]:
         if self._roles is None:
@@ -81,6 +87,19 @@ class Principal:
 
     def has_role(self, project: Project | int, roles: Iterable[str]) -> bool:
         return bool(self.roles(project) & set(roles))
+
+
+def active_bindings(*, user: int, at, pinned: int | None = None) -> QuerySet[RoleBinding]:
+    """The user's role bindings in force at ``at`` (in the ``pinned`` project only, when a key is pinned)."""
+    bindings = RoleBinding.objects.active(at).filter(principal_id=user)
+    if pinned:
+        bindings = bindings.filter(project_id=pinned)
+    return bindings
+
+
+def project_ids_of(*, user: int, at, pinned: int | None = None) -> QuerySet:
+    """``Principal.project_ids`` from plain values (``Principal.scope()``): for prepared queries."""
+    return active_bindings(user=user, at=at, pinned=pinned).values("project_id")
 
 
 def require_role(

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from controlplane.changes import model_update
 from controlplane.exceptions import Conflict, DomainError, Forbidden, NotFound
+from controlplane.prepared import Prepared
 from governance.accounts.access import SYSTEM_USERNAME, Principal, require_in_project, require_role
 from governance.accounts.models import SERVICE_ACCOUNT_ROLES, ApiKey, Project, Role, RoleBinding, User
 
@@ -198,12 +199,17 @@ def _new_secret() -> tuple[str, str]:
             return f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}", prefix
 
 
+# Every API request's first lookup (controlplane.prepared): the key and its owner, by the prefix (unique).
+_key_by_prefix = Prepared(
+    lambda prefix: ApiKey.objects.select_related("owner").filter(prefix=prefix).order_by(), prefix=""
+)
+
+
 def api_key_authenticate(*, raw_key: str) -> ApiKey | None:
     """The live key for ``raw_key``, or None. The hash is compared in constant time."""
     if not raw_key.startswith(KEY_PREFIX) or len(raw_key) < 12 or raw_key[11] != "_":
         return None
-    prefix = raw_key[3:11]
-    key = ApiKey.objects.select_related("owner", "project").filter(prefix=prefix).first()
+    key = _key_by_prefix.first(prefix=raw_key[3:11])
     if key is None or not hmac.compare_digest(key.hashed, _hash(raw_key)):
         return None
     now = timezone.now()

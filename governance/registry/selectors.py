@@ -2,9 +2,11 @@
 
 from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Prefetch, QuerySet
+from django.utils import timezone
 
 from controlplane.exceptions import NotFound
-from governance.accounts.access import Principal
+from controlplane.prepared import Prepared
+from governance.accounts.access import Principal, project_ids_of
 from governance.accounts.models import Project
 from governance.accounts.selectors import project_get
 from governance.provenance.models import LineageRun, ModelVersionDataset
@@ -99,18 +101,57 @@ def model_version_at(
     one query: the path every version endpoint resolves. On a miss the step-by-step lookups run, so the error
     says which part is missing (or that a pinned key points elsewhere). ``representation=False`` leaves out
     the metrics, links and runs that only the version's own representation shows (the gates read their own)."""
-    versions = _versions(principal) if representation else _versions(principal).prefetch_related(None)
-    found = (
-        versions.filter(model__project__slug=project, model__name=model, version=version)
-        .select_related("model__project", "model__owner")
-        .first()
-    )
+    found = _version_at.first(project=project, model=model, version=version, **principal.scope())
     if found is None:
         in_project = project_get(principal=principal, slug=project)
         return model_version_get(
             principal=principal, model=model_get(principal=principal, project=in_project, name=model), version=version
         )
+    if representation:
+        _with_representation(found)
     return found
+
+
+# The lookups of every request on a version's path, compiled once (controlplane.prepared).
+_version_at = Prepared(
+    lambda project, model, version, **scope: ModelVersion.objects.filter(
+        model__project__in=project_ids_of(**scope), model__project__slug=project, model__name=model, version=version
+    )
+    .select_related("model__project", "model__owner", "created_by", "card")
+    .order_by(),
+    project="", model="", version=0, user=0, at=timezone.now(), pinned=0,
+)  # fmt: skip
+_version_metrics = Prepared(lambda version: Metric.objects.filter(model_version_id=version), version=0)
+_version_links = Prepared(
+    lambda version: ModelVersionDataset.objects.filter(model_version_id=version).select_related(
+        "dataset_version__dataset"
+    ),
+    version=0,
+)
+_version_runs = Prepared(
+    lambda version: (
+        LineageRun.objects.filter(model_version_id=version).select_related("job", "agent").order_by("created_at", "id")
+    ),
+    version=0,
+)
+
+
+def _with_representation(version: ModelVersion) -> None:
+    """What the version's representation shows besides its row -- its metrics, dataset links and lineage runs --
+    as ``_versions``' prefetches would leave them, by three prepared queries."""
+    children = {
+        "metrics": (Metric, _version_metrics),
+        "dataset_links": (ModelVersionDataset, _version_links),
+        "lineage_runs": (LineageRun, _version_runs),
+    }
+    cache = version.__dict__.setdefault("_prefetched_objects_cache", {})
+    for name, (model, prepared) in children.items():
+        rows = prepared(version=version.pk)
+        for row in rows:
+            row.model_version = version
+        found = model.objects.filter(model_version=version)
+        found._result_cache, found._prefetch_done = rows, True
+        cache[name] = found
 
 
 def model_version_get(*, principal: Principal, model, version: int):
