@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import logging
+import secrets
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -123,6 +124,84 @@ def _head_locked(chain: str) -> AuditChainHead:
     return head
 
 
+def _append_to_head(fields: dict, actor: dict) -> AuditEvent | None:
+    """On PostgreSQL, the whole append in one statement, when the chain has a head (None when it has none).
+
+    The statement locks the head (``SELECT ... FOR UPDATE``: a writer that waited reads the head its
+    predecessor left), numbers the event after it, links it to the head's hash, hashes the canonical bytes
+    (``sha256`` of their UTF-8) in the database, inserts the event and moves the head to it. The bytes are
+    the canonical JSON of the body, built here with two placeholders that the statement replaces by the
+    head's hash and the next sequence, in their sorted places; the hash it returns is checked against those
+    bytes, so the chain is what the two-statement append would have written. ``occurred_at`` is taken just
+    before the statement, so under contention an event may be a few milliseconds older than the one before
+    it in its chain; the chain's order is its sequence."""
+    nonce = secrets.token_hex(16)
+    fields = {**fields, "occurred_at": timezone.now()}
+    text = canonical(_body(fields, actor, sequence=f"sequence-{nonce}", prev_hash=f"prev-{nonce}"))
+    before, prev_marker, rest = text.partition(f'"prev_hash":"prev-{nonce}"')
+    between, sequence_marker, after = rest.partition(f'"sequence":"sequence-{nonce}"')
+    if not prev_marker or not sequence_marker or nonce in before + between + after:
+        return None  # cannot happen with canonical JSON's sorted keys; the two-statement append still works
+    before, between = before + '"prev_hash":"', '"' + between + '"sequence":'
+
+    template = AuditEvent(**fields)
+    placed = ("sequence", "prev_hash", "hash", "payload")
+    columns = [field for field in AuditEvent._meta.concrete_fields if not field.primary_key]
+    columns = [field for field in columns if field.attname not in placed]
+    values = [field.get_db_prep_save(field.pre_save(template, True), connection) for field in columns]
+    quote = connection.ops.quote_name
+    events, heads = quote(AuditEvent._meta.db_table), quote(AuditChainHead._meta.db_table)
+    names = ", ".join([*(quote(field.column) for field in columns), *placed])
+    sql = (
+        f"WITH head AS (SELECT sequence, hash FROM {heads} WHERE chain = %s FOR UPDATE), "
+        "next AS (SELECT sequence + 1 AS sequence, hash AS prev_hash, "
+        "%s || hash || %s || (sequence + 1)::text || %s AS payload FROM head), "
+        f"event AS (INSERT INTO {events} ({names}) "
+        f"SELECT {', '.join(['%s'] * len(columns))}, sequence, prev_hash, "
+        "encode(sha256(convert_to(payload, 'UTF8')), 'hex'), payload FROM next "
+        "RETURNING id, sequence, prev_hash, hash) "
+        f"UPDATE {heads} SET sequence = event.sequence, hash = event.hash FROM event WHERE {heads}.chain = %s "
+        "RETURNING event.id, event.sequence, event.prev_hash, event.hash"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [fields["chain"], before, between, after, *values, fields["chain"]])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    pk, sequence, prev_hash, hash_ = row
+    payload = f"{before}{prev_hash}{between}{sequence}{after}"
+    if digest(payload) != hash_:
+        raise RuntimeError(f"audit chain {fields['chain']}: the database hashed other bytes than were built")
+    event = AuditEvent(**fields, pk=pk, sequence=sequence, prev_hash=prev_hash, hash=hash_, payload=payload)
+    event._state.adding, event._state.db = False, connection.alias
+    return event
+
+
+def _append(event: AuditEvent, head: AuditChainHead) -> None:
+    """Insert ``event`` and move the locked ``head`` to it: on PostgreSQL in one statement (the insert in a
+    data-modifying CTE, the head's update joined to what it returned, so neither happens without the other)."""
+    if connection.vendor != "postgresql":
+        event.save(force_insert=True)
+        head.sequence, head.hash = event.sequence, event.hash
+        head.save(update_fields=["sequence", "hash"])
+        return
+    fields = [field for field in AuditEvent._meta.concrete_fields if not field.primary_key]
+    values = [field.get_db_prep_save(field.pre_save(event, True), connection) for field in fields]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    events, heads = quote(AuditEvent._meta.db_table), quote(AuditChainHead._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH event AS (INSERT INTO {events} ({columns}) VALUES ({placeholders}) RETURNING id) "
+            f"UPDATE {heads} SET sequence = %s, hash = %s FROM event WHERE {heads}.chain = %s RETURNING event.id",
+            [*values, event.sequence, event.hash, head.chain],
+        )
+        (event.pk,) = cursor.fetchone()
+    event._state.adding, event._state.db = False, connection.alias
+    head.sequence, head.hash = event.sequence, event.hash
+
+
 def audit_record(
     *,
     action: str,
@@ -133,7 +212,9 @@ def audit_record(
 ) -> AuditEvent:
     """Append one event to the project's chain (or the system chain), in the current transaction.
 
-    The chain's head row is locked first, so concurrent writers queue up instead of forking the chain.
+    The chain's head row is locked first, so concurrent writers queue up instead of forking the chain: on
+    PostgreSQL by the one statement that appends the event (``_append_to_head``), except for a chain's first
+    event, which creates the head.
     """
     target_type, target_id, target_label = _target(target)
     context = current_request.get()
@@ -143,47 +224,51 @@ def audit_record(
 
     # No savepoint of its own: the event belongs to the caller's transaction, and an error here undoes both.
     with transaction.atomic(savepoint=False):
-        head = _head_locked(chain)
-        occurred_at = timezone.now()
-        body = {
-            "v": 2,
+        fields = {
             "chain": chain,
-            "sequence": head.sequence + 1,
-            "occurred_at": occurred_at.isoformat(),
-            "project": {"id": project.pk, "slug": project.slug} if project else None,
-            "actor": actor_fields,
+            "project": project,
+            "actor_id": actor_fields["id"],
+            "actor_name": actor_fields["name"],
+            "actor_role": actor_fields["role"],
             "action": action,
-            "target": {"type": target_type, "id": target_id, "label": target_label},
+            "target_type": target_type,
+            "target_id": target_id,
+            "target_label": target_label,
             "request_id": context.request_id,
             "client_address": context.client_address,
             "diff": clean_diff,
-            "prev_hash": head.hash,
         }
-        payload = canonical(body)
-        event = AuditEvent.objects.create(
-            chain=chain,
-            sequence=body["sequence"],
-            occurred_at=occurred_at,
-            project=project,
-            actor_id=actor_fields["id"],
-            actor_name=actor_fields["name"],
-            actor_role=actor_fields["role"],
-            action=action,
-            target_type=target_type,
-            target_id=target_id,
-            target_label=target_label,
-            request_id=context.request_id,
-            client_address=context.client_address,
-            diff=clean_diff,
-            prev_hash=head.hash,
-            hash=digest(payload),
-            payload=payload,
-        )
-        head.sequence, head.hash = event.sequence, event.hash
-        head.save(update_fields=["sequence", "hash"])
+        event = _append_to_head(fields, actor_fields) if connection.vendor == "postgresql" else None
+        if event is None:  # the chain's first event, or not PostgreSQL
+            head = _head_locked(chain)
+            fields["occurred_at"] = timezone.now()
+            payload = canonical(_body(fields, actor_fields, sequence=head.sequence + 1, prev_hash=head.hash))
+            event = AuditEvent(
+                **fields, sequence=head.sequence + 1, prev_hash=head.hash, hash=digest(payload), payload=payload
+            )
+            _append(event, head)
         if project is not None:
             event_recorded.send(sender=AuditEvent, event=event)  # webhooks: their deliveries commit with it
     return event
+
+
+def _body(fields: dict, actor: dict, *, sequence, prev_hash) -> dict:
+    """What is hashed: the event's columns (``fields``), who acted, its place in the chain and its link."""
+    project = fields["project"]
+    return {
+        "v": 2,
+        "chain": fields["chain"],
+        "sequence": sequence,
+        "occurred_at": fields["occurred_at"].isoformat(),
+        "project": {"id": project.pk, "slug": project.slug} if project else None,
+        "actor": actor,
+        "action": fields["action"],
+        "target": {"type": fields["target_type"], "id": fields["target_id"], "label": fields["target_label"]},
+        "request_id": fields["request_id"],
+        "client_address": fields["client_address"],
+        "diff": fields["diff"],
+        "prev_hash": prev_hash,
+    }  # fmt: skip
 
 
 def audited_update(

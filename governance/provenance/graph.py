@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from django.db import connection
-from django.db.models import OuterRef, Q, Subquery, Value
+from django.db.models import OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Concat
+from django.utils import timezone
 
 from controlplane.exceptions import DomainError, NotFound
 from governance.accounts.access import Principal
@@ -94,48 +95,131 @@ def artifact_uris(namespace: str, name: str) -> list[str]:
     return list(dict.fromkeys(uris))
 
 
-def artifact_datasets(project: Project, uri: str) -> list[Dataset]:
-    """The project's datasets whose identity names ``uri`` (see ``artifact_uris``): every way of cutting the URI
-    at a ``/`` into a namespace and a name, looked up by the datasets' identity index, then checked."""
-    wanted = Q(name=uri)
+def _artifact_cuts(uri: str) -> tuple[list[tuple[str, str]], str | None]:
+    """Every (namespace, name) that may name ``uri`` when cut at a ``/``, and the local file path it names."""
+    pairs = []
     scheme_end = uri.find("://")
+    local = None
     if scheme_end > 0:
         for index in (i for i, ch in enumerate(uri) if ch == "/" and i > scheme_end + 1):
-            wanted |= Q(namespace__in=[uri[:index], uri[: index + 1]], name__in=[uri[index + 1 :], uri[index:]])
+            pairs += [(ns, name) for ns in (uri[:index], uri[: index + 1]) for name in (uri[index + 1 :], uri[index:])]
         if uri[:scheme_end].lower() == LOCAL_FILE_NAMESPACE:
-            wanted |= Q(namespace=LOCAL_FILE_NAMESPACE, name=uri[scheme_end + 3 :])
-    candidates = Dataset.objects.filter(project=project).filter(wanted)
+            local = uri[scheme_end + 3 :]
+    return pairs, local
+
+
+def artifact_dataset_candidates(project: Project, uri: str) -> QuerySet[Dataset]:
+    """The project's datasets that may name ``uri``: its name is the URI, or a cut of the URI at a ``/`` is
+    its namespace and name (``_artifact_cuts``), looked up by the datasets' identity index. ``artifact_datasets``
+    checks each candidate."""
+    pairs, local = _artifact_cuts(uri)
+    wanted = Q(name=uri)
+    for namespace, name in pairs:
+        wanted |= Q(namespace=namespace, name=name)
+    if local is not None:
+        wanted |= Q(namespace=LOCAL_FILE_NAMESPACE, name=local)
+    return Dataset.objects.filter(project=project).filter(wanted)
+
+
+def artifact_dataset_candidates_sql(project: Project, uri: str) -> tuple[str, list]:
+    """``artifact_dataset_candidates`` as a PostgreSQL query (and its parameters) of the candidates' ids, for
+    an ``EXISTS`` inside another statement, without building it through the ORM."""
+    pairs, local = _artifact_cuts(uri)
+    if local is not None:
+        pairs.append((LOCAL_FILE_NAMESPACE, local))
+    table = connection.ops.quote_name(Dataset._meta.db_table)
+    sql = (
+        f"SELECT id FROM {table} WHERE project_id = %s AND (name = %s OR (namespace, name) IN "
+        "(SELECT * FROM unnest(%s::text[], %s::text[])))"
+    )
+    return sql, [project.pk, uri, [ns for ns, _ in pairs], [name for _, name in pairs]]
+
+
+def artifact_datasets(project: Project, uri: str) -> list[Dataset]:
+    """The project's datasets whose identity names ``uri`` (see ``artifact_uris``)."""
+    candidates = artifact_dataset_candidates(project, uri)
     return [dataset for dataset in candidates if uri in artifact_uris(dataset.namespace, dataset.name)]
 
 
 # Keeping the graph -----------------------------------------------------------------------------------------
 
 
+_FIELD_OF_KIND = {"dataset": "dataset", "job": "job", "model_version": "model_version"}
+
+
 def lineage_nodes_ensure(project: Project, wanted: dict[str, tuple[str, object]]) -> tuple[dict[str, int], bool]:
     """``wanted`` maps node keys to ``(kind, object)``; returns every key's node id and whether any node was
-    created. Safe under concurrency: inserts ignore a conflicting row and the ids are read back."""
+    created. Safe under concurrency: inserts ignore a conflicting row and the ids are read back. On PostgreSQL
+    one statement inserts the missing nodes and reads the existing ones; a node that a concurrent transaction
+    committed after that statement began is in neither half, and is read by a second statement."""
     if not wanted:
         return {}, False
-    found = dict(LineageNode.objects.filter(project=project, key__in=wanted).values_list("key", "id"))
+    if connection.vendor == "postgresql":
+        found, created = _nodes_upsert(project, wanted)
+    else:
+        found = dict(LineageNode.objects.filter(project=project, key__in=wanted).values_list("key", "id"))
+        missing = [key for key in wanted if key not in found]
+        if missing:
+            LineageNode.objects.bulk_create(
+                [
+                    LineageNode(
+                        project=project,
+                        kind=wanted[key][0],
+                        key=key,
+                        **{_FIELD_OF_KIND[wanted[key][0]]: wanted[key][1]},
+                    )
+                    for key in missing
+                ],
+                ignore_conflicts=True,
+            )
+        created = bool(missing)
     missing = [key for key in wanted if key not in found]
     if missing:
-        field_of = {"dataset": "dataset", "job": "job", "model_version": "model_version"}
-        LineageNode.objects.bulk_create(
-            [
-                LineageNode(project=project, kind=wanted[key][0], key=key, **{field_of[wanted[key][0]]: wanted[key][1]})
-                for key in missing
-            ],
-            ignore_conflicts=True,
-        )
         found.update(LineageNode.objects.filter(project=project, key__in=missing).values_list("key", "id"))
-    return found, bool(missing)
+    return found, created
+
+
+def _nodes_upsert(project: Project, wanted: dict[str, tuple[str, object]]) -> tuple[dict[str, int], bool]:
+    """``INSERT ... ON CONFLICT DO NOTHING RETURNING`` the new nodes' ids, and in the same statement the ids of
+    the nodes that existed when it began. Keys in sorted order, so concurrent writers lock in one order."""
+    table = LineageNode._meta.db_table
+    keys = sorted(wanted)
+    columns: dict[str, list] = {"dataset": [], "job": [], "model_version": []}
+    for key in keys:
+        kind, obj = wanted[key]
+        for name, values in columns.items():
+            values.append(obj.pk if _FIELD_OF_KIND[kind] == name else None)
+    sql = (
+        f"WITH wanted AS (SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::bigint[]) "
+        f"WITH ORDINALITY AS w(kind, key, dataset_id, job_id, model_version_id, n)), "
+        f"inserted AS (INSERT INTO {table} (project_id, kind, key, dataset_id, job_id, model_version_id) "
+        f"SELECT %s, kind, key, dataset_id, job_id, model_version_id FROM wanted ORDER BY n "
+        f"ON CONFLICT (project_id, key) DO NOTHING RETURNING key, id) "
+        f"SELECT key, id, true FROM inserted UNION ALL "
+        f"SELECT key, id, false FROM {table} WHERE project_id = %s AND key = ANY(%s::text[])"
+    )
+    params = [[wanted[key][0] for key in keys], keys, columns["dataset"], columns["job"], columns["model_version"]]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, project.pk, project.pk, keys])
+        rows = cursor.fetchall()
+    return {key: node_id for key, node_id, _ in rows}, any(new for _, _, new in rows)
 
 
 def lineage_edges_ensure(project: Project, pairs: Iterable[tuple[int, int]]) -> bool:
-    """Add the edges ``src → dst`` that are missing; True if any was."""
+    """Add the edges ``src → dst`` that are missing; True if any was (on PostgreSQL, one statement)."""
     pairs = set(pairs)
     if not pairs:
         return False
+    if connection.vendor == "postgresql":
+        ordered = sorted(pairs)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {LineageGraphEdge._meta.db_table} (project_id, src_id, dst_id, created_at) "
+                "SELECT %s, src, dst, %s FROM unnest(%s::bigint[], %s::bigint[]) AS e(src, dst) "
+                "ON CONFLICT (src_id, dst_id) DO NOTHING RETURNING 1",
+                [project.pk, timezone.now(), [src for src, _ in ordered], [dst for _, dst in ordered]],
+            )
+            return bool(cursor.fetchall())
     sources = {src for src, _ in pairs}
     existing = set(LineageGraphEdge.objects.filter(src_id__in=sources).values_list("src_id", "dst_id"))
     missing = pairs - existing
@@ -147,13 +231,19 @@ def lineage_edges_ensure(project: Project, pairs: Iterable[tuple[int, int]]) -> 
     return bool(missing)
 
 
-def lineage_link_model_version(model_version: ModelVersion) -> bool:
+def lineage_link_model_version(model_version: ModelVersion, *, datasets: Iterable[Dataset] | None = None) -> bool:
     """Put a registered version and the datasets it is linked to in the graph (dataset → model edges).
-    Called by the registry whenever it records a version's dataset links; True if the graph changed."""
+    Called by the registry whenever it records a version's dataset links; True if the graph changed.
+    ``datasets``: the datasets of all the version's links, when the caller has them (a version it just
+    created); otherwise they are read."""
     model = model_version.model
     project = model.project
-    links = ModelVersionDataset.objects.filter(model_version=model_version).select_related("dataset_version__dataset")
-    datasets = {link.dataset_version.dataset for link in links}
+    if datasets is None:
+        links = ModelVersionDataset.objects.filter(model_version=model_version).select_related(
+            "dataset_version__dataset"
+        )
+        datasets = {link.dataset_version.dataset for link in links}
+    datasets = {dataset.pk: dataset for dataset in datasets}.values()
     wanted: dict[str, tuple[str, object]] = {
         model_key(model.name, model_version.version): ("model_version", model_version)
     }
@@ -605,6 +695,8 @@ def prov_document(model_version: ModelVersion, *, base_uri: str) -> dict:
 
 __all__ = [
     "GRAPH_NODE_CAP",
+    "artifact_dataset_candidates",
+    "artifact_dataset_candidates_sql",
     "artifact_datasets",
     "artifact_uris",
     "dataset_key",

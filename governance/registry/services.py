@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -15,9 +15,13 @@ from governance.accounts.access import Principal, require_role
 from governance.accounts.models import Project, Role
 from governance.audit.chain import canonical, digest
 from governance.audit.services import audit_record, audited_update
-from governance.provenance.graph import lineage_link_model_version
+from governance.provenance.graph import (
+    artifact_dataset_candidates,
+    artifact_dataset_candidates_sql,
+    lineage_link_model_version,
+)
 from governance.provenance.ingest import artifact_link_lock, lineage_runs_link_artifact
-from governance.provenance.models import DatasetRole, DatasetVersion, ModelVersionDataset
+from governance.provenance.models import DatasetRole, DatasetVersion, LineageRun, ModelVersionDataset
 from governance.provenance.uris import check_uri
 from governance.registry.models import (
     MODEL_CARD_FIELDS,
@@ -34,10 +38,17 @@ from .signals import version_evidence_changed
 WRITERS = (Role.ML_ENGINEER, Role.ADMIN)
 
 
-def _dataset_version_in(project: Project, dataset_version_id: int, *, field: str) -> DatasetVersion:
-    version = (
-        DatasetVersion.objects.select_related("dataset").filter(pk=dataset_version_id, dataset__project=project).first()
-    )
+def _dataset_versions_in(project: Project, ids) -> dict[int, DatasetVersion]:
+    """The project's dataset versions among ``ids`` (with their datasets), in one query; none if no ids."""
+    ids = {pk for pk in ids if pk is not None}
+    if not ids:
+        return {}
+    found = DatasetVersion.objects.select_related("dataset").filter(pk__in=ids, dataset__project=project)
+    return {version.pk: version for version in found}
+
+
+def _dataset_version_in(found: dict[int, DatasetVersion], dataset_version_id: int, *, field: str) -> DatasetVersion:
+    version = found.get(dataset_version_id)
     if version is None:
         raise DomainError(
             f"No dataset version {dataset_version_id} in this project.",
@@ -99,12 +110,17 @@ def _check_metrics(metrics: list[dict]) -> None:
         seen.add(key)
 
 
-def _add_metrics(*, actor, version: ModelVersion, metrics: list[dict], new: bool = False) -> list[Metric]:
-    """Insert new metric rows; a row that exists with the same value is kept, with another value is 409
-    (``new``: the version was just created, so it has none to read)."""
+def _add_metrics(
+    *, actor, version: ModelVersion, metrics: list[dict], new: bool = False, found: dict | None = None
+) -> list[Metric]:
+    """Insert new metric rows (in one statement); a row that exists with the same value is kept, with another
+    value is 409 (``new``: the version was just created, so it has none to read; ``found``: the dataset
+    versions already read, by id)."""
     _check_metrics(metrics)
     project = version.model.project
     existing = {} if new else {(m.name, m.dataset_version_id, m.subgroup): m for m in version.metrics.all()}
+    if found is None:
+        found = _dataset_versions_in(project, (m.get("dataset_version") for m in metrics))
     added = []
     for index, metric in enumerate(metrics):
         key = _metric_key(metric)
@@ -117,9 +133,9 @@ def _add_metrics(*, actor, version: ModelVersion, metrics: list[dict], new: bool
             continue
         dataset_version = None
         if metric.get("dataset_version") is not None:
-            dataset_version = _dataset_version_in(project, metric["dataset_version"], field=f"metrics[{index}]")
+            dataset_version = _dataset_version_in(found, metric["dataset_version"], field=f"metrics[{index}]")
         added.append(
-            Metric.objects.create(
+            Metric(
                 model_version=version,
                 name=metric["name"],
                 value=metric["value"],
@@ -127,16 +143,22 @@ def _add_metrics(*, actor, version: ModelVersion, metrics: list[dict], new: bool
                 subgroup=metric.get("subgroup") or "",
             )
         )
-    return added
+    return Metric.objects.bulk_create(added) if added else []
 
 
-def _add_links(*, actor, version: ModelVersion, links: list[dict], new: bool = False) -> list[ModelVersionDataset]:
-    """Insert the links ``version`` lacks (``new``: it was just created, so it has none to read)."""
+def _add_links(
+    *, actor, version: ModelVersion, links: list[dict], new: bool = False, found: dict | None = None
+) -> list[ModelVersionDataset]:
+    """Insert the links ``version`` lacks, in one statement (``new``: it was just created, so it has none to
+    read, and the lineage graph takes its datasets from the new links; ``found``: the dataset versions already
+    read, by id)."""
     project = version.model.project
     existing = set() if new else {(link.dataset_version_id, link.role) for link in version.dataset_links.all()}
+    if found is None:
+        found = _dataset_versions_in(project, (link["dataset_version"] for link in links))
     added = []
     for index, link in enumerate(links):
-        dataset_version = _dataset_version_in(project, link["dataset_version"], field=f"datasets[{index}]")
+        dataset_version = _dataset_version_in(found, link["dataset_version"], field=f"datasets[{index}]")
         if link["role"] == DatasetRole.REFERENCE and not dataset_version.is_stored:
             raise DomainError(
                 "Reference data must be uploaded or stored under the project's prefix, so workers can read it.",
@@ -146,11 +168,13 @@ def _add_links(*, actor, version: ModelVersion, links: list[dict], new: bool = F
             continue
         existing.add((dataset_version.pk, link["role"]))
         added.append(
-            ModelVersionDataset.objects.create(
+            ModelVersionDataset(
                 model_version=version, dataset_version=dataset_version, role=link["role"], created_by=actor.user
             )
         )
-    lineage_link_model_version(version)
+    if added:
+        ModelVersionDataset.objects.bulk_create(added)
+    lineage_link_model_version(version, datasets=[link.dataset_version.dataset for link in added] if new else None)
     return added
 
 
@@ -167,6 +191,100 @@ def _same_registration(version: ModelVersion, *, artifact_uri, signature, params
     if any(stored_metrics.get(_metric_key(m), m["value"]) != m["value"] for m in metrics):
         differing.append("metrics")
     return differing
+
+
+def _from_row(model_class, fields, values):
+    """An instance of ``model_class`` from a row of raw SQL whose columns are ``fields``, converted as the ORM
+    converts what it reads (a JSON column arrives as text)."""
+    converted = []
+    for field, value in zip(fields, values, strict=True):
+        for converter in connection.ops.get_db_converters(field) + field.get_db_converters(connection):
+            value = converter(value, field, connection)
+        converted.append(value)
+    return model_class.from_db(connection.alias, [field.attname for field in fields], converted)
+
+
+def _version_insert_orm(
+    *, project: Project, model_name: str, values: dict
+) -> tuple[RegisteredModel | None, ModelVersion | None, bool]:
+    """``_version_insert`` in several statements, for databases other than PostgreSQL."""
+    model = RegisteredModel.objects.filter(project=project, name=model_name).first()
+    if model is None:
+        return None, None, False
+    model.project = project
+    candidates = artifact_dataset_candidates(project, values["artifact_uri"]).exists()
+    if model.versions.filter(artifact_sha256=values["artifact_sha256"]).exists():
+        return model, None, candidates
+    number = (model.versions.aggregate(last=Max("version"))["last"] or 0) + 1
+    version = ModelVersion.objects.create(model=model, version=number, **values)
+    version.refresh_from_db(fields=["signature", "params", "tags"])  # the JSON as stored
+    return model, version, candidates
+
+
+def _version_insert(
+    *, project: Project, model_name: str, values: dict
+) -> tuple[RegisteredModel | None, ModelVersion | None, bool]:
+    """One statement: find the model, insert its next version unless one has the artifact hash already, and say
+    whether any dataset of the project may name the artifact (``artifact_dataset_candidates_sql``). Returns (the
+    model or None if there is none, the new version or None, whether there are candidates). The caller holds
+    the artifact link lock, which every registration in the project takes first and keeps to its commit: the
+    number read here is taken by no other, and no model row lock is needed. The version's JSON columns are
+    returned as stored, so the answer shows them exactly as a later read does."""
+    if connection.vendor != "postgresql":
+        return _version_insert_orm(project=project, model_name=model_name, values=values)
+    quote = connection.ops.quote_name
+    model_fields = RegisteredModel._meta.concrete_fields
+    version_fields = ModelVersion._meta.concrete_fields
+    written = [field for field in version_fields if not field.primary_key and field.attname != "model_id"]
+    template = ModelVersion(**values)
+    versions = quote(ModelVersion._meta.db_table)
+    selected, params = [], []
+    for field in written:
+        if field.attname == "version":
+            selected.append(f"(SELECT COALESCE(MAX(x.version), 0) + 1 FROM {versions} x WHERE x.model_id = m.id)")
+        else:
+            selected.append("%s")
+            params.append(field.get_db_prep_save(field.pre_save(template, True), connection))
+    candidates_sql, candidates_params = artifact_dataset_candidates_sql(project, values["artifact_uri"])
+    sql = (
+        f"WITH m AS (SELECT {', '.join(quote(f.column) for f in model_fields)} "
+        f"FROM {quote(RegisteredModel._meta.db_table)} WHERE project_id = %s AND name = %s), "
+        f"v AS (INSERT INTO {versions} (model_id, {', '.join(quote(f.column) for f in written)}) "
+        f"SELECT m.id, {', '.join(selected)} FROM m "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {versions} x WHERE x.model_id = m.id AND x.artifact_sha256 = %s) "
+        f"RETURNING {', '.join(quote(f.column) for f in version_fields)}) "
+        f"SELECT {', '.join('m.' + quote(f.column) for f in model_fields)}, "
+        f"{', '.join('v.' + quote(f.column) for f in version_fields)}, EXISTS ({candidates_sql}) "
+        "FROM m LEFT JOIN v ON true"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [project.pk, model_name, *params, values["artifact_sha256"], *candidates_params])
+        row = cursor.fetchone()
+    if row is None:
+        return None, None, False
+    model = _from_row(RegisteredModel, model_fields, row[: len(model_fields)])
+    model.project = project
+    version_row = row[len(model_fields) : -1]
+    version = _from_row(ModelVersion, version_fields, version_row) if version_row[0] is not None else None
+    return model, version, bool(row[-1])
+
+
+def _with_representation(version: ModelVersion, *, model, actor, metrics, links, runs) -> ModelVersion:
+    """``version``, just created, with what ``ModelVersionSerializer`` reads, in the order the read path
+    gives it (the models' orderings), so the answer needs no second read: its model and author, its metrics
+    and links (with their dataset versions and datasets), no card, and the runs linked to it."""
+    version.model = model
+    version.created_by = actor.user
+    version._state.fields_cache["card"] = None  # a new version has no card yet
+    if not hasattr(version, "_prefetched_objects_cache"):
+        version._prefetched_objects_cache = {}
+    metrics = sorted(metrics, key=lambda m: (m.name, m.subgroup, m.pk))
+    links = sorted(links, key=lambda link: (link.role, link.pk))
+    for name, rows in (("metrics", metrics), ("dataset_links", links), ("lineage_runs", runs)):
+        rows_of = getattr(version, name).all()
+        rows_of._result_cache, rows_of._prefetch_done = rows, True
+        version._prefetched_objects_cache[name] = rows_of
+    return version
 
 
 @transaction.atomic
@@ -188,26 +306,33 @@ def model_version_register(
     """Register version N+1 of ``model_name`` (created if missing). The same artifact hash again returns
     the existing version (``created`` is False) as long as nothing immutable differs; otherwise 409.
     Completed OpenLineage runs that wrote this artifact, and match no other version, are linked to it
-    (``lineage_runs_link_artifact``)."""
+    (``lineage_runs_link_artifact``). A new version comes back with what its representation shows
+    (``_with_representation``)."""
     require_role(actor, project, WRITERS, action="register model versions")
     artifact_uri = check_uri(artifact_uri, project=project, field="artifact_uri").uri
     metrics, datasets = metrics or [], datasets or []
     _check_metrics(metrics)
-    artifact_link_lock(project.pk)  # before any audit event: the lock comes before the audit chain's head
-
-    # The model row is the lock that serialises version numbering.
-    locked = RegisteredModel.objects.select_for_update().select_related("project")
-    model = locked.filter(project=project, name=model_name).first()
+    # Before any audit event: the lock comes before the audit chain's head. It also serialises the
+    # registrations of the project, so the next version number needs no lock of the model row.
+    artifact_link_lock(project.pk)
+    values = {
+        "artifact_uri": artifact_uri, "artifact_sha256": artifact_sha256, "framework": framework,
+        "signature": signature, "params": params or {}, "tags": tags or [], "description": description,
+        "created_by": actor.user,
+    }  # fmt: skip
+    model, version, candidates = _version_insert(project=project, model_name=model_name, values=values)
     if model is None:
         try:
             with transaction.atomic():
-                model = _model_insert(actor=actor, project=project, name=model_name, description="", tags=[])
+                _model_insert(actor=actor, project=project, name=model_name, description="", tags=[])
         except IntegrityError:
-            pass  # a concurrent registration created it
-        model = locked.get(project=project, name=model_name)
+            pass  # created concurrently (by model_create, which does not take the artifact link lock)
+        model, version, candidates = _version_insert(project=project, model_name=model_name, values=values)
 
-    existing = ModelVersion.objects.filter(model=model, artifact_sha256=artifact_sha256).first()
-    if existing is not None:
+    if version is None:
+        existing = (
+            ModelVersion.objects.filter(model=model, artifact_sha256=artifact_sha256).prefetch_related("metrics").get()
+        )
         differing = _same_registration(
             existing, artifact_uri=artifact_uri, signature=signature, params=params, metrics=metrics
         )
@@ -219,31 +344,25 @@ def model_version_register(
             )
         existing.model = model
         # A retry may carry what the first attempt already stored; anything new is recorded as an addition.
+        found = _dataset_versions_in(
+            project, [link["dataset_version"] for link in datasets] + [m.get("dataset_version") for m in metrics]
+        )
         _record_additions(
             actor=actor,
             version=existing,
-            links=_add_links(actor=actor, version=existing, links=datasets),
-            metrics=_add_metrics(actor=actor, version=existing, metrics=metrics),
+            links=_add_links(actor=actor, version=existing, links=datasets, found=found),
+            metrics=_add_metrics(actor=actor, version=existing, metrics=metrics, found=found),
         )
-        lineage_runs_link_artifact(actor=actor, version=existing)
+        if candidates:
+            lineage_runs_link_artifact(actor=actor, version=existing)
         return existing, False
 
-    number = (model.versions.aggregate(last=Max("version"))["last"] or 0) + 1
-    version = ModelVersion.objects.create(
-        model=model,
-        version=number,
-        artifact_uri=artifact_uri,
-        artifact_sha256=artifact_sha256,
-        framework=framework,
-        signature=signature,
-        params=params or {},
-        tags=tags or [],
-        description=description,
-        created_by=actor.user,
-    )
     version.model = model
-    links = _add_links(actor=actor, version=version, links=datasets, new=True)
-    added = _add_metrics(actor=actor, version=version, metrics=metrics, new=True) if metrics else []
+    found = _dataset_versions_in(
+        project, [link["dataset_version"] for link in datasets] + [m.get("dataset_version") for m in metrics]
+    )
+    links = _add_links(actor=actor, version=version, links=datasets, new=True, found=found)
+    added = _add_metrics(actor=actor, version=version, metrics=metrics, new=True, found=found) if metrics else []
     audit_record(
         action="model_version.registered",
         actor=actor,
@@ -251,7 +370,7 @@ def model_version_register(
         target=version,
         diff={
             "model": model.name,
-            "version": number,
+            "version": version.version,
             "artifact_uri": artifact_uri,
             "artifact_sha256": artifact_sha256,
             "framework": framework,
@@ -262,8 +381,12 @@ def model_version_register(
             "datasets": [[link.dataset_version_id, link.role] for link in links],
         },
     )
-    lineage_runs_link_artifact(actor=actor, version=version)
-    return version, True
+    runs = []
+    if candidates and lineage_runs_link_artifact(actor=actor, version=version):
+        # Rare: runs that wrote this artifact before it was registered; read as the read path shows them.
+        linked = LineageRun.objects.filter(model_version=version).select_related("job", "agent")
+        runs = list(linked.order_by("created_at", "id"))
+    return _with_representation(version, model=model, actor=actor, metrics=added, links=links, runs=runs), True
 
 
 @transaction.atomic

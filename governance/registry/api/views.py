@@ -129,7 +129,8 @@ class ModelVersionListView(ProjectListApiView):
         version, created = services.model_version_register(
             actor=self.principal, project=self.project, model_name=model, **data
         )
-        version = model_version_get(principal=self.principal, model=version.model, version=version.version)
+        if not created:  # a new version comes back with what its representation shows; an existing one is read
+            version = model_version_get(principal=self.principal, model=version.model, version=version.version)
         return Response(
             self.get_serializer(version).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )

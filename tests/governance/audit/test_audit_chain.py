@@ -248,3 +248,44 @@ def test_concurrent_writers_never_fork_a_chain(staff, admin_user):
     assert len(sequences) == before + 6 * 15
     assert verify_chain(chain)["ok"]
     assert connection.vendor == "postgresql"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_writers_that_wait_for_the_head_link_to_the_event_they_waited_for(staff, admin_user):
+    """Each writer holds the head a while before committing, so the others wait on its lock inside the one
+    statement that appends (``_append_to_head``) and must then number and link after what it committed."""
+    import time
+
+    from django.db import transaction
+
+    from governance.accounts.services import project_create
+
+    project = project_create(actor=Principal(staff), slug="queue", name="Queue", admin=admin_user)
+    before = AuditEvent.objects.filter(project=project).count()
+    errors, barrier = [], threading.Barrier(5)
+
+    def writer(n):
+        try:
+            barrier.wait()
+            for i in range(8):
+                with transaction.atomic():
+                    audit_record(
+                        action="test.waiting", actor=Principal.system(), project=project, diff={"w": n, "i": i}
+                    )
+                    time.sleep(0.005)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    chain = chain_of(project.pk)
+    sequences = list(AuditEvent.objects.filter(chain=chain).values_list("sequence", flat=True).order_by("sequence"))
+    assert sequences == list(range(1, before + 5 * 8 + 1))
+    assert verify_chain(chain)["ok"]

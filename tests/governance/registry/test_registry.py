@@ -284,3 +284,59 @@ def test_a_hash_in_capitals_is_stored_lowercase_and_names_the_same_version(api, 
     assert again.status_code == 200, again.json()
     assert again.json()["version"] == created.json()["version"]
     assert ModelVersion.objects.get(artifact_sha256=sha("artifact 7")).version == created.json()["version"]
+
+
+def test_a_new_versions_answer_is_what_a_read_of_it_answers(api, project, ml_engineer, dataset_version, stored_version):
+    """The registration answers from what it wrote, without reading the version back: byte for byte what a
+    read answers, JSON as stored (PostgreSQL orders an object's keys, and writes 1e20 as an integer)."""
+    client = api(ml_engineer)
+    params = {"n_estimators": 200, "a": 1.5, "big": 1e20, "nested": {"long_name": [1, 2], "b": None}}
+    created = client.post(
+        versions_url(project),
+        body(
+            1,
+            params=params,
+            signature={"outputs": SIGNATURE["outputs"], "inputs": SIGNATURE["inputs"]},
+            metrics=[
+                {"name": "f1", "value": 0.7},
+                {"name": "auc", "value": 0.8, "subgroup": "b"},
+                {"name": "auc", "value": 0.81, "subgroup": "a", "dataset_version": dataset_version.pk},
+            ],
+            datasets=[
+                {"dataset_version": stored_version.pk, "role": "validated_on"},
+                {"dataset_version": dataset_version.pk, "role": "trained_on"},
+                {"dataset_version": stored_version.pk, "role": "reference"},
+            ],
+        ),
+        format="json",
+    )
+    assert created.status_code == 201, created.json()
+    read = client.get(f"{versions_url(project)}1/")
+    assert created.content == read.content
+    assert [m["name"] for m in created.json()["metrics"]] == ["auc", "auc", "f1"]
+
+
+@pytest.mark.postgres  # the counts are PostgreSQL's: other databases take the ORM's way, in more statements
+def test_registering_a_version_takes_a_handful_of_statements(
+    api, project, ml_engineer, dataset_version, django_assert_max_num_queries
+):
+    """Pinned: authentication (key, project, roles), the artifact link lock, one statement that numbers and
+    inserts the version, the lineage node, the audit event with its chain head, the webhooks and the access
+    log; in a test, savepoints (two pairs) stand for the transaction's BEGIN and COMMIT. Datasets and metrics
+    add four: one read of their dataset versions, one insert each, and the dataset nodes' edges. Nothing is
+    read back after the commit."""
+    client = api(ml_engineer)
+    assert client.post(versions_url(project), body(1), format="json").status_code == 201
+    with django_assert_max_num_queries(13):
+        assert client.post(versions_url(project), body(2), format="json").status_code == 201
+    with django_assert_max_num_queries(17):
+        response = client.post(
+            versions_url(project),
+            body(
+                3,
+                metrics=[{"name": "auc", "value": 0.8}, {"name": "f1", "value": 0.7}],
+                datasets=[{"dataset_version": dataset_version.pk, "role": "trained_on"}],
+            ),
+            format="json",
+        )
+    assert response.status_code == 201
