@@ -143,19 +143,23 @@ _version_runs = Prepared(
 
 
 def _with_representation(version: ModelVersion) -> None:
-    """What the version's representation shows besides its row -- its metrics, dataset links and lineage runs --
-    as ``_versions``' prefetches would leave them, by three prepared queries."""
-    children = {
-        "metrics": (Metric, _version_metrics),
-        "dataset_links": (ModelVersionDataset, _version_links),
-        "lineage_runs": (LineageRun, _version_runs),
-    }
+    """What the version's representation shows besides its row, by three prepared queries."""
+    pk = version.pk
+    version_children_set(
+        version, metrics=_version_metrics(version=pk), dataset_links=_version_links(version=pk),
+        lineage_runs=_version_runs(version=pk),
+    )  # fmt: skip
+
+
+def version_children_set(version: ModelVersion, *, metrics: list, dataset_links: list, lineage_runs: list) -> None:
+    """Give ``version`` its metrics, dataset links and lineage runs -- in the order their models' orderings
+    give -- as ``_versions``' prefetches leave them: querysets that are already evaluated (and that filter like
+    the related managers), so that ``ModelVersionSerializer`` reads no more."""
     cache = version.__dict__.setdefault("_prefetched_objects_cache", {})
-    for name, (model, prepared) in children.items():
-        rows = prepared(version=version.pk)
+    for name, rows in (("metrics", metrics), ("dataset_links", dataset_links), ("lineage_runs", lineage_runs)):
         for row in rows:
             row.model_version = version
-        found = model.objects.filter(model_version=version)
+        found = getattr(version, name).all()
         found._result_cache, found._prefetch_done = rows, True
         cache[name] = found
 

@@ -32,6 +32,7 @@ from governance.registry.models import (
     RegisteredModel,
     RiskTier,
 )
+from governance.registry.selectors import version_children_set
 
 from .signals import version_evidence_changed
 
@@ -276,14 +277,10 @@ def _with_representation(version: ModelVersion, *, model, actor, metrics, links,
     version.model = model
     version.created_by = actor.user
     version._state.fields_cache["card"] = None  # a new version has no card yet
-    if not hasattr(version, "_prefetched_objects_cache"):
-        version._prefetched_objects_cache = {}
-    metrics = sorted(metrics, key=lambda m: (m.name, m.subgroup, m.pk))
-    links = sorted(links, key=lambda link: (link.role, link.pk))
-    for name, rows in (("metrics", metrics), ("dataset_links", links), ("lineage_runs", runs)):
-        rows_of = getattr(version, name).all()
-        rows_of._result_cache, rows_of._prefetch_done = rows, True
-        version._prefetched_objects_cache[name] = rows_of
+    version_children_set(
+        version, metrics=sorted(metrics, key=lambda m: (m.name, m.subgroup, m.pk)),
+        dataset_links=sorted(links, key=lambda link: (link.role, link.pk)), lineage_runs=runs,
+    )  # fmt: skip
     return version
 
 
