@@ -47,6 +47,7 @@ from governance.registry.selectors import (
     model_version_at,
     model_version_get,
     model_version_list,
+    versions_with_children,
 )
 
 ModelCardEditSerializer = type(
@@ -114,8 +115,12 @@ class ModelVersionListView(ProjectListApiView):
 
     def scoped_queryset(self):
         model = model_get(principal=self.principal, project=self.project, name=self.kwargs["model"])
-        versions = model_version_list(principal=self.principal, model=model, filters=self.filters)
+        versions = model_version_list(principal=self.principal, model=model, filters=self.filters, children=False)
         return versions.order_by("version")
+
+    def paginate_queryset(self, queryset):
+        page = super().paginate_queryset(queryset)
+        return versions_with_children(page) if page is not None else None
 
     @extend_schema(
         request=ModelVersionRegisterSerializer, responses={201: ModelVersionSerializer, 200: ModelVersionSerializer}
