@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from controlplane.exceptions import Forbidden, NotFound
+from controlplane.prepared import Prepared
 from governance.accounts.models import ApiKey, Project, RoleBinding, User
 
 SYSTEM_USERNAME = "system"
@@ -79,8 +80,8 @@ class Principal:
     def roles(self, project: Project | int) -> frozenset[str]:
         if self._roles is None:
             roles: dict[int, set[str]] = {}
-            for project_id, role in self.bindings().values_list("project_id", "role"):
-                roles.setdefault(project_id, set()).add(role)
+            for binding in _bindings_in_force(**self.scope()):
+                roles.setdefault(binding.project_id, set()).add(binding.role)
             self._roles = {pid: frozenset(r) for pid, r in roles.items()}
         project_id = project if isinstance(project, int) else project.pk
         return self._roles.get(project_id, frozenset())
@@ -100,6 +101,10 @@ def active_bindings(*, user: int, at, pinned: int | None = None) -> QuerySet[Rol
 def project_ids_of(*, user: int, at, pinned: int | None = None) -> QuerySet:
     """``Principal.project_ids`` from plain values (``Principal.scope()``): for prepared queries."""
     return active_bindings(user=user, at=at, pinned=pinned).values("project_id")
+
+
+# The caller's roles, read once per request by every service that checks one (controlplane.prepared).
+_bindings_in_force = Prepared(lambda **scope: active_bindings(**scope).order_by(), user=0, at=timezone.now(), pinned=0)
 
 
 def require_role(

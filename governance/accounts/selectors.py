@@ -2,9 +2,11 @@
 keys and users. Out of scope is 404."""
 
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from controlplane.exceptions import DomainError, Forbidden, NotFound
-from governance.accounts.access import Principal, require_role
+from controlplane.prepared import Prepared
+from governance.accounts.access import Principal, project_ids_of, require_role
 from governance.accounts.models import ApiKey, Project, Role, RoleBinding, User
 
 
@@ -15,11 +17,21 @@ def project_list(*, principal: Principal) -> QuerySet[Project]:
 
 
 def project_get(*, principal: Principal, slug: str) -> Project:
-    project = project_list(principal=principal).filter(slug=slug).first()
+    if principal.is_staff:
+        project = Project.objects.filter(slug=slug).first()
+    else:
+        project = _project_in_scope.first(slug=slug, **principal.scope())
     if project is None:
         _refuse_key_pinned_elsewhere(principal, slug)
         raise NotFound(f"No project '{slug}'.")
     return project
+
+
+# The project of every project-scoped path (controlplane.prepared).
+_project_in_scope = Prepared(
+    lambda slug, **scope: Project.objects.filter(slug=slug, pk__in=project_ids_of(**scope)).order_by(),
+    slug="", user=0, at=timezone.now(), pinned=0,
+)  # fmt: skip
 
 
 def _refuse_key_pinned_elsewhere(principal: Principal, slug: str) -> None:
