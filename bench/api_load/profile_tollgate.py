@@ -39,6 +39,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--database", help="another copy of the database the last run left (default: that one)")
     parser.add_argument("--time", action="store_true", help="CPU ms per request without cProfile, no profile")
+    parser.add_argument("--dump", type=Path, help="also write the profile's stats to this file (pstats)")
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT))
@@ -132,6 +133,8 @@ def main() -> None:
     profile.disable()
 
     stats = pstats.Stats(profile)
+    if args.dump:
+        stats.dump_stats(args.dump)
     total = sum(row[2] for row in stats.stats.values())  # tottime of every function: the whole profiled time
     areas: dict[str, float] = {}
     for (filename, _, _), row in stats.stats.items():
