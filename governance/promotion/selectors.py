@@ -61,15 +61,17 @@ def environment_list(*, project: Project) -> QuerySet[Environment]:
     return Environment.objects.filter(project=project).order_by("name")
 
 
-def environment_get(*, project: Project, name: str, field: str | None = None) -> Environment:
+def environment_get(*, project: Project, name: str, field: str | None = None, with_policy: bool = False) -> Environment:
     """The project's environment ``name``: 404, or where the name came in a body or a query string
-    (``field``), a 400 naming that field."""
-    environment = Environment.objects.filter(project=project, name=name).first()
-    if environment is None:
+    (``field``), a 400 naming that field. ``with_policy``: with the policy in force loaded in the same query
+    (``Environment.policy_in_force``), which gate evaluation then uses instead of reading it again."""
+    environments = Environment.objects.filter(project=project, name=name)
+    try:  # unique (project, name): get() asks for no ORDER BY
+        return (environments.with_policy_in_force() if with_policy else environments).get()
+    except Environment.DoesNotExist:
         if field:
-            raise DomainError(f"No environment '{name}' in this project.", details=[{"field": field}])
-        raise NotFound("No such environment.")
-    return environment
+            raise DomainError(f"No environment '{name}' in this project.", details=[{"field": field}]) from None
+        raise NotFound("No such environment.") from None
 
 
 def policy_list(*, project: Project) -> QuerySet[Policy]:
