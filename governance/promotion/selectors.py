@@ -7,6 +7,7 @@ from datetime import datetime
 from django.db.models import Q, QuerySet
 
 from controlplane.exceptions import DomainError, NotFound
+from controlplane.prepared import Prepared
 from governance.accounts.access import Principal
 from governance.accounts.models import Project
 from governance.accounts.selectors import project_get
@@ -65,13 +66,22 @@ def environment_get(*, project: Project, name: str, field: str | None = None, wi
     """The project's environment ``name``: 404, or where the name came in a body or a query string
     (``field``), a 400 naming that field. ``with_policy``: with the policy in force loaded in the same query
     (``Environment.policy_in_force``), which gate evaluation then uses instead of reading it again."""
-    environments = Environment.objects.filter(project=project, name=name)
-    try:  # unique (project, name): get() asks for no ORDER BY
-        return (environments.with_policy_in_force() if with_policy else environments).get()
-    except Environment.DoesNotExist:
+    if with_policy:
+        environment = _environment_with_policy.first(project=project.pk, name=name)
+    else:  # unique by (project, name): no ORDER BY
+        environment = next(iter(Environment.objects.filter(project=project, name=name).order_by()[:1]), None)
+    if environment is None:
         if field:
-            raise DomainError(f"No environment '{name}' in this project.", details=[{"field": field}]) from None
-        raise NotFound("No such environment.") from None
+            raise DomainError(f"No environment '{name}' in this project.", details=[{"field": field}])
+        raise NotFound("No such environment.")
+    return environment
+
+
+# The dry run's environment, compiled once per connection (controlplane.prepared). Unique by (project, name).
+_environment_with_policy = Prepared(
+    lambda project, name: Environment.objects.filter(project_id=project, name=name).with_policy_in_force().order_by(),
+    project=0, name="",
+)  # fmt: skip
 
 
 def policy_list(*, project: Project) -> QuerySet[Policy]:

@@ -19,6 +19,7 @@ from django.db.models import OuterRef, Subquery, Value
 from django.utils import timezone
 
 from controlplane.exceptions import Conflict, DomainError, Forbidden
+from controlplane.prepared import Prepared
 from governance.accounts.access import Principal, require_in_project, require_role
 from governance.accounts.models import Project, Role, RoleBinding, User
 from governance.audit.chain import canonical, digest
@@ -392,6 +393,28 @@ def _loaded_links(versions: list[ModelVersion]) -> dict[int, list] | None:
     return found
 
 
+# A version's dataset links (with their dataset versions and datasets) and metrics, as the gates read them.
+def _links_of(version: int | None = None, versions: list[int] | None = None):
+    found = ModelVersionDataset.objects.select_related("dataset_version__dataset")
+    return found.filter(model_version_id=version) if versions is None else found.filter(model_version__in=versions)
+
+
+def _metrics_of(version: int | None = None, versions: list[int] | None = None):
+    found = Metric.objects.all()
+    return found.filter(model_version_id=version) if versions is None else found.filter(model_version__in=versions)
+
+
+# For one version -- the dry run, a request's page, a decision, an execution -- compiled once per connection.
+_PREPARED = {build: Prepared(build, version=0) for build in (_links_of, _metrics_of)}
+
+
+def _of_versions(build, version_ids: list[int]) -> list:
+    """``build``'s rows of these versions: of one, by its prepared query; of several (the queue), by one query."""
+    if len(version_ids) == 1:
+        return _PREPARED[build](version=version_ids[0])
+    return list(build(versions=version_ids))
+
+
 GateSubject = tuple[ModelVersion, Environment, "PromotionRequest | None"]
 
 
@@ -420,15 +443,10 @@ def _contexts(subjects: list[GateSubject]) -> list[GateContext]:
         )
     links = _loaded_links(versions)
     if links is None:
-        links = _by(
-            ModelVersionDataset.objects.filter(model_version__in=version_ids).select_related(
-                "dataset_version__dataset"
-            ),
-            lambda link: link.model_version_id,
-        )
+        links = _by(_of_versions(_links_of, version_ids), lambda link: link.model_version_id)
     metrics = _loaded_rows(versions, "metrics")
     if metrics is None:
-        metrics = _by(Metric.objects.filter(model_version__in=version_ids), lambda metric: metric.model_version_id)
+        metrics = _by(_of_versions(_metrics_of, version_ids), lambda metric: metric.model_version_id)
     requests = [request.pk for _, _, request in subjects if request is not None]
     decisions = _by(
         Decision.objects.filter(request__in=requests, voided_at__isnull=True).select_related("reviewer"),

@@ -2,6 +2,8 @@
 whatever the version has linked: every deployment pipeline may ask it before requesting a promotion."""
 
 from governance.accounts.access import Principal
+from governance.promotion.selectors import _environment_with_policy
+from governance.promotion.services import _PREPARED, _links_of, _metrics_of, policy_publish
 from tests.factories import PromotionRequestFactory
 from tests.governance.provenance.lineage_events import dataset, ingest, model_facet, run_event
 from tests.governance.registry.test_registry import versions_url
@@ -39,3 +41,45 @@ def test_the_dry_run_costs_a_fixed_number_of_statements(
     ]  # fmt: skip
     with django_assert_num_queries(DRY_RUN):
         assert dry_run(client, project).json() == body
+
+
+def _fields(obj, *relations):
+    out = {}
+    for path in ("", *relations):
+        target = obj
+        for part in filter(None, path.split(".")):
+            target = getattr(target, part)
+        out[path] = {f.attname: getattr(target, f.attname) for f in target._meta.concrete_fields}
+    return out
+
+
+def test_the_prepared_reads_answer_what_their_querysets_answer(project, ready_version, django_assert_num_queries):
+    for build, relations in ((_links_of, ("dataset_version", "dataset_version.dataset")), (_metrics_of, ())):
+        with django_assert_num_queries(1):
+            prepared = [_fields(row, *relations) for row in _PREPARED[build](version=ready_version.pk)]
+        assert prepared == [_fields(row, *relations) for row in build(version=ready_version.pk)]
+        assert prepared == [_fields(row, *relations) for row in build(versions=[ready_version.pk])]
+        assert len(prepared) == 1
+    values, published = {"project": project.pk, "name": "production"}, project.policies.get()
+    with django_assert_num_queries(1):
+        (environment,) = _environment_with_policy(**values)
+        policy = environment.policy_in_force
+        assert (policy.pk, policy.project_id, policy.version, policy.document) == (
+            published.pk, project.pk, 1, published.document,
+        )  # fmt: skip
+    (expected,) = _environment_with_policy.build(**values)
+    assert _fields(environment) == _fields(expected)
+    assert expected.policy_in_force.document == published.document
+    assert policy.document_hash == published.document_hash  # the rest of the row loads on access
+    assert _environment_with_policy.first(project=project.pk, name="nowhere") is None
+
+
+def test_a_policy_published_between_two_dry_runs_is_the_one_in_force(api, project, ml_engineer, officer, ready_version):
+    client = api(ml_engineer)
+    assert dry_run(client, project).json()["policy_version"] == 1
+    document = project.policies.get().document
+    document["environments"]["production"]["limited"].append({"kind": "metric", "name": "auc", "min": 0.95})
+    policy_publish(actor=Principal(officer), project=project, source=document, comment="stricter")
+    answer = dry_run(client, project).json()  # the same connection, its queries already compiled
+    assert answer["policy_version"] == 2
+    assert [g["reason"] for g in answer["gates"] if g["kind"] == "metric"] == ["auc = 0.91 does not meet ≥ 0.95"]
