@@ -5,10 +5,11 @@ across projects), deployments and their history. Missing or another project's is
 from datetime import datetime
 
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from controlplane.exceptions import DomainError, NotFound
 from controlplane.prepared import Prepared
-from governance.accounts.access import Principal
+from governance.accounts.access import Principal, project_ids_of
 from governance.accounts.models import Project
 from governance.accounts.selectors import project_get
 from governance.promotion.models import (
@@ -165,16 +166,7 @@ def deployment_at(*, principal: Principal, project: str, model: str, environment
     """What is deployed at ``projects/{project}/deployments/{model}/{environment}/``, with its project, model,
     environment and version, in one query: the enforcement point's path, asked before every rollout. None when
     nothing is deployed there; a missing project, model or environment raises as its own lookup does."""
-    found = (
-        Deployment.objects.filter(
-            project__slug=project,
-            project__in=principal.project_ids(),
-            model__name=model,
-            environment__name=environment,
-        )  # fmt: skip
-        .select_related("project", "model", "environment", "model_version")
-        .first()
-    )
+    found = _deployment_at.first(project=project, model=model, environment=environment, **principal.scope())
     if found is None:
         in_project = project_get(principal=principal, slug=project)
         where = environment_get(project=in_project, name=environment, field="environment")
@@ -182,6 +174,32 @@ def deployment_at(*, principal: Principal, project: str, model: str, environment
             project=in_project, model=model_get(principal=principal, project=in_project, name=model), environment=where
         )
     return found
+
+
+# The enforcement point's lookups, compiled once per connection (controlplane.prepared); rows are read every time.
+# Unique by (model, environment): no ORDER BY.
+_deployment_at = Prepared(
+    lambda project, model, environment, **scope: Deployment.objects.filter(
+        project__in=project_ids_of(**scope), project__slug=project, model__name=model, environment__name=environment
+    )
+    .select_related("project", "model", "environment", "model_version")
+    .order_by(),
+    project="", model="", environment="", user=0, at=timezone.now(), pinned=0,
+)  # fmt: skip
+_deployment_history = Prepared(
+    lambda deployment: DeploymentHistory.objects.filter(deployment_id=deployment).select_related(
+        "model_version", "executed_by"
+    ),
+    deployment=0,
+)
+
+
+def deployment_history_of(deployment: Deployment) -> list[DeploymentHistory]:
+    """A deployment's history, newest first, with each row's version and executor (and the deployment itself)."""
+    rows = _deployment_history(deployment=deployment.pk)
+    for row in rows:
+        row.deployment = deployment
+    return rows
 
 
 def deployment_get(*, project: Project, deployment_id: int) -> Deployment:
