@@ -26,6 +26,7 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 
 from controlplane.exceptions import DomainError, NotFound
+from controlplane.prepared import Prepared
 from governance.accounts.access import Principal
 from governance.accounts.models import Project
 from governance.provenance.models import (
@@ -493,6 +494,17 @@ def lineage_upstream(model_version: ModelVersion) -> Upstream:
     return lineage_upstream_many([model_version])[model_version.pk]
 
 
+# The walk's first reads when it starts from one version on one dataset (the gates' dry run), compiled once per
+# connection (controlplane.prepared); several use the ``__in`` queries beside them, which answer the same rows.
+_runs_of_version = Prepared(lambda version: LineageRun.objects.filter(model_version_id=version).order_by(), version=0)
+_writers_of_dataset = Prepared(
+    lambda dataset: LineageRunDataset.objects.filter(
+        dataset_id=dataset, direction=LineageRunDataset.Direction.OUTPUT
+    ).order_by(),
+    dataset=0,
+)
+
+
 def lineage_upstream_many(
     model_versions: Iterable[ModelVersion], *, links: Iterable[ModelVersionDataset] | None = None
 ) -> dict[int, Upstream]:
@@ -513,7 +525,11 @@ def lineage_upstream_many(
         wanted[link.model_version_id].setdefault(link.dataset_version.dataset_id, set()).add(link.dataset_version_id)
     new_runs: dict[int, dict[int, LineageRun]] = {pk: {} for pk in ups}
     # Orders: the last query's sets that of ``runs``, each step's rows that of ``io``; the other reads need none.
-    for run in LineageRun.objects.filter(model_version__in=list(ups)).order_by():
+    if len(ups) == 1:
+        first = _runs_of_version(version=next(iter(ups)))
+    else:
+        first = LineageRun.objects.filter(model_version__in=list(ups)).order_by()
+    for run in first:
         new_runs[run.model_version_id][run.pk] = run
     seen: dict[int, dict[int, set[int | None]]] = {pk: {} for pk in ups}
     for _ in range(MAX_DEPTH):
@@ -538,12 +554,15 @@ def lineage_upstream_many(
                 fresh[pk] = unseen
         if not fresh:
             break
-        outputs = list(
-            LineageRunDataset.objects.filter(
-                dataset_id__in={d for unseen in fresh.values() for d in unseen},
-                direction=LineageRunDataset.Direction.OUTPUT,
-            ).order_by()
-        )
+        datasets = {d for unseen in fresh.values() for d in unseen}
+        if len(datasets) == 1:
+            outputs = _writers_of_dataset(dataset=next(iter(datasets)))
+        else:
+            outputs = list(
+                LineageRunDataset.objects.filter(
+                    dataset_id__in=datasets, direction=LineageRunDataset.Direction.OUTPUT
+                ).order_by()
+            )
         producing = {
             pk: {row.run_id for row in outputs if row.run_id not in ups[pk].runs and _produces(row, unseen)}
             for pk, unseen in fresh.items()

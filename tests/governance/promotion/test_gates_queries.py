@@ -4,6 +4,8 @@ whatever the version has linked: every deployment pipeline may ask it before req
 from governance.accounts.access import Principal
 from governance.promotion.selectors import _environment_with_policy
 from governance.promotion.services import _PREPARED, _links_of, _metrics_of, policy_publish
+from governance.provenance.graph import _runs_of_version, _writers_of_dataset
+from governance.provenance.models import LineageRun, LineageRunDataset
 from tests.factories import PromotionRequestFactory
 from tests.governance.provenance.lineage_events import dataset, ingest, model_facet, run_event
 from tests.governance.registry.test_registry import versions_url
@@ -83,3 +85,16 @@ def test_a_policy_published_between_two_dry_runs_is_the_one_in_force(api, projec
     answer = dry_run(client, project).json()  # the same connection, its queries already compiled
     assert answer["policy_version"] == 2
     assert [g["reason"] for g in answer["gates"] if g["kind"] == "metric"] == ["auc = 0.91 does not meet ≥ 0.95"]
+
+
+def test_the_walks_prepared_reads_answer_what_their_querysets_answer(project, ml_engineer, ready_version):
+    ingest(Principal(ml_engineer), project, run_event(
+        "train", inputs=[dataset("train", version="1")], run_facets=model_facet("fraud-gbm", 1)))  # fmt: skip
+    ingest(Principal(ml_engineer), project, run_event("prepare", outputs=[dataset("train", version="1")]))
+    (run,) = _runs_of_version(version=ready_version.pk)
+    assert _fields(run) == _fields(LineageRun.objects.get(model_version=ready_version))
+    dataset_id = ready_version.dataset_links.get().dataset_version.dataset_id
+    writers = _writers_of_dataset(dataset=dataset_id)
+    expected = LineageRunDataset.objects.filter(dataset_id__in=[dataset_id], direction="output")
+    assert sorted(map(_fields, writers), key=str) == sorted(map(_fields, expected), key=str)
+    assert len(writers) == 1
