@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import OuterRef, Subquery, Value
+from django.db.models import Exists, OuterRef, Q, Subquery, Value
 from django.utils import timezone
 
 from controlplane.exceptions import Conflict, DomainError, Forbidden
@@ -220,28 +220,12 @@ def separation_of_duties_excluded_many(
     versions: list[ModelVersion], *, links: list[ModelVersionDataset] | None = None
 ) -> dict[int, dict[int, dict]]:
     """``separation_of_duties_excluded`` of several versions, by version id, in as many queries as for one: the
-    lineage walk, then one statement for the card's authors, the requesters and everyone's names. ``links``:
-    the versions' dataset links (any role, with their dataset versions), where the caller loaded them."""
-    version_ids = [version.pk for version in versions]
+    lineage walk, then ``_authors_and_requesters``. ``links``: the versions' dataset links (any role, with their
+    dataset versions), where the caller loaded them."""
     agents = lineage_agents_many(versions, links=links)
     names = {v.created_by_id: v.created_by.username for v in versions if ModelVersion.created_by.is_cached(v)}
     people = {version.created_by_id for version in versions} | {a for found in agents.values() for a in found}
-    unnamed = people - set(names)
-    requests = PromotionRequest.objects.filter(model_version__in=version_ids)  # any request, even a closed one
-    parts = [requests.values_list("model_version_id", "requested_by_id", "requested_by__username", Value(_REQUESTED))]
-    if unnamed:
-        parts.append(User.objects.filter(pk__in=unnamed).values_list(Value(0), "pk", "username", Value(_NAMED)))
-    tagged = (
-        ModelCardRevision.objects.filter(card__model_version__in=version_ids)
-        .values_list("card__model_version_id", "author_id", "author__username", Value(_EDITED))
-        .order_by()
-        .union(*[part.order_by() for part in parts], all=True)
-    )
-    edited, requested = set(), set()
-    for version_id, user_id, username, tag in tagged:
-        names[user_id] = username
-        if tag != _NAMED:
-            (edited if tag == _EDITED else requested).add((version_id, user_id))
+    edited, requested = _authors_and_requesters(versions, names=names, unnamed=people - set(names))
     reasons: dict[int, dict[int, list[str]]] = {version.pk: {} for version in versions}
     for version in versions:
         reasons[version.pk].setdefault(version.created_by_id, []).append("registered the version")
@@ -256,6 +240,61 @@ def separation_of_duties_excluded_many(
         version_id: {pk: {"principal": names.get(pk, str(pk)), "reasons": r} for pk, r in why.items()}
         for version_id, why in reasons.items()
     }
+
+
+def _authors_and_requesters(
+    versions: list[ModelVersion], *, names: dict[int, str], unnamed: set
+) -> tuple[set[tuple[int, int]], set[tuple[int, int]]]:
+    """Who edited each version's card and who requested its promotion (any request, even a closed one), as
+    (version id, user id) pairs; ``names`` gains their usernames and those of ``unnamed``. One version (the dry
+    run, a request's page, a decision, an execution): one prepared statement, plus the names of lineage agents
+    not among them; several (the queue): one statement in all."""
+    edited, requested = set(), set()
+    if len(versions) == 1:
+        version_id = versions[0].pk
+        for user in _people_of_version(version=version_id):
+            names[user.pk] = user.username
+            if user.edited:
+                edited.add((version_id, user.pk))
+            if user.requested:
+                requested.add((version_id, user.pk))
+        if unnamed - set(names):
+            names.update(User.objects.filter(pk__in=unnamed - set(names)).values_list("pk", "username"))
+        return edited, requested
+    version_ids = [version.pk for version in versions]
+    requests = PromotionRequest.objects.filter(model_version__in=version_ids)
+    parts = [requests.values_list("model_version_id", "requested_by_id", "requested_by__username", Value(_REQUESTED))]
+    if unnamed:
+        parts.append(User.objects.filter(pk__in=unnamed).values_list(Value(0), "pk", "username", Value(_NAMED)))
+    tagged = (
+        ModelCardRevision.objects.filter(card__model_version__in=version_ids)
+        .values_list("card__model_version_id", "author_id", "author__username", Value(_EDITED))
+        .order_by()
+        .union(*[part.order_by() for part in parts], all=True)
+    )
+    for version_id, user_id, username, tag in tagged:
+        names[user_id] = username
+        if tag != _NAMED:
+            (edited if tag == _EDITED else requested).add((version_id, user_id))
+    return edited, requested
+
+
+# The card's authors and the requesters of one version, with their names, compiled once per connection.
+_people_of_version = Prepared(
+    lambda version: (
+        User.objects.filter(
+            Q(pk__in=ModelCardRevision.objects.filter(card__model_version_id=version).values("author_id"))
+            | Q(pk__in=PromotionRequest.objects.filter(model_version_id=version).values("requested_by_id"))
+        )
+        .annotate(
+            edited=Exists(ModelCardRevision.objects.filter(card__model_version_id=version, author=OuterRef("pk"))),
+            requested=Exists(PromotionRequest.objects.filter(model_version_id=version, requested_by=OuterRef("pk"))),
+        )
+        .only("username")
+        .order_by()
+    ),
+    version=0,
+)
 
 
 def separation_of_duties_check(*, actor: Principal, version: ModelVersion, doing: str) -> None:

@@ -3,7 +3,7 @@ whatever the version has linked: every deployment pipeline may ask it before req
 
 from governance.accounts.access import Principal
 from governance.promotion.selectors import _environment_with_policy
-from governance.promotion.services import _PREPARED, _links_of, _metrics_of, policy_publish
+from governance.promotion.services import _PREPARED, _links_of, _metrics_of, _people_of_version, policy_publish
 from governance.provenance.graph import _runs_of_version, _writers_of_dataset
 from governance.provenance.models import LineageRun, LineageRunDataset
 from tests.factories import PromotionRequestFactory
@@ -43,6 +43,11 @@ def test_the_dry_run_costs_a_fixed_number_of_statements(
     ]  # fmt: skip
     with django_assert_num_queries(DRY_RUN):
         assert dry_run(client, project).json() == body
+    people = [(u.pk, u.username, u.edited, u.requested) for u in _people_of_version(version=ready_version.pk)]
+    assert people == [
+        (u.pk, u.username, u.edited, u.requested) for u in _people_of_version.build(version=ready_version.pk)
+    ]
+    assert people == [(ml_engineer.pk, "mlengineer", True, True)]
 
 
 def _fields(obj, *relations):
