@@ -1,8 +1,11 @@
 """Governance: environments, policies, exceptions, promotion requests, decisions and deployments
 (DESIGN §4 Governance, §5)."""
 
-from django.db import models
+from __future__ import annotations
+
+from django.db import connection, models
 from django.db.models import Q
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from controlplane.labels import label_part
@@ -16,6 +19,27 @@ class EnvironmentKind(models.TextChoices):
 DEFAULT_ENVIRONMENTS = (("staging", EnvironmentKind.STAGING), ("production", EnvironmentKind.PRODUCTION))
 
 
+POLICY_IN_FORCE_FIELDS = ("id", "version", "document")
+
+
+class EnvironmentQuerySet(models.QuerySet):
+    def with_policy_in_force(self) -> EnvironmentQuerySet:
+        """Each environment with its project's policy in force (the highest version) in the same query, for
+        ``Environment.policy_in_force``: the gates' dry run reads both and nothing else of the policy. Plain
+        correlated subqueries (``Subquery`` costs three times the CPU to compile, on the hottest read)."""
+        quote = connection.ops.quote_name
+        policy, environment = quote(Policy._meta.db_table), quote(Environment._meta.db_table)
+
+        def latest(name: str) -> RawSQL:
+            return RawSQL(
+                f"SELECT {policy}.{quote(name)} FROM {policy} WHERE {policy}.{quote('project_id')} = "
+                f"{environment}.{quote('project_id')} ORDER BY {policy}.{quote('version')} DESC LIMIT 1",
+                (), output_field=Policy._meta.get_field(name),
+            )  # fmt: skip
+
+        return self.annotate(**{f"policy_in_force_{name}": latest(name) for name in POLICY_IN_FORCE_FIELDS})
+
+
 class Environment(models.Model):
     """Every project starts with ``staging`` and ``production``; those cannot be deleted, and no
     environment's kind ever changes."""
@@ -25,6 +49,8 @@ class Environment(models.Model):
     kind = models.CharField(max_length=16, choices=EnvironmentKind.choices)
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = EnvironmentQuerySet.as_manager()
 
     class Meta:
         ordering = ["project_id", "name"]
@@ -40,6 +66,17 @@ class Environment(models.Model):
     @property
     def is_default(self) -> bool:
         return self.name in dict(DEFAULT_ENVIRONMENTS)
+
+    @property
+    def policy_in_force(self) -> Policy | None:
+        """The policy ``with_policy_in_force`` loaded with this environment (its id, version and document; the
+        rest loads on access), or None where it was not asked for or the project has none. Policies are
+        immutable, so it is the row as published."""
+        if getattr(self, "policy_in_force_id", None) is None:
+            return None
+        id_, version, document = (getattr(self, f"policy_in_force_{name}") for name in POLICY_IN_FORCE_FIELDS)
+        return Policy.from_db(self._state.db, ["id", "project_id", "version", "document"],
+                              [id_, self.project_id, version, document])  # fmt: skip
 
 
 class Policy(models.Model):

@@ -5,9 +5,11 @@ across projects), deployments and their history. Missing or another project's is
 from datetime import datetime
 
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from controlplane.exceptions import DomainError, NotFound
-from governance.accounts.access import Principal
+from controlplane.prepared import Prepared
+from governance.accounts.access import Principal, project_ids_of
 from governance.accounts.models import Project
 from governance.accounts.selectors import project_get
 from governance.promotion.models import (
@@ -61,15 +63,26 @@ def environment_list(*, project: Project) -> QuerySet[Environment]:
     return Environment.objects.filter(project=project).order_by("name")
 
 
-def environment_get(*, project: Project, name: str, field: str | None = None) -> Environment:
+def environment_get(*, project: Project, name: str, field: str | None = None, with_policy: bool = False) -> Environment:
     """The project's environment ``name``: 404, or where the name came in a body or a query string
-    (``field``), a 400 naming that field."""
-    environment = Environment.objects.filter(project=project, name=name).first()
+    (``field``), a 400 naming that field. ``with_policy``: with the policy in force loaded in the same query
+    (``Environment.policy_in_force``), which gate evaluation then uses instead of reading it again."""
+    if with_policy:
+        environment = _environment_with_policy.first(project=project.pk, name=name)
+    else:  # unique by (project, name): no ORDER BY
+        environment = next(iter(Environment.objects.filter(project=project, name=name).order_by()[:1]), None)
     if environment is None:
         if field:
             raise DomainError(f"No environment '{name}' in this project.", details=[{"field": field}])
         raise NotFound("No such environment.")
     return environment
+
+
+# The dry run's environment, compiled once per connection (controlplane.prepared). Unique by (project, name).
+_environment_with_policy = Prepared(
+    lambda project, name: Environment.objects.filter(project_id=project, name=name).with_policy_in_force().order_by(),
+    project=0, name="",
+)  # fmt: skip
 
 
 def policy_list(*, project: Project) -> QuerySet[Policy]:
@@ -153,16 +166,7 @@ def deployment_at(*, principal: Principal, project: str, model: str, environment
     """What is deployed at ``projects/{project}/deployments/{model}/{environment}/``, with its project, model,
     environment and version, in one query: the enforcement point's path, asked before every rollout. None when
     nothing is deployed there; a missing project, model or environment raises as its own lookup does."""
-    found = (
-        Deployment.objects.filter(
-            project__slug=project,
-            project__in=principal.project_ids(),
-            model__name=model,
-            environment__name=environment,
-        )  # fmt: skip
-        .select_related("project", "model", "environment", "model_version")
-        .first()
-    )
+    found = _deployment_at.first(project=project, model=model, environment=environment, **principal.scope())
     if found is None:
         in_project = project_get(principal=principal, slug=project)
         where = environment_get(project=in_project, name=environment, field="environment")
@@ -170,6 +174,32 @@ def deployment_at(*, principal: Principal, project: str, model: str, environment
             project=in_project, model=model_get(principal=principal, project=in_project, name=model), environment=where
         )
     return found
+
+
+# The enforcement point's lookups, compiled once per connection (controlplane.prepared); rows are read every time.
+# Unique by (model, environment): no ORDER BY.
+_deployment_at = Prepared(
+    lambda project, model, environment, **scope: Deployment.objects.filter(
+        project__in=project_ids_of(**scope), project__slug=project, model__name=model, environment__name=environment
+    )
+    .select_related("project", "model", "environment", "model_version")
+    .order_by(),
+    project="", model="", environment="", user=0, at=timezone.now(), pinned=0,
+)  # fmt: skip
+_deployment_history = Prepared(
+    lambda deployment: DeploymentHistory.objects.filter(deployment_id=deployment).select_related(
+        "model_version", "executed_by"
+    ),
+    deployment=0,
+)
+
+
+def deployment_history_of(deployment: Deployment) -> list[DeploymentHistory]:
+    """A deployment's history, newest first, with each row's version and executor (and the deployment itself)."""
+    rows = _deployment_history(deployment=deployment.pk)
+    for row in rows:
+        row.deployment = deployment
+    return rows
 
 
 def deployment_get(*, project: Project, deployment_id: int) -> Deployment:

@@ -15,10 +15,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
-from django.db.models import OuterRef, Subquery
+from django.db.models import Exists, OuterRef, Q, Subquery, Value
 from django.utils import timezone
 
 from controlplane.exceptions import Conflict, DomainError, Forbidden
+from controlplane.prepared import Prepared
 from governance.accounts.access import Principal, require_in_project, require_role
 from governance.accounts.models import Project, Role, RoleBinding, User
 from governance.audit.chain import canonical, digest
@@ -38,7 +39,7 @@ from governance.promotion.models import (
     WaivableGate,
 )
 from governance.provenance.graph import lineage_agents_many
-from governance.provenance.models import ModelVersionDataset
+from governance.provenance.models import DatasetVersion, ModelVersionDataset
 from governance.registry.models import Metric, ModelCard, ModelCardRevision, ModelVersion, RiskTier, effective_risk_tier
 from governance.registry.services import blank_card, card_content_hash
 
@@ -206,35 +207,94 @@ def _changed(before: dict, after: dict) -> list[str]:
     return sorted(key for key in set(before) | set(after) if before.get(key) != after.get(key))
 
 
+# What each row of ``separation_of_duties_excluded_many``'s one statement says about its user.
+_EDITED, _REQUESTED, _NAMED = 1, 2, 3
+
+
 def separation_of_duties_excluded(version: ModelVersion) -> dict[int, dict]:
     """Who may not approve this version or confirm its risk tier, and why (DESIGN §5)."""
     return separation_of_duties_excluded_many([version])[version.pk]
 
 
-def separation_of_duties_excluded_many(versions: list[ModelVersion]) -> dict[int, dict[int, dict]]:
-    """``separation_of_duties_excluded`` of several versions, by version id, in as many queries as for one."""
+def separation_of_duties_excluded_many(
+    versions: list[ModelVersion], *, links: list[ModelVersionDataset] | None = None
+) -> dict[int, dict[int, dict]]:
+    """``separation_of_duties_excluded`` of several versions, by version id, in as many queries as for one: the
+    lineage walk, then ``_authors_and_requesters``. ``links``: the versions' dataset links (any role, with their
+    dataset versions), where the caller loaded them."""
+    agents = lineage_agents_many(versions, links=links)
+    names = {v.created_by_id: v.created_by.username for v in versions if ModelVersion.created_by.is_cached(v)}
+    people = {version.created_by_id for version in versions} | {a for found in agents.values() for a in found}
+    edited, requested = _authors_and_requesters(versions, names=names, unnamed=people - set(names))
     reasons: dict[int, dict[int, list[str]]] = {version.pk: {} for version in versions}
     for version in versions:
         reasons[version.pk].setdefault(version.created_by_id, []).append("registered the version")
-    authors = ModelCardRevision.objects.filter(card__model_version__in=list(reasons)).values_list(
-        "card__model_version_id", "author_id"
-    )
-    for version_id, author in sorted(set(authors)):
+    for version_id, author in sorted(edited):
         reasons[version_id].setdefault(author, []).append("edited the model card")
-    for version_id, agents in lineage_agents_many(versions).items():
-        for agent in agents:
+    for version_id, found in agents.items():
+        for agent in found:
             reasons[version_id].setdefault(agent, []).append("appears as an agent in the version's lineage")
-    requesters = PromotionRequest.objects.filter(model_version__in=list(reasons)).values_list(
-        "model_version_id", "requested_by_id"
-    )
-    for version_id, requester in sorted(set(requesters)):  # any request of the version, even a closed one
+    for version_id, requester in sorted(requested):
         reasons[version_id].setdefault(requester, []).append("requested its promotion")
-    people = {pk for why in reasons.values() for pk in why}
-    names = dict(User.objects.filter(pk__in=people).values_list("pk", "username"))
     return {
         version_id: {pk: {"principal": names.get(pk, str(pk)), "reasons": r} for pk, r in why.items()}
         for version_id, why in reasons.items()
     }
+
+
+def _authors_and_requesters(
+    versions: list[ModelVersion], *, names: dict[int, str], unnamed: set
+) -> tuple[set[tuple[int, int]], set[tuple[int, int]]]:
+    """Who edited each version's card and who requested its promotion (any request, even a closed one), as
+    (version id, user id) pairs; ``names`` gains their usernames and those of ``unnamed``. One version (the dry
+    run, a request's page, a decision, an execution): one prepared statement, plus the names of lineage agents
+    not among them; several (the queue): one statement in all."""
+    edited, requested = set(), set()
+    if len(versions) == 1:
+        version_id = versions[0].pk
+        for user in _people_of_version(version=version_id):
+            names[user.pk] = user.username
+            if user.edited:
+                edited.add((version_id, user.pk))
+            if user.requested:
+                requested.add((version_id, user.pk))
+        if unnamed - set(names):
+            names.update(User.objects.filter(pk__in=unnamed - set(names)).values_list("pk", "username"))
+        return edited, requested
+    version_ids = [version.pk for version in versions]
+    requests = PromotionRequest.objects.filter(model_version__in=version_ids)
+    parts = [requests.values_list("model_version_id", "requested_by_id", "requested_by__username", Value(_REQUESTED))]
+    if unnamed:
+        parts.append(User.objects.filter(pk__in=unnamed).values_list(Value(0), "pk", "username", Value(_NAMED)))
+    tagged = (
+        ModelCardRevision.objects.filter(card__model_version__in=version_ids)
+        .values_list("card__model_version_id", "author_id", "author__username", Value(_EDITED))
+        .order_by()
+        .union(*[part.order_by() for part in parts], all=True)
+    )
+    for version_id, user_id, username, tag in tagged:
+        names[user_id] = username
+        if tag != _NAMED:
+            (edited if tag == _EDITED else requested).add((version_id, user_id))
+    return edited, requested
+
+
+# The card's authors and the requesters of one version, with their names, compiled once per connection.
+_people_of_version = Prepared(
+    lambda version: (
+        User.objects.filter(
+            Q(pk__in=ModelCardRevision.objects.filter(card__model_version_id=version).values("author_id"))
+            | Q(pk__in=PromotionRequest.objects.filter(model_version_id=version).values("requested_by_id"))
+        )
+        .annotate(
+            edited=Exists(ModelCardRevision.objects.filter(card__model_version_id=version, author=OuterRef("pk"))),
+            requested=Exists(PromotionRequest.objects.filter(model_version_id=version, requested_by=OuterRef("pk"))),
+        )
+        .only("username")
+        .order_by()
+    ),
+    version=0,
+)
 
 
 def separation_of_duties_check(*, actor: Principal, version: ModelVersion, doing: str) -> None:
@@ -281,7 +341,9 @@ class GateContext:
     decisions: list[Decision]
     excluded_reasons: dict[int, dict]
     officer_roles: dict[int, set]
-    exceptions: list[PolicyException]
+    # The active exceptions of (version, environment): read after the gates ran, and only where one that an
+    # exception can waive failed (empty otherwise; no gate reads them).
+    exceptions: list[PolicyException] = field(default_factory=list)
     now: datetime = field(default_factory=timezone.now)
     prefetched: dict[str, Any] = field(default_factory=dict)  # by gate kind: what its ``prefetch`` loaded
 
@@ -340,42 +402,108 @@ def _by(rows, key) -> dict:
     return grouped
 
 
+def _loaded_cards(versions: list[ModelVersion]) -> dict[int, ModelCard | None]:
+    """The cards that came with the versions (``select_related("card")``), by version id: None for a version
+    loaded without one."""
+    cached = ModelVersion.card.related
+    return {version.pk: cached.get_cached_value(version) for version in versions if cached.is_cached(version)}
+
+
+def _loaded_rows(versions: list[ModelVersion], name: str) -> dict[int, list] | None:
+    """The rows of ``name`` prefetched with every one of the versions, by version id; None unless all have them."""
+    found = {}
+    for version in versions:
+        rows = getattr(version, "_prefetched_objects_cache", {}).get(name)
+        if rows is None:
+            return None
+        found[version.pk] = list(rows)
+    return found
+
+
+def _loaded_links(versions: list[ModelVersion]) -> dict[int, list] | None:
+    """``_loaded_rows`` of the dataset links, where each came with its dataset version and dataset."""
+    found = _loaded_rows(versions, "dataset_links")
+    if found is None:
+        return None
+    for link in (link for links in found.values() for link in links):
+        loaded = ModelVersionDataset.dataset_version.is_cached(link)
+        if not (loaded and DatasetVersion.dataset.is_cached(link.dataset_version)):
+            return None
+    return found
+
+
+# A version's dataset links (with their dataset versions and datasets) and metrics, as the gates read them.
+def _links_of(version: int | None = None, versions: list[int] | None = None):
+    found = ModelVersionDataset.objects.select_related("dataset_version__dataset")
+    return found.filter(model_version_id=version) if versions is None else found.filter(model_version__in=versions)
+
+
+def _metrics_of(version: int | None = None, versions: list[int] | None = None):
+    found = Metric.objects.all()
+    return found.filter(model_version_id=version) if versions is None else found.filter(model_version__in=versions)
+
+
+# For one version -- the dry run, a request's page, a decision, an execution -- compiled once per connection.
+_PREPARED = {build: Prepared(build, version=0) for build in (_links_of, _metrics_of)}
+
+
+def _of_versions(build, version_ids: list[int]) -> list:
+    """``build``'s rows of these versions: of one, by its prepared query; of several (the queue), by one query."""
+    if len(version_ids) == 1:
+        return _PREPARED[build](version=version_ids[0])
+    return list(build(versions=version_ids))
+
+
 GateSubject = tuple[ModelVersion, Environment, "PromotionRequest | None"]
 
 
 def _contexts(subjects: list[GateSubject]) -> list[GateContext]:
     """The context of each (version, environment, request), all loaded together: the queries do not grow with
-    the number of subjects. Versions come with ``model`` loaded."""
+    the number of subjects. Versions come with ``model`` loaded. What the caller loaded with them is used, not
+    read again: the policy in force with the environment (``with_policy_in_force``), the card, metrics and
+    dataset links with the version. Exceptions are read later, only where a gate that they waive fails
+    (``_waive``)."""
     now = timezone.now()
     versions = list({version.pk: version for version, _, _ in subjects}.values())
     version_ids = [version.pk for version in versions]
     project_ids = {version.model.project_id for version in versions}
-    policies = _policies_current(project_ids)
-    cards = {card.model_version_id: card for card in ModelCard.objects.filter(model_version__in=version_ids)}
-    links = _by(
-        ModelVersionDataset.objects.filter(model_version__in=version_ids).select_related("dataset_version__dataset"),
-        lambda link: link.model_version_id,
-    )
-    metrics = _by(Metric.objects.filter(model_version__in=version_ids), lambda metric: metric.model_version_id)
+    policies = {
+        environment.project_id: policy
+        for _, environment, _ in subjects
+        if (policy := environment.policy_in_force) is not None
+    }
+    if project_ids - set(policies):
+        policies.update(_policies_current(project_ids - set(policies)))
+    cards = _loaded_cards(versions)
+    if len(cards) < len(versions):
+        cards.update(
+            (card.model_version_id, card)
+            for card in ModelCard.objects.filter(model_version__in=[pk for pk in version_ids if pk not in cards])
+        )
+    links = _loaded_links(versions)
+    if links is None:
+        links = _by(_of_versions(_links_of, version_ids), lambda link: link.model_version_id)
+    metrics = _loaded_rows(versions, "metrics")
+    if metrics is None:
+        metrics = _by(_of_versions(_metrics_of, version_ids), lambda metric: metric.model_version_id)
     requests = [request.pk for _, _, request in subjects if request is not None]
     decisions = _by(
         Decision.objects.filter(request__in=requests, voided_at__isnull=True).select_related("reviewer"),
         lambda decision: decision.request_id,
-    )
+    ) if requests else {}  # fmt: skip
     reviewers = {decision.reviewer_id for found in decisions.values() for decision in found}
     officer_roles: dict[tuple[int, int], set] = {}
     for project_id, user_id, role in (
         RoleBinding.objects.active()
         .filter(project__in=project_ids, principal__in=reviewers, principal__service_project__isnull=True)
         .values_list("project_id", "principal_id", "role")
+        if reviewers
+        else ()
     ):
         officer_roles.setdefault((project_id, user_id), set()).add(role)
-    exceptions = _by(
-        PolicyException.objects.filter(model_version__in=version_ids, revoked_at__isnull=True, expires_at__gt=now)
-        .select_related("granted_by"),
-        lambda exception: (exception.model_version_id, exception.environment_id),
-    )  # fmt: skip
-    excluded = separation_of_duties_excluded_many(versions)
+    excluded = separation_of_duties_excluded_many(
+        versions, links=[link for version_links in links.values() for link in version_links]
+    )
     contexts = []
     for version, environment, request in subjects:
         project_id = version.model.project_id
@@ -394,8 +522,7 @@ def _contexts(subjects: list[GateSubject]) -> list[GateContext]:
             confirmation_note=note,
             request=request, emergency=bool(request and request.emergency), links=version_links,
             metrics=version_metrics, decisions=valid, excluded_reasons=excluded[version.pk],
-            officer_roles={user: roles for user, roles in reviewer_roles.items() if roles},
-            exceptions=exceptions.get((version.pk, environment.pk), []), now=now,
+            officer_roles={user: roles for user, roles in reviewer_roles.items() if roles}, now=now,
         ))  # fmt: skip
     return contexts
 
@@ -420,28 +547,61 @@ def gates_evaluate_many(subjects: list[GateSubject]) -> list[Evaluation]:
         plans.append([GATE_KINDS[spec["kind"]](spec) for spec in specs])
     for gate_class in {type(gate) for plan in plans for gate in plan}:
         gate_class.prefetch(contexts)
-    return [_evaluation(ctx, plan) for ctx, plan in zip(contexts, plans, strict=True)]
+    outcomes = [_outcomes(ctx, plan) for ctx, plan in zip(contexts, plans, strict=True)]
+    _waive(contexts, plans, outcomes)
+    return [_evaluation(ctx, results) for ctx, results in zip(contexts, outcomes, strict=True)]
 
 
-def _evaluation(ctx: GateContext, gates: list) -> Evaluation:
+def _outcomes(ctx: GateContext, gates: list) -> list[GateResult]:
+    """Each gate's result before exceptions: an emergency request's replaced gates are waived."""
     results = []
     for gate in gates:
-        spec = gate.spec
         if ctx.emergency and gate.kind in EMERGENCY_REPLACED:
             results.append(GateResult(gate.kind, WAIVED, "replaced by two governance officers' approvals "
-                                      "(emergency request)", {"emergency": True}, spec))  # fmt: skip
-            continue
-        result = gate.evaluate(ctx)
-        if not result.ok and not gate.floor:
+                                      "(emergency request)", {"emergency": True}, gate.spec))  # fmt: skip
+        else:
+            results.append(gate.evaluate(ctx))
+    return results
+
+
+def _waivable(gate, result: GateResult) -> bool:
+    return not result.ok and not gate.floor
+
+
+def _waive(contexts: list[GateContext], plans: list[list], outcomes: list[list[GateResult]]) -> None:
+    """Apply the active exceptions to the gates that fail and that they can waive (never a floor gate). They are
+    read, in one query, only for the contexts that have such a gate: a version that passes needs none."""
+    failing = [
+        index
+        for index, (plan, results) in enumerate(zip(plans, outcomes, strict=True))
+        if any(_waivable(gate, result) for gate, result in zip(plan, results, strict=True))
+    ]
+    if not failing:
+        return
+    exceptions = _by(
+        PolicyException.objects.filter(
+            model_version__in={contexts[index].version.pk for index in failing}, revoked_at__isnull=True,
+            expires_at__gt=contexts[0].now,
+        ).select_related("granted_by"),
+        lambda exception: (exception.model_version_id, exception.environment_id),
+    )  # fmt: skip
+    for index in failing:
+        ctx, results = contexts[index], outcomes[index]
+        ctx.exceptions = exceptions.get((ctx.version.pk, ctx.environment.pk), [])
+        for position, (gate, result) in enumerate(zip(plans[index], results, strict=True)):
+            if not _waivable(gate, result):
+                continue
             waiver = next((e for e in ctx.exceptions if e.gate == gate.kind and e.target in ("", gate.target)), None)
             if waiver is not None:
-                result = GateResult(
+                results[position] = GateResult(
                     gate.kind, WAIVED,
                     f"waived by the exception '{waiver.name}' granted by {waiver.granted_by.username} until "
                     f"{waiver.expires_at:%Y-%m-%d %H:%M} UTC (was: {result.reason})",
-                    {**result.evidence, "exception": waiver.pk}, spec,
+                    {**result.evidence, "exception": waiver.pk}, gate.spec,
                 )  # fmt: skip
-        results.append(result)
+
+
+def _evaluation(ctx: GateContext, results: list[GateResult]) -> Evaluation:
     evidence = evidence_of(ctx.version, policy=ctx.policy, card=ctx.card, links=ctx.links, metrics=ctx.metrics)
     return Evaluation(
         version=ctx.version, environment=ctx.environment, policy_version=ctx.policy.version, tier=ctx.tier,

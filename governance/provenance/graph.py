@@ -26,6 +26,7 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 
 from controlplane.exceptions import DomainError, NotFound
+from controlplane.prepared import Prepared
 from governance.accounts.access import Principal
 from governance.accounts.models import Project
 from governance.provenance.models import (
@@ -493,18 +494,42 @@ def lineage_upstream(model_version: ModelVersion) -> Upstream:
     return lineage_upstream_many([model_version])[model_version.pk]
 
 
-def lineage_upstream_many(model_versions: Iterable[ModelVersion]) -> dict[int, Upstream]:
+# The walk's first reads when it starts from one version on one dataset (the gates' dry run), compiled once per
+# connection (controlplane.prepared); several use the ``__in`` queries beside them, which answer the same rows.
+_runs_of_version = Prepared(lambda version: LineageRun.objects.filter(model_version_id=version).order_by(), version=0)
+_writers_of_dataset = Prepared(
+    lambda dataset: LineageRunDataset.objects.filter(
+        dataset_id=dataset, direction=LineageRunDataset.Direction.OUTPUT
+    ).order_by(),
+    dataset=0,
+)
+
+
+def lineage_upstream_many(
+    model_versions: Iterable[ModelVersion], *, links: Iterable[ModelVersionDataset] | None = None
+) -> dict[int, Upstream]:
     """``lineage_upstream`` of several versions, by version id, walked side by side: each step of the walk is
     one query for all of them, so the number of queries grows with the depth of the lineage, not with the
-    number of versions (the officer's queue evaluates every request's gates at once)."""
+    number of versions (the officer's queue evaluates every request's gates at once). ``links``: every dataset
+    link of these versions (any role, with its dataset version), where the caller has them already."""
     ups = {version.pk: Upstream(model_version=version) for version in model_versions}
-    links = ModelVersionDataset.objects.filter(model_version__in=list(ups), role__in=UPSTREAM_ROLES)
+    if links is None:
+        links = ModelVersionDataset.objects.filter(model_version__in=list(ups), role__in=UPSTREAM_ROLES).select_related(
+            "dataset_version__dataset", "created_by"
+        )
+    else:
+        links = [link for link in links if link.role in UPSTREAM_ROLES]
     wanted: dict[int, dict[int, set[int | None]]] = {pk: {} for pk in ups}
-    for link in links.select_related("dataset_version__dataset", "created_by"):
+    for link in links:
         ups[link.model_version_id].links.append(link)
         wanted[link.model_version_id].setdefault(link.dataset_version.dataset_id, set()).add(link.dataset_version_id)
     new_runs: dict[int, dict[int, LineageRun]] = {pk: {} for pk in ups}
-    for run in LineageRun.objects.filter(model_version__in=list(ups)):
+    # Orders: the last query's sets that of ``runs``, each step's rows that of ``io``; the other reads need none.
+    if len(ups) == 1:
+        first = _runs_of_version(version=next(iter(ups)))
+    else:
+        first = LineageRun.objects.filter(model_version__in=list(ups)).order_by()
+    for run in first:
         new_runs[run.model_version_id][run.pk] = run
     seen: dict[int, dict[int, set[int | None]]] = {pk: {} for pk in ups}
     for _ in range(MAX_DEPTH):
@@ -529,18 +554,24 @@ def lineage_upstream_many(model_versions: Iterable[ModelVersion]) -> dict[int, U
                 fresh[pk] = unseen
         if not fresh:
             break
-        outputs = list(
-            LineageRunDataset.objects.filter(
-                dataset_id__in={d for unseen in fresh.values() for d in unseen},
-                direction=LineageRunDataset.Direction.OUTPUT,
+        datasets = {d for unseen in fresh.values() for d in unseen}
+        if len(datasets) == 1:
+            outputs = _writers_of_dataset(dataset=next(iter(datasets)))
+        else:
+            outputs = list(
+                LineageRunDataset.objects.filter(
+                    dataset_id__in=datasets, direction=LineageRunDataset.Direction.OUTPUT
+                ).order_by()
             )
-        )
         producing = {
             pk: {row.run_id for row in outputs if row.run_id not in ups[pk].runs and _produces(row, unseen)}
             for pk, unseen in fresh.items()
         }
         wanted_runs = {run_id for run_ids in producing.values() for run_id in run_ids}
-        found = {run.pk: run for run in LineageRun.objects.filter(pk__in=wanted_runs).select_related("job", "agent")}
+        found = {
+            run.pk: run
+            for run in LineageRun.objects.filter(pk__in=wanted_runs).select_related("job", "agent").order_by()
+        }
         new_runs = {pk: {} for pk in ups}
         for pk, run_ids in producing.items():
             new_runs[pk] = {run_id: found[run_id] for run_id in run_ids if run_id in found}
@@ -558,10 +589,13 @@ def lineage_agents(model_version: ModelVersion) -> set[int]:
     return lineage_agents_many([model_version])[model_version.pk]
 
 
-def lineage_agents_many(model_versions: Iterable[ModelVersion]) -> dict[int, set[int]]:
-    """``lineage_agents`` of several versions, by version id, in as many queries as for one."""
+def lineage_agents_many(
+    model_versions: Iterable[ModelVersion], *, links: Iterable[ModelVersionDataset] | None = None
+) -> dict[int, set[int]]:
+    """``lineage_agents`` of several versions, by version id, in as many queries as for one (``links``: as for
+    ``lineage_upstream_many``)."""
     versions = list(model_versions)
-    ups = lineage_upstream_many(versions)
+    ups = lineage_upstream_many(versions, links=links)
     agents = {pk: {run.agent_id for run in upstream.runs.values()} for pk, upstream in ups.items()}
     run_ids = {run.run_id for upstream in ups.values() for run in upstream.runs.values()}
     if run_ids:

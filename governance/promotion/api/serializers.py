@@ -16,6 +16,7 @@ from governance.promotion.models import (
     PromotionRequest,
     WaivableGate,
 )
+from governance.promotion.selectors import deployment_history_of
 from governance.registry.models import RiskTier
 
 
@@ -224,9 +225,7 @@ class DeploymentDetailSerializer(DeploymentSerializer):
         read_only_fields = fields
 
     def get_history(self, deployment) -> list[dict]:
-        rows = deployment.history.select_related("model_version", "executed_by", "deployment__model",
-                                                 "deployment__environment")  # fmt: skip
-        return HistorySerializer(rows, many=True).data
+        return HistorySerializer(deployment_history_of(deployment), many=True).data
 
 
 class VerifySerializer(StrictSerializer):

@@ -176,10 +176,9 @@ class GateEvaluationView(VersionMixin, ProjectApiView):
     @extend_schema(responses={200: dict})
     def get(self, request, project, model, version):
         name = self.filters["environment"]
-        evaluation = services.gates_evaluate(
-            version=self.version,
-            environment=selectors.environment_get(project=self.project, name=name, field="environment"),
-        )
+        version = self.version  # first: it loads the project with it, in the same query
+        environment = selectors.environment_get(project=self.project, name=name, field="environment", with_policy=True)
+        evaluation = services.gates_evaluate(version=version, environment=environment)
         return Response(evaluation.as_dict())
 
 

@@ -14,7 +14,7 @@ from tests.governance.registry.test_registry import versions_url
 
 QUEUE = "/api/v1/promotion-requests/"
 UNCONFIRMED = "unconfirmed — counts as high"
-QUEUE_QUERIES = 29
+QUEUE_QUERIES = 26
 
 
 def register(project, ml_engineer, training_data, *, card=True):
