@@ -85,9 +85,9 @@ class AccessLogMiddleware:
     def _write(self, request, response, started) -> None:
         user, key = _principal(request)
         match = getattr(request, "resolver_match", None)
-        entry = AccessLogEntry(
+        row = dict(
             at=started,
-            principal=user,
+            principal_id=user.pk if user else None,
             principal_name=user.get_username()[:200] if user else "",
             key_prefix=key.prefix if key else "",
             method=(request.method or "")[:10],
@@ -103,9 +103,9 @@ class AccessLogMiddleware:
             # Inside someone's transaction (ATOMIC_REQUESTS, tests): a savepoint keeps a failed insert from
             # poisoning it, and the transaction's commit stays synchronous.
             with transaction.atomic():
-                _insert(entry, asynchronous=False)
+                _insert(row, asynchronous=False)
         else:
-            _insert(entry, asynchronous=connection.vendor == "postgresql")
+            _insert(row, asynchronous=connection.vendor == "postgresql")
 
 
 def _detail(request, response) -> str:
@@ -201,10 +201,11 @@ def _insert_statement(vendor: str, asynchronous: bool):
     return sql, fields
 
 
-def _insert(entry: AccessLogEntry, *, asynchronous: bool) -> None:
-    """``INSERT`` without ``Model.save()``'s machinery (signals, fetching the new id back). Values still go
-    through each field's own conversion, so SQLite and PostgreSQL store what the ORM would."""
+def _insert(row: dict, *, asynchronous: bool) -> None:
+    """``INSERT`` of ``row`` (a value per column's attribute name) without a model instance and ``Model.save()``'s
+    machinery (signals, fetching the new id back). Values still go through each field's own conversion, so SQLite
+    and PostgreSQL store what the ORM would."""
     sql, fields = _insert_statement(connection.vendor, asynchronous)
-    params = [f.get_db_prep_save(getattr(entry, f.attname), connection) for f in fields]
+    params = [f.get_db_prep_save(row[f.attname], connection) for f in fields]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
