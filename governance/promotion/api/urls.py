@@ -11,6 +11,9 @@ from . import views
 deployment = f"{project}deployments/<str:model>/<slug:environment>/"
 
 urlpatterns = [
+    # The enforcement point first: deployment systems ask it before every rollout (governance/urls.py).
+    path(f"{deployment}", views.DeploymentDetailView.as_view(), name="deployment-detail"),
+    path(f"{deployment}verify/", views.DeploymentVerifyView.as_view(), name="deployment-verify"),
     path(
         f"{version}model-card/confirm-risk-tier/",
         views.RiskTierConfirmView.as_view(),
@@ -32,8 +35,6 @@ urlpatterns = [
     path(f"{project}promotion-requests/<int:pk>/execute/", views.ExecuteView.as_view(), name="promotion-execute"),
     path(f"{project}deployments/", views.DeploymentListView.as_view(), name="deployment-list"),
     path(f"{project}deployments/history/", views.DeploymentHistoryView.as_view(), name="deployment-history"),
-    path(f"{deployment}", views.DeploymentDetailView.as_view(), name="deployment-detail"),
-    path(f"{deployment}verify/", views.DeploymentVerifyView.as_view(), name="deployment-verify"),
     path(f"{deployment}suspend/", views.SuspendView.as_view(), name="deployment-suspend"),
     path(f"{deployment}resume/", views.ResumeView.as_view(), name="deployment-resume"),
 ]
