@@ -18,17 +18,7 @@ from governance.registry.api.serializers import ModelVersionSerializer
 from governance.registry.models import ModelVersion
 from governance.registry.selectors import _version_at, model_version_at, model_version_get, model_version_list
 from tests.factories import DeploymentFactory, MetricFactory, RegisteredVersionFactory
-
-
-def _fields(obj, *relations):
-    """Every concrete field of ``obj`` and of each of its (dotted) select_related ``relations``."""
-    out = {}
-    for path in ("", *relations):
-        target = obj
-        for part in filter(None, path.split(".")):
-            target = getattr(target, part)
-        out[path] = {f.attname: getattr(target, f.attname) for f in target._meta.concrete_fields}
-    return out
+from tests.prepared import fields_of
 
 
 def test_a_prepared_lookup_answers_what_its_queryset_answers(project, ml_engineer, django_assert_num_queries):
@@ -39,9 +29,9 @@ def test_a_prepared_lookup_answers_what_its_queryset_answers(project, ml_enginee
 
     with django_assert_num_queries(1):
         prepared = _version_at(**values)
-        rows = [_fields(v, *relations) for v in prepared]  # the related objects came with the row
+        rows = [fields_of(v, *relations) for v in prepared]  # the related objects came with the row
     expected = list(_version_at.build(**values))
-    assert rows == [_fields(v, *relations) for v in expected]
+    assert rows == [fields_of(v, *relations) for v in expected]
     assert len(prepared) == 1
 
     # Compiled once per connection: the second call (other values) reuses the SQL and still reads nothing lazily.

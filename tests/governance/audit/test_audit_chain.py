@@ -218,6 +218,26 @@ def test_only_auditors_and_admins_verify(api, project, ml_engineer, outsider):
     assert denied.exists()
 
 
+def _in_threads(write, n: int) -> list:
+    """Run ``write(0)`` .. ``write(n - 1)`` each in its own thread (and database connection); the errors raised."""
+    errors = []
+
+    def run(k):
+        try:
+            write(k)
+        except Exception as exc:  # noqa: BLE001 - reported to the test
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_writers_never_fork_a_chain(staff, admin_user):
@@ -225,23 +245,12 @@ def test_concurrent_writers_never_fork_a_chain(staff, admin_user):
 
     project = project_create(actor=Principal(staff), slug="busy", name="Busy", admin=admin_user)
     before = AuditEvent.objects.filter(project=project).count()
-    errors = []
 
-    def writer(n):
-        try:
-            for i in range(15):
-                audit_record(action="test.concurrent", actor=Principal.system(), project=project, diff={"w": n, "i": i})
-        except Exception as exc:  # noqa: BLE001
-            errors.append(exc)
-        finally:
-            connections.close_all()
+    def write(n):
+        for i in range(15):
+            audit_record(action="test.concurrent", actor=Principal.system(), project=project, diff={"w": n, "i": i})
 
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert _in_threads(write, 6) == []
     chain = chain_of(project.pk)
     sequences = list(AuditEvent.objects.filter(chain=chain).values_list("sequence", flat=True).order_by("sequence"))
     assert sequences == list(range(1, len(sequences) + 1))
@@ -263,28 +272,16 @@ def test_writers_that_wait_for_the_head_link_to_the_event_they_waited_for(staff,
 
     project = project_create(actor=Principal(staff), slug="queue", name="Queue", admin=admin_user)
     before = AuditEvent.objects.filter(project=project).count()
-    errors, barrier = [], threading.Barrier(5)
+    barrier = threading.Barrier(5)
 
-    def writer(n):
-        try:
-            barrier.wait()
-            for i in range(8):
-                with transaction.atomic():
-                    audit_record(
-                        action="test.waiting", actor=Principal.system(), project=project, diff={"w": n, "i": i}
-                    )
-                    time.sleep(0.005)
-        except Exception as exc:  # noqa: BLE001
-            errors.append(exc)
-        finally:
-            connections.close_all()
+    def write(n):
+        barrier.wait()
+        for i in range(8):
+            with transaction.atomic():
+                audit_record(action="test.waiting", actor=Principal.system(), project=project, diff={"w": n, "i": i})
+                time.sleep(0.005)
 
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(5)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert _in_threads(write, 5) == []
     chain = chain_of(project.pk)
     sequences = list(AuditEvent.objects.filter(chain=chain).values_list("sequence", flat=True).order_by("sequence"))
     assert sequences == list(range(1, before + 5 * 8 + 1))

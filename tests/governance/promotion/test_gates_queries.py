@@ -9,6 +9,7 @@ from governance.provenance.models import LineageRun, LineageRunDataset
 from tests.factories import PromotionRequestFactory
 from tests.governance.provenance.lineage_events import dataset, ingest, model_facet, run_event
 from tests.governance.registry.test_registry import versions_url
+from tests.prepared import fields_of
 
 # The key; the version with its model, project, registrant and card; the environment with the policy in force;
 # the version's dataset links and metrics; for separation of duties, the lineage walk (the version's runs, what
@@ -50,22 +51,12 @@ def test_the_dry_run_costs_a_fixed_number_of_statements(
     assert people == [(ml_engineer.pk, "mlengineer", True, True)]
 
 
-def _fields(obj, *relations):
-    out = {}
-    for path in ("", *relations):
-        target = obj
-        for part in filter(None, path.split(".")):
-            target = getattr(target, part)
-        out[path] = {f.attname: getattr(target, f.attname) for f in target._meta.concrete_fields}
-    return out
-
-
 def test_the_prepared_reads_answer_what_their_querysets_answer(project, ready_version, django_assert_num_queries):
     for build, relations in ((_links_of, ("dataset_version", "dataset_version.dataset")), (_metrics_of, ())):
         with django_assert_num_queries(1):
-            prepared = [_fields(row, *relations) for row in _PREPARED[build](version=ready_version.pk)]
-        assert prepared == [_fields(row, *relations) for row in build(version=ready_version.pk)]
-        assert prepared == [_fields(row, *relations) for row in build(versions=[ready_version.pk])]
+            prepared = [fields_of(row, *relations) for row in _PREPARED[build](version=ready_version.pk)]
+        assert prepared == [fields_of(row, *relations) for row in build(version=ready_version.pk)]
+        assert prepared == [fields_of(row, *relations) for row in build(versions=[ready_version.pk])]
         assert len(prepared) == 1
     values, published = {"project": project.pk, "name": "production"}, project.policies.get()
     with django_assert_num_queries(1):
@@ -75,7 +66,7 @@ def test_the_prepared_reads_answer_what_their_querysets_answer(project, ready_ve
             published.pk, project.pk, 1, published.document,
         )  # fmt: skip
     (expected,) = _environment_with_policy.build(**values)
-    assert _fields(environment) == _fields(expected)
+    assert fields_of(environment) == fields_of(expected)
     assert expected.policy_in_force.document == published.document
     assert policy.document_hash == published.document_hash  # the rest of the row loads on access
     assert _environment_with_policy.first(project=project.pk, name="nowhere") is None
@@ -97,9 +88,9 @@ def test_the_walks_prepared_reads_answer_what_their_querysets_answer(project, ml
         "train", inputs=[dataset("train", version="1")], run_facets=model_facet("fraud-gbm", 1)))  # fmt: skip
     ingest(Principal(ml_engineer), project, run_event("prepare", outputs=[dataset("train", version="1")]))
     (run,) = _runs_of_version(version=ready_version.pk)
-    assert _fields(run) == _fields(LineageRun.objects.get(model_version=ready_version))
+    assert fields_of(run) == fields_of(LineageRun.objects.get(model_version=ready_version))
     dataset_id = ready_version.dataset_links.get().dataset_version.dataset_id
     writers = _writers_of_dataset(dataset=dataset_id)
     expected = LineageRunDataset.objects.filter(dataset_id__in=[dataset_id], direction="output")
-    assert sorted(map(_fields, writers), key=str) == sorted(map(_fields, expected), key=str)
+    assert sorted(map(fields_of, writers), key=str) == sorted(map(fields_of, expected), key=str)
     assert len(writers) == 1
