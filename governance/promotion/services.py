@@ -41,6 +41,7 @@ from governance.promotion.models import (
 from governance.provenance.graph import lineage_agents_many
 from governance.provenance.models import DatasetVersion, ModelVersionDataset
 from governance.registry.models import Metric, ModelCard, ModelCardRevision, ModelVersion, RiskTier, effective_risk_tier
+from governance.registry.selectors import version_dataset_links, version_metrics
 from governance.registry.services import blank_card, card_content_hash
 
 log = logging.getLogger(__name__)
@@ -443,8 +444,9 @@ def _metrics_of(version: int | None = None, versions: list[int] | None = None):
     return found.filter(model_version_id=version) if versions is None else found.filter(model_version__in=versions)
 
 
-# For one version -- the dry run, a request's page, a decision, an execution -- compiled once per connection.
-_PREPARED = {build: Prepared(build, version=0) for build in (_links_of, _metrics_of)}
+# For one version -- the dry run, a request's page, a decision, an execution -- the registry's prepared reads
+# (the same querysets as ``build(version=...)``).
+_PREPARED = {_links_of: version_dataset_links, _metrics_of: version_metrics}
 
 
 def _of_versions(build, version_ids: list[int]) -> list:

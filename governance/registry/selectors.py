@@ -132,8 +132,10 @@ _version_at = Prepared(
     .order_by(),
     project="", model="", version=0, user=0, at=timezone.now(), pinned=0,
 )  # fmt: skip
-_version_metrics = Prepared(lambda version: Metric.objects.filter(model_version_id=version), version=0)
-_version_links = Prepared(
+# A version's metrics and its dataset links (with their dataset versions and datasets), one version's each: the
+# representation's and the gates' reads.
+version_metrics = Prepared(lambda version: Metric.objects.filter(model_version_id=version), version=0)
+version_dataset_links = Prepared(
     lambda version: ModelVersionDataset.objects.filter(model_version_id=version).select_related(
         "dataset_version__dataset"
     ),
@@ -151,7 +153,7 @@ def _with_representation(version: ModelVersion) -> None:
     """What the version's representation shows besides its row, by three prepared queries."""
     pk = version.pk
     version_children_set(
-        version, metrics=_version_metrics(version=pk), dataset_links=_version_links(version=pk),
+        version, metrics=version_metrics(version=pk), dataset_links=version_dataset_links(version=pk),
         lineage_runs=_version_runs(version=pk),
     )  # fmt: skip
 

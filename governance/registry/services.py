@@ -326,6 +326,10 @@ def model_version_register(
             pass  # created concurrently (by model_create, which does not take the artifact link lock)
         model, version, candidates = _version_insert(project=project, model_name=model_name, values=values)
 
+    # The dataset versions the links and metrics name, read once (a new version's and a retry's alike).
+    found = _dataset_versions_in(
+        project, [link["dataset_version"] for link in datasets] + [m.get("dataset_version") for m in metrics]
+    )
     if version is None:
         existing = (
             ModelVersion.objects.filter(model=model, artifact_sha256=artifact_sha256).prefetch_related("metrics").get()
@@ -341,9 +345,6 @@ def model_version_register(
             )
         existing.model = model
         # A retry may carry what the first attempt already stored; anything new is recorded as an addition.
-        found = _dataset_versions_in(
-            project, [link["dataset_version"] for link in datasets] + [m.get("dataset_version") for m in metrics]
-        )
         _record_additions(
             actor=actor,
             version=existing,
@@ -355,9 +356,6 @@ def model_version_register(
         return existing, False
 
     version.model = model
-    found = _dataset_versions_in(
-        project, [link["dataset_version"] for link in datasets] + [m.get("dataset_version") for m in metrics]
-    )
     links = _add_links(actor=actor, version=version, links=datasets, new=True, found=found)
     added = _add_metrics(actor=actor, version=version, metrics=metrics, new=True, found=found) if metrics else []
     audit_record(
